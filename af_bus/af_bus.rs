@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! AF_BUS: a socket address family for bus-oriented IPC.
+//!
+//! A socket `bind()`s a bus and becomes its master; other sockets join by
+//! writing to the master, whose control messages grant them addresses.
+//! See `Documentation/af_bus.rst`.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::prelude::*;
+
+// The policy-free core, shared with the host test crate (`core_lib.rs`).
+pub mod addr;
+pub mod uapi;
+
+mod bus;
+mod proc;
+mod socket;
+
+module! {
+    type: AfBus,
+    name: "af_bus",
+    author: "AF_BUS developers",
+    description: "AF_BUS: bus-oriented IPC sockets",
+    license: "GPL",
+    alias: ["net-pf-46"],
+}
+
+/// The registry of the loaded module (null before `init` and after `drop`).
+static REGISTRY: AtomicPtr<bus::Registry> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The registry of buses and sockets.
+fn registry() -> &'static bus::Registry {
+    let p = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: `REGISTRY` is set before the family is registered and cleared
+    // after it is unregistered; every caller is a socket or procfs
+    // operation, which can only run in between (sockets hold a module
+    // reference, procfs entries are removed before unregistering).
+    unsafe { &*p }
+}
+
+struct AfBus {
+    registration: Option<socket::Registration>,
+    _registry: Pin<KBox<bus::Registry>>,
+}
+
+impl kernel::Module for AfBus {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registry = KBox::pin_init(bus::Registry::new(), GFP_KERNEL)?;
+        REGISTRY.store(
+            core::ptr::from_ref(&*registry).cast_mut(),
+            Ordering::Release,
+        );
+        let registration = match socket::Registration::new() {
+            Ok(r) => r,
+            Err(e) => {
+                REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
+                return Err(e);
+            }
+        };
+        pr_info!("AF_BUS family {} registered\n", uapi::AF_BUS);
+        Ok(AfBus {
+            registration: Some(registration),
+            _registry: registry,
+        })
+    }
+}
+
+impl Drop for AfBus {
+    fn drop(&mut self) {
+        // Unregister the family, then forget the registry it used.
+        drop(self.registration.take());
+        REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
+    }
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * AF_BUS: sockets for bus-oriented IPC.
+ *
+ * A socket bind()s a bus and becomes its master.  Other sockets send
+ * their first message to the master's address, which makes them pending
+ * endpoints with a kernel handle; the master's replies carry SOL_BUS
+ * control messages that grant addresses and multicast matches.  See
+ * Documentation/af_bus.rst.
+ */
+#ifndef _UAPI_LINUX_BUS_H
+#define _UAPI_LINUX_BUS_H
+
+#include <linux/types.h>
+#include <linux/socket.h>
+
+/* The family and level numbers also live in <linux/socket.h> in-kernel. */
+#ifndef AF_BUS
+#define AF_BUS			46
+#endif
+#ifndef PF_BUS
+#define PF_BUS			AF_BUS
+#endif
+#ifndef SOL_BUS
+#define SOL_BUS			288
+#endif
+#define BUS_SOCKET		SOL_BUS		/* the design's name for SOL_BUS */
+
+#define BUS_PATH_MAX		60
+#define BUS_ADDR_COMP_MAX	8
+#define BUS_ADDR_MAX		(BUS_ADDR_COMP_MAX * sizeof(__u64))
+
+/*
+ * An AF_BUS address: the bus (sbus_path) and an address on it
+ * (sbus_addr_ncomp 64-bit components of sbus_addr, compared as bytes).
+ *
+ * sbus_path starting with a non-NUL byte is a filesystem path; starting
+ * with NUL it is an abstract name (the bytes up to the next NUL) scoped
+ * to the network namespace.  A path part whose last byte is '*' makes a
+ * multicast address, whose components are a bloom-filter bitmap.
+ * sbus_addr_ncomp == 0 is the kernel itself.
+ *
+ * Input may also use the compact layout: with an address length shorter
+ * than sizeof(struct sockaddr_bus), the address part is the last
+ * sbus_addr_ncomp * 8 bytes and the path part everything between
+ * sbus_addr_ncomp and it.  The kernel always outputs this layout.
+ */
+struct sockaddr_bus {
+	__kernel_sa_family_t	sbus_family;		/* AF_BUS */
+	unsigned short		sbus_addr_ncomp;	/* components used */
+	char			sbus_path[BUS_PATH_MAX];
+	__u64			sbus_addr[BUS_ADDR_COMP_MAX];
+};
+
+/* The first byte of every endpoint handle (":<decimal id>"). */
+#define BUS_HANDLE_PREFIX	':'
+/* The last byte of the path part of a multicast address. */
+#define BUS_MULTICAST_MARK	'*'
+
+/*
+ * Control messages at level SOL_BUS.  The grants (SCM_OWNED_ADDR to
+ * SCM_MULTICAST_SEND) are only accepted from the bus master, are applied
+ * atomically with the delivery of the message carrying them, and are
+ * seen by the receiver.  Each carries one struct sockaddr_bus.
+ */
+#define SCM_OWNED_ADDR		1	/* destination now owns the address */
+#define SCM_REVOKE_ADDR		2	/* destination loses the address */
+#define SCM_MULTICAST_MATCH	3	/* destination receives this mask */
+#define SCM_MULTICAST_UNMATCH	4	/* match grant withdrawn */
+#define SCM_MULTICAST_SEND	5	/* destination may send in this mask */
+#define SCM_SRC_ADDR		6	/* send from this owned address */
+#define SCM_DST_ADDR		7	/* recvmsg: the address it was sent to */
+
+/* Socket options at level SOL_BUS. */
+#define BUS_POLICY		1	/* __u32 BUS_POLICY_* flags; master only */
+#define BUS_ADDRS		2	/* get: owned addresses, handle first */
+#define BUS_RX_RING		3	/* set: struct bus_ring_req */
+#define BUS_NO_ENOBUFS		4	/* int: no ENOBUFS after drops */
+#define BUS_DROPS		5	/* get: __u32 messages dropped so far */
+
+/* BUS_POLICY flags. */
+#define BUS_POLICY_MCAST_SEND_GRANTED	(1U << 0)
+
+/*
+ * Kernel notifications to the master.  Source address: ncomp 0 with the
+ * bus path.  The layout is versioned by size: hdr_len is the size of
+ * this header as the sending kernel knows it, and what follows starts
+ * hdr_len bytes after its beginning.
+ */
+enum bus_notification_type {
+	BUS_NOTIFY_GONE		= 1,	/* count addresses follow, handle first */
+	BUS_NOTIFY_OVERFLOW	= 2,	/* count notifications were dropped */
+};
+
+struct bus_notification {
+	__u32	type;		/* enum bus_notification_type */
+	__u32	hdr_len;	/* sizeof(struct bus_notification) */
+	__u64	count;
+};
+
+/* Receive ring: setsockopt(SOL_BUS, BUS_RX_RING), then mmap. */
+struct bus_ring_req {
+	__u32	frame_size;	/* multiple of BUS_FRAME_ALIGNMENT */
+	__u32	frame_nr;
+};
+
+#define BUS_FRAME_ALIGNMENT	16
+
+/*
+ * One frame.  The reader waits for status == BUS_FRAME_USER (read with
+ * acquire ordering), consumes the frame, and hands it back by storing
+ * BUS_FRAME_KERNEL with release ordering.
+ */
+struct bus_frame_hdr {
+	__u32			status;		/* BUS_FRAME_* */
+	__u32			len;		/* payload bytes */
+	__u32			flags;		/* BUS_FRAME_F_* */
+	__u32			data_offset;	/* payload offset in the frame */
+	__s32			pid;		/* sender, in the reader's namespaces */
+	__u32			uid;
+	__u32			gid;
+	__u32			reserved;
+	struct sockaddr_bus	src;
+	struct sockaddr_bus	dst;
+};
+
+#define BUS_FRAME_KERNEL	0
+#define BUS_FRAME_USER		1
+
+#define BUS_FRAME_F_MULTICAST	(1U << 0)	/* dst is a multicast bitmap */
+
+#endif /* _UAPI_LINUX_BUS_H */

@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build AF_BUS for one kernel: the kernel (cached), af_bus.ko, the
+# kselftests and the examples.
+#
+#   scripts/build.sh base|debug       use the cached kernel of that config
+#   KDIR=/path scripts/build.sh custom use a kernel you built
+#
+# Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO) for the other
+# scripts and prints its path.
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/env.sh"
+BUILD=${BUILD:-$top/build}
+flavour=${1:?usage: build.sh base|debug|custom}
+
+if [ "$flavour" = custom ]; then
+	[ -n "${KDIR:-}" ] || { echo "build.sh: custom needs KDIR" >&2; exit 2; }
+	"$top/scripts/setup.sh" >&2
+	kdir=$(cd "$KDIR" && pwd)
+else
+	kdir=$("$top/scripts/kernel.sh" "$flavour" | tail -n 1)
+fi
+if [ -d "$kdir/source/tools/testing/selftests" ]; then
+	ksrc=$(cd "$kdir/source" && pwd)
+elif [ -d "$kdir/../src/tools/testing/selftests" ]; then
+	ksrc=$(cd "$kdir/../src" && pwd)
+else
+	ksrc=$kdir
+fi
+[ -f "$ksrc/tools/testing/selftests/kselftest_harness.h" ] ||
+	{ echo "build.sh: no kselftest_harness.h under $ksrc" >&2; exit 2; }
+
+out=$BUILD/$flavour
+mkdir -p "$out/module/af_bus" "$out/tests" "$out/splat"
+
+# Build in a copy, so that several kernels can be built for side by side
+# and the tree stays clean.  cp -p keeps mtimes: kbuild stays incremental.
+cp -p "$top/Kbuild" "$out/module/"
+cp -p "$top"/af_bus/*.rs "$top/af_bus/Kbuild" "$out/module/af_bus/"
+rm -f "$out/module/af_bus/core_lib.rs"
+make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/module" ${CLIPPY:+CLIPPY=1} modules >&2
+cp -p "$top/tests/splat/"* "$out/splat/"
+make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/splat" modules >&2
+
+cflags=(-static -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
+	-Wno-missing-field-initializers -Wno-clobbered -Wno-sign-compare
+	-I "$top/include/uapi" -I "$ksrc/tools/testing/selftests")
+for t in "$top"/tests/kselftest/*.c; do
+	gcc "${cflags[@]}" -o "$out/tests/$(basename "$t" .c)" "$t" -lpthread
+done
+mkdir -p "$out/examples"
+for e in "$top"/examples/*.c; do
+	[ -e "$e" ] || continue
+	gcc "${cflags[@]}" -o "$out/examples/$(basename "$e" .c)" "$e"
+done
+
+cat >"$out/vars" <<VARS
+KDIR=$kdir
+KSRC=$ksrc
+BZIMAGE=$kdir/arch/x86/boot/bzImage
+KO=$out/module/af_bus/af_bus.ko
+SPLAT_KO=$out/splat/af_bus_splat.ko
+TESTS=$out/tests
+EXAMPLES=$out/examples
+VARS
+echo "$out/vars"

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: host unit tests, the UAPI header in C and C++, the guest
+# runner's own splat detection, and every kselftest in the debug guest.
+# Ends with "N passed, N failed" counted from the kselftest results.
+
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/env.sh"
+flavour=${1:-debug}
+BUILD=${BUILD:-$top/build}
+problems=()
+
+echo "== setup and build ($flavour kernel)"
+vars=$("$top/scripts/build.sh" "$flavour") || { echo "check: build failed"; echo "0 passed, 1 failed"; exit 1; }
+. "$vars"
+out=$BUILD/$flavour
+
+echo "== host: cargo test (address parsing, UAPI numbers)"
+if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet 2>&1); then
+	problems+=("host unit tests failed")
+fi
+
+echo "== host: rustfmt (the kernel's .rustfmt.toml)"
+if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
+		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs; then
+	echo "ok"
+else
+	problems+=("rustfmt would reformat the files above")
+fi
+
+echo "== host: include/uapi/linux/bus.h compiles alone as C and C++"
+if gcc -std=c99 -Wall -Wextra -Werror -pedantic -I "$top/include/uapi" -fsyntax-only \
+		-x c "$top/tests/uapi/bus_h.c" &&
+	g++ -std=c++11 -Wall -Wextra -Werror -I "$top/include/uapi" -fsyntax-only \
+		-x c++ "$top/tests/uapi/bus_h.c"; then
+	echo "ok"
+else
+	problems+=("bus.h does not compile cleanly")
+fi
+
+echo "== rig: a deliberate WARN and leak must fail the guest run"
+if "$top/scripts/vm.sh" --kernel "$BZIMAGE" --timeout 300 \
+		--add "$SPLAT_KO:/lib/modules/" -- insmod /lib/modules/af_bus_splat.ko \
+		>"$out/splat.log" 2>&1; then
+	problems+=("the guest runner did not notice a deliberate WARN")
+elif grep -q "af_bus_splat: deliberate warning" "$out/splat.log" &&
+	grep -A20 "unreferenced object" "$out/splat.log" | grep -q "do_init_module"; then
+	echo "ok (the run failed on the WARN and on kmemleak's report, as it must)"
+else
+	cat "$out/splat.log"
+	problems+=("the deliberate WARN and leak were not both reported")
+fi
+
+echo "== guest: kselftests on the $flavour kernel"
+adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/")
+for t in "$TESTS"/*; do
+	adds+=(--add "$t:/usr/libexec/af_bus/tests/")
+done
+mkdir -p "$out/log"
+"$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout "${TIMEOUT:-1500}" \
+	--log "$out/log" "${adds[@]}" -- sh /usr/bin/guest-tests.sh
+vm_rc=$?
+
+passed=$(grep -acE '^ok [0-9]+ ' "$out/log/output.log")
+failed=$(grep -acE '^not ok [0-9]+ ' "$out/log/output.log")
+skipped=$(grep -acE '^ok [0-9]+ .*# SKIP' "$out/log/output.log")
+passed=$((passed - skipped))
+[ "$vm_rc" -eq 0 ] || problems+=("the guest run failed (exit $vm_rc; logs in $out/log)")
+[ "$skipped" -eq 0 ] || problems+=("$skipped kselftests skipped")
+[ $((passed + failed)) -gt 0 ] || problems+=("no kselftest ran")
+
+echo
+if [ ${#problems[@]} -gt 0 ]; then
+	for p in "${problems[@]}"; do echo "check: $p"; done
+	# A problem outside the kselftests still fails the run.
+	[ "$failed" -gt 0 ] || failed=$((failed + ${#problems[@]}))
+	echo "$passed passed, $failed failed, $skipped skipped"
+	exit 1
+fi
+echo "$passed passed, $failed failed"
