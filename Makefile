@@ -49,7 +49,8 @@ run:
 			--add "$(PROG):/usr/bin/" -- sh -c "$$(basename $(PROG)) $(ARGS)"; \
 	else \
 		scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
-			--add $$EXAMPLES/bus-demo --add scripts/demo.sh:/usr/bin/ \
+			--add $$EXAMPLES/bus-demo --add $$EXAMPLES/readme-example \
+			--add scripts/demo.sh:/usr/bin/ \
 			-- sh /usr/bin/demo.sh; \
 	fi
 

@@ -8,8 +8,8 @@
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::{Arc, Mutex};
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
 use crate::addr::{encode_unattached, AddrPart, BusAddr, BusPath, PathKind};
@@ -106,6 +106,9 @@ pub(crate) fn bind(sock: &BusSock, addr: &BusAddr) -> Result {
     if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
         return Err(EINVAL);
     }
+    // Allocate up front, so that nothing can fail once the inode exists.
+    let slot = UniqueArc::<Bus>::new_uninit(GFP_KERNEL)?;
+    let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
     // Create the inode before taking the socket lock, as AF_UNIX does: the
     // VFS locks are never taken inside ours.
     let node = match addr.path.kind() {
@@ -115,32 +118,32 @@ pub(crate) fn bind(sock: &BusSock, addr: &BusAddr) -> Result {
     let mut inner = sock.endpoint().inner.lock();
     match inner.role {
         Role::Unattached => {}
-        // Dropping `node` removes the inode again.
+        // Dropping `node` (after the lock) removes the inode again.
         Role::Master(_) => return Err(EINVAL),
     }
-    let (key, node) = match node {
-        Some(node) => {
-            let node = node.commit();
-            (BusKey::Inode(node.inode_id()), Some(node))
-        }
+    let key = match &node {
+        Some(node) => BusKey::Inode(node.inode_id()),
         None => {
             let mut name = [0u8; crate::uapi::BUS_PATH_MAX];
             name[..addr.path.name().len()].copy_from_slice(addr.path.name());
-            (BusKey::Abstract(sock.net_id(), name), None)
+            BusKey::Abstract(sock.net_id(), name)
         }
     };
-    let bus = Arc::new(
-        Bus {
-            path: addr.path,
-            key,
-            master_addr: addr.addr,
-            _node: node,
-        },
-        GFP_KERNEL,
-    )?;
-    crate::registry().add_bus(bus.clone())?;
-    inner.role = Role::Master(bus);
-    Ok(())
+    // An inode is unique while its bus holds it, so only an abstract name
+    // can be taken; check before the inode is kept.
+    let registry = crate::registry();
+    registry.claim(key, reservation, || {
+        let bus: Arc<Bus> = slot
+            .write(Bus {
+                path: addr.path,
+                key,
+                master_addr: addr.addr,
+                _node: node.map(NewSocketNode::commit),
+            })
+            .into();
+        inner.role = Role::Master(bus.clone());
+        bus
+    })
 }
 
 /// Every bus and every socket of the module.
@@ -196,15 +199,19 @@ impl Registry {
         Ok(out)
     }
 
-    /// Names a new bus; `EADDRINUSE` if its name is taken.
-    fn add_bus(&self, bus: Arc<Bus>) -> Result {
-        let key = bus.key;
-        let node = RBTreeNode::new(key, bus, GFP_KERNEL)?;
+    /// Names a new bus made by `make` under `key`; `EADDRINUSE`, without
+    /// calling `make`, if the name is taken.
+    fn claim(
+        &self,
+        key: BusKey,
+        reservation: RBTreeNodeReservation<BusKey, Arc<Bus>>,
+        make: impl FnOnce() -> Arc<Bus>,
+    ) -> Result {
         let mut inner = self.inner.lock();
         if inner.buses.get(&key).is_some() {
             return Err(errno::eaddrinuse());
         }
-        inner.buses.insert(node);
+        inner.buses.insert(reservation.into_node(key, make()));
         Ok(())
     }
 

@@ -12,7 +12,6 @@ use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use kernel::bindings;
 use kernel::error::{code::*, Error, Result};
 use kernel::init::PinInit;
-use kernel::prelude::*;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 use crate::addr::{AddrError, BusAddr, BusPath};
@@ -110,10 +109,9 @@ const fn c_name<const N: usize>(s: &[u8]) -> [c_char; N] {
 /// is the size of this struct, and `endpoint` is initialised from the
 /// end of `bus_create` until `bus_sock_destruct`.
 #[repr(C)]
-#[pin_data]
 pub(crate) struct BusSock {
     sk: Opaque<bindings::sock>,
-    #[pin]
+    // Pinned: initialised in place by `bus_create`, never moved.
     endpoint: Endpoint,
 }
 
@@ -234,14 +232,6 @@ unsafe impl Send for PathRef {}
 // SAFETY: shared access only reads the pointers.
 unsafe impl Sync for PathRef {}
 
-impl PathRef {
-    /// Identity of the inode this path ends at (never dereferenced).
-    pub(crate) fn inode_id(&self) -> usize {
-        // SAFETY: the dentry is pinned by the counted reference.
-        unsafe { bindings::d_backing_inode(self.0.dentry) as usize }
-    }
-}
-
 impl Drop for PathRef {
     fn drop(&mut self) {
         // SAFETY: the path holds a reference (type invariant).
@@ -303,6 +293,13 @@ impl NewSocketNode {
             dentry,
             idmap,
         })
+    }
+
+    /// Identity of the new inode (never dereferenced).
+    pub(crate) fn inode_id(&self) -> usize {
+        // SAFETY: `kern_path_create` gave us a reference on the dentry,
+        // which `vfs_mknod` made positive.
+        unsafe { bindings::d_backing_inode(self.dentry) as usize }
     }
 
     /// Keeps the inode and returns a counted reference to it.

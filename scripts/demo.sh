@@ -15,3 +15,6 @@ echo
 mkdir -p /run/bus
 echo "== bus-demo /run/bus/demo"
 bus-demo /run/bus/demo
+echo
+echo "== the README's example"
+readme-example && echo "readme-example: bound the abstract bus @my-bus"

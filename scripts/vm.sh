@@ -161,7 +161,9 @@ fi
 
 rc=${result#*rc=}
 rc=${rc%% *}
-if [ "$rc" -ne 0 ] && [ "$rc" -ge 124 ]; then
-	echo "vm: $result" >&2
-fi
+case "$rc" in
+0) ;;
+124 | 125) echo "vm: ${result#AFBUS-RESULT }" >&2 ;;
+*) echo "vm: the command exited with status $rc" >&2 ;;
+esac
 exit "$rc"
