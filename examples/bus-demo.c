@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		       st.st_mode & 07777);
 
 	memset(addr.sbus_path, 0, sizeof(addr.sbus_path));
-	strcpy(addr.sbus_path + 1, "demo");
+	memcpy(addr.sbus_path + 1, "demo", 4);
 	abs_fd = socket(AF_BUS, SOCK_DGRAM, 0);
 	if (abs_fd < 0 || bind(abs_fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		perror("abstract bus");

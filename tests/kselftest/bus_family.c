@@ -85,7 +85,7 @@ TEST(other_types_esocktnosupport)
 	int types[] = { SOCK_STREAM, SOCK_SEQPACKET, SOCK_RAW, SOCK_RDM };
 	unsigned int i;
 
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
 		errno = 0;
 		EXPECT_EQ(-1, socket(AF_BUS, types[i], 0));
 		EXPECT_EQ(ESOCKTNOSUPPORT, errno)
