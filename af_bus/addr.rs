@@ -104,7 +104,7 @@ impl core::fmt::Debug for BusPath {
 }
 
 /// The address part: `ncomp` components, compared as raw bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AddrPart {
     ncomp: usize,
     // INVARIANT: `ncomp <= BUS_ADDR_COMP_MAX` and `bytes[ncomp * 8..]` is zero.
@@ -117,6 +117,25 @@ impl AddrPart {
         ncomp: 0,
         bytes: [0; BUS_ADDR_MAX],
     };
+
+    /// Rebuilds an address part from `ncomp` and its bytes, as
+    /// [`AddrPart::raw`] gave them.
+    pub fn from_raw(ncomp: usize, bytes: &[u8; BUS_ADDR_MAX]) -> Option<AddrPart> {
+        if ncomp > BUS_ADDR_COMP_MAX || bytes[ncomp * 8..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        // INVARIANT: checked just above.
+        Some(AddrPart {
+            ncomp,
+            bytes: *bytes,
+        })
+    }
+
+    /// The component count and all `BUS_ADDR_MAX` bytes (zero past
+    /// `ncomp`).
+    pub fn raw(&self) -> (usize, &[u8; BUS_ADDR_MAX]) {
+        (self.ncomp, &self.bytes)
+    }
 
     /// Number of 64-bit components.
     pub fn ncomp(&self) -> usize {

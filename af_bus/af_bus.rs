@@ -12,9 +12,14 @@ use kernel::prelude::*;
 
 // The policy-free core, shared with the host test crate (`core_lib.rs`).
 pub mod addr;
+pub mod cmsg;
+pub mod meta;
+pub mod notify;
+pub mod quota;
 pub mod uapi;
 
 mod bus;
+mod endpoint;
 mod proc;
 mod socket;
 

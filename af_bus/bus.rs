@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Buses, the registry that names them, and the state of each endpoint.
+//! Buses: who is on them, which addresses they own, and the registry that
+//! names them.
 //!
-//! Lock order: `BusSock::inner` before `Registry::inner`; nothing takes a
-//! socket lock while holding the registry lock.
+//! Lock order: `BusSock::inner` (a socket's own role), then
+//! `Registry::inner` or `Bus::inner`, then `BusSock::rx` (a receiver's
+//! queue).  Nothing takes a `BusSock::inner` while holding a bus or
+//! registry lock.
 
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
@@ -12,138 +15,359 @@ use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
-use crate::addr::{encode_unattached, AddrPart, BusAddr, BusPath, PathKind};
+use crate::addr::{AddrPart, BusAddr, BusPath, PathKind};
+use crate::cmsg::{BusCmsgs, GrantKind};
 use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
-use crate::uapi::SOCKADDR_BUS_SIZE;
+use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
+
+/// Most addresses a master may grant one endpoint (its handle aside).
+pub(crate) const MAX_OWNED_ADDRS: usize = 64;
 
 /// How a bus is found: by its socket inode, or by its abstract name in a
 /// network namespace.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum BusKey {
+pub(crate) enum BusKey {
     Inode(usize),
-    Abstract(usize, [u8; crate::uapi::BUS_PATH_MAX]),
+    Abstract(usize, [u8; BUS_PATH_MAX]),
+}
+
+impl BusKey {
+    fn of_abstract(net_id: usize, path: &BusPath) -> BusKey {
+        let mut name = [0u8; BUS_PATH_MAX];
+        name[..path.name().len()].copy_from_slice(path.name());
+        BusKey::Abstract(net_id, name)
+    }
+}
+
+/// A socket on a bus other than its master: pending until it owns an
+/// address, a member after.
+struct Member {
+    sock: ListedSock,
+    handle: AddrPart,
+    owned: KVec<AddrPart>,
+}
+
+/// Who sends, as the bus sees it.
+enum Sender<'a> {
+    Master,
+    Member(&'a Member),
+}
+
+/// State of a bus behind [`Bus::inner`].
+struct BusInner {
+    alive: bool,
+    master: Option<ListedSock>,
+    next_handle: u64,
+    policy: u32,
+    /// Granted addresses and handles, to the key of their member.
+    owners: RBTree<AddrPart, usize>,
+    /// Members by socket address.
+    members: RBTree<usize, Member>,
+}
+
+impl BusInner {
+    fn sender(&self, sock: &BusSock) -> Option<Sender<'_>> {
+        if self.master.is_some_and(|m| m.is(sock)) {
+            return Some(Sender::Master);
+        }
+        self.members.get(&sock_key(sock)).map(Sender::Member)
+    }
+}
+
+fn sock_key(sock: &BusSock) -> usize {
+    core::ptr::from_ref(sock) as usize
 }
 
 /// A bus: created by its master's `bind()`, dead when the master closes.
+#[pin_data]
 pub(crate) struct Bus {
     path: BusPath,
     key: BusKey,
     master_addr: AddrPart,
     /// The socket inode of a filesystem bus, held while the bus lives.
     _node: Option<PathRef>,
+    #[pin]
+    inner: Mutex<BusInner>,
+}
+
+/// What a delivery attempt came to.
+pub(crate) enum Delivery {
+    /// Queued at the receiver.
+    Queued,
+    /// The receiver's queue is full: wait on it and try again.
+    Full(crate::socket::Skb, ARef<BusSock>),
 }
 
 impl Bus {
-    /// The master's address on its bus.
-    pub(crate) fn master_addr(&self) -> BusAddr {
-        BusAddr {
-            path: self.path,
-            addr: self.master_addr,
-            multicast: false,
-        }
-    }
-
     /// The name of the bus.
     pub(crate) fn path(&self) -> &BusPath {
         &self.path
     }
-}
 
-/// What a socket is on its bus.
-pub(crate) enum Role {
-    /// Not on any bus.
-    Unattached,
-    /// The master of a bus.
-    Master(Arc<Bus>),
-}
-
-/// State of an endpoint behind [`Endpoint::inner`].
-pub(crate) struct EndpointInner {
-    role: Role,
-}
-
-/// The family's part of a socket.
-#[pin_data]
-pub(crate) struct Endpoint {
-    #[pin]
-    inner: Mutex<EndpointInner>,
-}
-
-impl Endpoint {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Endpoint {
-            inner <- new_mutex!(EndpointInner { role: Role::Unattached }, "BusSock::inner"),
-        })
-    }
-
-    /// The socket's primary address in the fixed layout.
-    pub(crate) fn name(&self) -> [u8; SOCKADDR_BUS_SIZE] {
-        match &self.inner.lock().role {
-            Role::Unattached => encode_unattached(),
-            Role::Master(bus) => bus.master_addr().encode(),
+    /// An address on this bus.
+    pub(crate) fn addr(&self, addr: AddrPart) -> BusAddr {
+        BusAddr {
+            path: self.path,
+            addr,
+            multicast: false,
         }
     }
 
-    /// A short word for the role, as `/proc/net/bus` shows it.
-    pub(crate) fn describe(&self) -> (&'static str, Option<BusPath>, usize) {
-        match &self.inner.lock().role {
-            Role::Unattached => ("unattached", None, 0),
-            Role::Master(bus) => ("master", Some(*bus.path()), 1),
+    /// The master's address.
+    pub(crate) fn master_addr(&self) -> BusAddr {
+        self.addr(self.master_addr)
+    }
+
+    /// Whether `path` names this bus, without a path walk when the text
+    /// matches.
+    pub(crate) fn is_named(&self, sock: &BusSock, path: &BusPath) -> Result<bool> {
+        if path == &self.path {
+            return Ok(true);
+        }
+        Ok(Registry::key_of(sock, path)? == self.key)
+    }
+
+    /// Adds `sock` as a pending endpoint and gives it a handle.
+    pub(crate) fn join(&self, sock: &BusSock) -> Result {
+        let member = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let owner = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        if !inner.alive {
+            return Err(errno::econnrefused());
+        }
+        let handle = AddrPart::handle(inner.next_handle);
+        inner.next_handle += 1;
+        inner.owners.insert(owner.into_node(handle, sock_key(sock)));
+        inner.members.insert(member.into_node(
+            sock_key(sock),
+            Member {
+                sock: ListedSock::new(sock),
+                handle,
+                owned: KVec::new(),
+            },
+        ));
+        Ok(())
+    }
+
+    /// Removes a member that is closing.  Returns the master, to notify,
+    /// and the addresses released (handle first).
+    pub(crate) fn leave(
+        &self,
+        sock: &BusSock,
+    ) -> Option<(ARef<BusSock>, KVec<[u8; SOCKADDR_BUS_SIZE]>)> {
+        let mut inner = self.inner.lock();
+        let member = inner.members.remove(&sock_key(sock))?;
+        inner.owners.remove(&member.handle);
+        for a in member.owned.iter() {
+            inner.owners.remove(a);
+        }
+        let master = inner.master?;
+        // Allocation failure only loses the address list, not the news.
+        let mut addrs = KVec::with_capacity(1 + member.owned.len(), GFP_KERNEL).ok()?;
+        for a in Iterator::chain(core::iter::once(&member.handle), member.owned.iter()) {
+            // Capacity was reserved above.
+            let _ = addrs.push(self.addr(*a).encode(), GFP_KERNEL);
+        }
+        // SAFETY: the master is listed while `inner.master` is set, which
+        // we read under the bus lock.
+        Some((unsafe { master.get() }, addrs))
+    }
+
+    /// The bus dies with its master: returns the members, to wake.
+    pub(crate) fn kill(&self) -> KVec<ARef<BusSock>> {
+        let members = {
+            let mut inner = self.inner.lock();
+            inner.alive = false;
+            inner.master = None;
+            inner.owners = RBTree::new();
+            let members = core::mem::replace(&mut inner.members, RBTree::new());
+            let mut out = KVec::new();
+            for m in members.values() {
+                // SAFETY: the members were listed under the bus lock we
+                // hold, and release needs it to unlist them.
+                let sock = unsafe { m.sock.get() };
+                // Without memory a member is not woken, but still fails
+                // with ECONNRESET at its next call.
+                let _ = out.push(sock, GFP_KERNEL);
+            }
+            out
+        };
+        members
+    }
+
+    /// The primary address of `sock` (first granted, else its handle)
+    /// and the number of addresses it owns, or `None` if not on the bus.
+    pub(crate) fn primary(&self, sock: &BusSock) -> Option<(AddrPart, Option<AddrPart>, usize)> {
+        let inner = self.inner.lock();
+        match inner.sender(sock)? {
+            Sender::Master => Some((self.master_addr, None, 1)),
+            Sender::Member(m) => Some((
+                m.owned.first().copied().unwrap_or(m.handle),
+                Some(m.handle),
+                m.owned.len(),
+            )),
         }
     }
 
-    /// Leaves the bus: a master takes its bus down.
-    pub(crate) fn release(&self) {
-        let role = core::mem::replace(&mut self.inner.lock().role, Role::Unattached);
-        if let Role::Master(bus) = role {
-            crate::registry().remove_bus(&bus);
+    /// Every address `sock` owns, handle first.
+    pub(crate) fn addrs(&self, sock: &BusSock) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
+        let inner = self.inner.lock();
+        let mut out = KVec::new();
+        match inner.sender(sock) {
+            None => {}
+            Some(Sender::Master) => out.push(self.master_addr().encode(), GFP_KERNEL)?,
+            Some(Sender::Member(m)) => {
+                for a in Iterator::chain(core::iter::once(&m.handle), m.owned.iter()) {
+                    out.push(self.addr(*a).encode(), GFP_KERNEL)?;
+                }
+            }
         }
+        Ok(out)
+    }
+
+    /// Sets the bus policy; only the master may.
+    pub(crate) fn set_policy(&self, sock: &BusSock, policy: u32) -> Result {
+        let mut inner = self.inner.lock();
+        match inner.sender(sock) {
+            Some(Sender::Master) => {
+                inner.policy = policy;
+                Ok(())
+            }
+            _ => Err(EPERM),
+        }
+    }
+
+    /// The bus policy.
+    pub(crate) fn policy(&self) -> u32 {
+        self.inner.lock().policy
+    }
+
+    /// Tries to deliver `skb` from `sender` to `dst`, applying the grants
+    /// of `cmsgs` atomically with the queueing.
+    pub(crate) fn deliver(
+        &self,
+        sender: &BusSock,
+        dst: &BusAddr,
+        cmsgs: &BusCmsgs,
+        mut skb: crate::socket::Skb,
+    ) -> Result<Delivery> {
+        let mut inner = self.inner.lock();
+        if !inner.alive {
+            return Err(errno::econnreset());
+        }
+        let me = inner.sender(sender).ok_or(errno::econnreset())?;
+        let is_master = matches!(me, Sender::Master);
+        if let Sender::Member(m) = &me {
+            if m.owned.is_empty() && dst.addr != self.master_addr {
+                // Pending: the master only.
+                return Err(EACCES);
+            }
+        }
+        if cmsgs.has_grants() && !is_master {
+            return Err(EPERM);
+        }
+        let src = match &cmsgs.src {
+            None => match &me {
+                Sender::Master => self.master_addr,
+                Sender::Member(m) => m.owned.first().copied().unwrap_or(m.handle),
+            },
+            Some(a) => {
+                let owned = match &me {
+                    Sender::Master => a.addr == self.master_addr,
+                    Sender::Member(m) => a.addr == m.handle || m.owned.contains(&a.addr),
+                };
+                if !owned || !self.is_named(sender, &a.path)? {
+                    return Err(errno::eaddrnotavail());
+                }
+                a.addr
+            }
+        };
+        let (receiver, member_key) = if dst.addr == self.master_addr {
+            (inner.master.ok_or(errno::ehostunreach())?, None)
+        } else {
+            let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
+            let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
+            (m.sock, Some(key))
+        };
+        // SAFETY: listed under the bus lock we hold.
+        let receiver = unsafe { receiver.get() };
+
+        let meta = crate::meta::Meta {
+            src,
+            dst: dst.addr,
+            flags: 0,
+        };
+        crate::meta::write(skb.meta_mut(), &meta, cmsgs.grants());
+
+        if !cmsgs.has_grants() {
+            // The bus lock is only for the lookup.
+            drop(inner);
+            return receiver.endpoint().enqueue(&receiver, skb, true);
+        }
+
+        // Grants: validate against the tables, then queue and apply under
+        // the bus lock, so that both happen or neither.
+        let key = member_key.ok_or(EINVAL)?;
+        let target = inner.members.get(&key).ok_or(errno::ehostunreach())?;
+        let mut owned = copy_addrs(target.owned.iter())?;
+        let mut adds: KVec<(AddrPart, RBTreeNodeReservation<AddrPart, usize>)> = KVec::new();
+        let mut removes: KVec<AddrPart> = KVec::new();
+        for g in cmsgs.grants() {
+            let a = g.addr.addr;
+            if !self.is_named(sender, &g.addr.path)? {
+                return Err(EINVAL);
+            }
+            match g.kind {
+                GrantKind::Own => {
+                    let elsewhere = inner.owners.get(&a).is_some_and(|&k| k != key);
+                    if a == self.master_addr || elsewhere || owned.contains(&a) {
+                        return Err(errno::eaddrinuse());
+                    }
+                    if owned.len() >= MAX_OWNED_ADDRS {
+                        return Err(ENOSPC);
+                    }
+                    owned.push(a, GFP_KERNEL)?;
+                    adds.push((a, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
+                }
+                GrantKind::Revoke => {
+                    if !owned.contains(&a) {
+                        return Err(errno::eaddrnotavail());
+                    }
+                    owned = copy_addrs(owned.iter().filter(|x| **x != a))?;
+                    removes.push(a, GFP_KERNEL)?;
+                }
+                // Multicast grants belong to the multicast tables.
+                _ => return Err(errno::eopnotsupp()),
+            }
+        }
+        match receiver.endpoint().enqueue(&receiver, skb, true)? {
+            Delivery::Queued => {}
+            full => return Ok(full),
+        }
+        // Queued: apply.  Removals first, so that a revoke and re-grant
+        // in one message keeps the address.
+        for a in removes.iter() {
+            inner.owners.remove(a);
+        }
+        for (a, node) in adds {
+            if owned.contains(&a) {
+                inner.owners.insert(node.into_node(a, key));
+            }
+        }
+        if let Some(target) = inner.members.get_mut(&key) {
+            target.owned = owned;
+        }
+        Ok(Delivery::Queued)
     }
 }
 
-/// Makes `sock` the master of a new bus named by `addr`.
-pub(crate) fn bind(sock: &BusSock, addr: &BusAddr) -> Result {
-    if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
-        return Err(EINVAL);
+/// A fresh list of addresses, with room for the most a member may own.
+fn copy_addrs<'a>(from: impl Iterator<Item = &'a AddrPart>) -> Result<KVec<AddrPart>> {
+    let mut out = KVec::with_capacity(MAX_OWNED_ADDRS, GFP_KERNEL)?;
+    for a in from {
+        out.push(*a, GFP_KERNEL)?;
     }
-    // Allocate up front, so that nothing can fail once the inode exists.
-    let slot = UniqueArc::<Bus>::new_uninit(GFP_KERNEL)?;
-    let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-    // Create the inode before taking the socket lock, as AF_UNIX does: the
-    // VFS locks are never taken inside ours.
-    let node = match addr.path.kind() {
-        PathKind::Filesystem => Some(NewSocketNode::create(sock, &addr.path)?),
-        PathKind::Abstract => None,
-    };
-    let mut inner = sock.endpoint().inner.lock();
-    match inner.role {
-        Role::Unattached => {}
-        // Dropping `node` (after the lock) removes the inode again.
-        Role::Master(_) => return Err(EINVAL),
-    }
-    let key = match &node {
-        Some(node) => BusKey::Inode(node.inode_id()),
-        None => {
-            let mut name = [0u8; crate::uapi::BUS_PATH_MAX];
-            name[..addr.path.name().len()].copy_from_slice(addr.path.name());
-            BusKey::Abstract(sock.net_id(), name)
-        }
-    };
-    // An inode is unique while its bus holds it, so only an abstract name
-    // can be taken; check before the inode is kept.
-    let registry = crate::registry();
-    registry.claim(key, reservation, || {
-        let bus: Arc<Bus> = slot
-            .write(Bus {
-                path: addr.path,
-                key,
-                master_addr: addr.addr,
-                _node: node.map(NewSocketNode::commit),
-            })
-            .into();
-        inner.role = Role::Master(bus.clone());
-        bus
-    })
+    Ok(out)
 }
 
 /// Every bus and every socket of the module.
@@ -172,17 +396,14 @@ impl Registry {
     /// Lists a new socket.
     pub(crate) fn add_sock(&self, sock: &BusSock) -> Result {
         let listed = ListedSock::new(sock);
-        let node = RBTreeNode::new(core::ptr::from_ref(sock) as usize, listed, GFP_KERNEL)?;
+        let node = RBTreeNode::new(sock_key(sock), listed, GFP_KERNEL)?;
         self.inner.lock().socks.insert(node);
         Ok(())
     }
 
     /// Unlists a socket being released.
     pub(crate) fn remove_sock(&self, sock: &BusSock) {
-        self.inner
-            .lock()
-            .socks
-            .remove(&(core::ptr::from_ref(sock) as usize));
+        self.inner.lock().socks.remove(&sock_key(sock));
     }
 
     /// References to the listed sockets of one namespace.
@@ -197,6 +418,34 @@ impl Registry {
             }
         }
         Ok(out)
+    }
+
+    /// The key under which `path` is (or would be) registered, as seen
+    /// from `sock`'s namespace and credentials: reaching a filesystem bus
+    /// needs write permission on its inode.
+    fn key_of(sock: &BusSock, path: &BusPath) -> Result<BusKey> {
+        match path.kind() {
+            PathKind::Abstract => Ok(BusKey::of_abstract(sock.net_id(), path)),
+            PathKind::Filesystem => {
+                let node = PathRef::lookup(path)?;
+                if !node.is_socket() {
+                    return Err(errno::econnrefused());
+                }
+                node.may_write()?;
+                Ok(BusKey::Inode(node.inode_id()))
+            }
+        }
+    }
+
+    /// The live bus named `path`.
+    pub(crate) fn find(&self, sock: &BusSock, path: &BusPath) -> Result<Arc<Bus>> {
+        let key = Self::key_of(sock, path)?;
+        self.inner
+            .lock()
+            .buses
+            .get(&key)
+            .cloned()
+            .ok_or(errno::econnrefused())
     }
 
     /// Names a new bus made by `make` under `key`; `EADDRINUSE`, without
@@ -216,7 +465,7 @@ impl Registry {
     }
 
     /// Forgets a dead bus.
-    fn remove_bus(&self, bus: &Arc<Bus>) {
+    pub(crate) fn remove_bus(&self, bus: &Arc<Bus>) {
         let removed = {
             let mut inner = self.inner.lock();
             match inner.buses.get(&bus.key) {
@@ -227,4 +476,59 @@ impl Registry {
         // The last reference may put the inode: do it unlocked.
         drop(removed);
     }
+}
+
+/// Makes `sock` the master of a new bus named by `addr`; returns the bus.
+pub(crate) fn create(sock: &BusSock, addr: &BusAddr) -> Result<(BusKey, Option<NewSocketNode>)> {
+    if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
+        return Err(EINVAL);
+    }
+    // Create the inode before any lock of ours is taken, as AF_UNIX does:
+    // the VFS locks are never taken inside ours.
+    Ok(match addr.path.kind() {
+        PathKind::Filesystem => {
+            let node = NewSocketNode::create(sock, &addr.path)?;
+            (BusKey::Inode(node.inode_id()), Some(node))
+        }
+        PathKind::Abstract => (BusKey::of_abstract(sock.net_id(), &addr.path), None),
+    })
+}
+
+/// Registers the bus of a `bind()`, once the socket is known to be free:
+/// `node` is kept only if the name could be claimed.
+pub(crate) fn register(
+    sock: &BusSock,
+    addr: &BusAddr,
+    key: BusKey,
+    node: Option<NewSocketNode>,
+    slot: UniqueArc<core::mem::MaybeUninit<Bus>>,
+    reservation: RBTreeNodeReservation<BusKey, Arc<Bus>>,
+) -> Result<Arc<Bus>> {
+    let mut made = None;
+    let init = pin_init!(Bus {
+        path: addr.path,
+        key,
+        master_addr: addr.addr,
+        _node: node.map(NewSocketNode::commit),
+        inner <- new_mutex!(
+            BusInner {
+                alive: true,
+                master: Some(ListedSock::new(sock)),
+                next_handle: 1,
+                policy: 0,
+                owners: RBTree::new(),
+                members: RBTree::new(),
+            },
+            "Bus::inner"
+        ),
+    });
+    crate::registry().claim(key, reservation, || {
+        let bus: Arc<Bus> = match slot.pin_init_with(init) {
+            Ok(b) => b.into(),
+            Err(e) => match e {},
+        };
+        made = Some(bus.clone());
+        bus
+    })?;
+    made.ok_or(EINVAL)
 }

@@ -7,4 +7,8 @@
 #![no_std]
 
 pub mod addr;
+pub mod cmsg;
+pub mod meta;
+pub mod notify;
+pub mod quota;
 pub mod uapi;

@@ -14,29 +14,22 @@ pub(crate) fn show(seq: &mut SeqFile, net_id: usize) -> Result {
     let socks = crate::registry().socks_of(net_id)?;
     writeln!(seq, "Inode Role Path Handle Addrs Queue Drops").map_err(|_| EINVAL)?;
     for sock in socks.iter() {
-        let (role, path, addrs) = sock.endpoint().describe();
-        let r = match path {
-            Some(path) => writeln!(
-                seq,
-                "{} {} {:?} - {} {} {}",
-                sock.ino(),
-                role,
-                path,
-                addrs,
-                sock.queue_len(),
-                sock.drops()
-            ),
-            None => writeln!(
-                seq,
-                "{} {} - - {} {} {}",
-                sock.ino(),
-                role,
-                addrs,
-                sock.queue_len(),
-                sock.drops()
-            ),
-        };
-        r.map_err(|_| EINVAL)?;
+        let ep = sock.endpoint();
+        let (role, bus, handle, addrs) = ep.describe(sock);
+        let (queue, lost) = ep.queue_stats();
+        let drops = u64::from(sock.drops()) + lost;
+        write!(seq, "{} {} ", sock.ino(), role).map_err(|_| EINVAL)?;
+        match &bus {
+            Some(bus) => write!(seq, "{:?} ", bus.path()),
+            None => write!(seq, "- "),
+        }
+        .map_err(|_| EINVAL)?;
+        match handle {
+            Some(h) => write!(seq, "{:?} ", h),
+            None => write!(seq, "- "),
+        }
+        .map_err(|_| EINVAL)?;
+        writeln!(seq, "{} {} {}", addrs, queue, drops).map_err(|_| EINVAL)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! and only here.
 
 use core::ptr::{self, NonNull};
-use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 use kernel::bindings;
 use kernel::error::{code::*, Error, Result};
@@ -15,7 +15,7 @@ use kernel::init::PinInit;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 use crate::addr::{AddrError, BusAddr, BusPath};
-use crate::bus::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::uapi::{AF_BUS, SOCKADDR_BUS_SIZE};
 
 /// The errnos the family returns that `kernel::error::code` lacks in 6.12.
@@ -28,29 +28,31 @@ pub(crate) mod errno {
         Error::from_errno(-(code as kernel::ffi::c_int))
     }
 
-    /// `EADDRINUSE`.
-    pub(crate) fn eaddrinuse() -> Error {
-        from_code(bindings::EADDRINUSE)
+    macro_rules! errnos {
+        ($($name:ident => $code:ident),* $(,)?) => {
+            $(
+                #[doc = concat!("`", stringify!($code), "`.")]
+                pub(crate) fn $name() -> Error {
+                    from_code(bindings::$code)
+                }
+            )*
+        };
     }
 
-    /// `ENOTCONN`.
-    pub(crate) fn enotconn() -> Error {
-        from_code(bindings::ENOTCONN)
-    }
-
-    /// `EOPNOTSUPP`.
-    pub(crate) fn eopnotsupp() -> Error {
-        from_code(bindings::EOPNOTSUPP)
-    }
-
-    /// `EPROTONOSUPPORT`.
-    pub(crate) fn eprotonosupport() -> Error {
-        from_code(bindings::EPROTONOSUPPORT)
-    }
-
-    /// `ESOCKTNOSUPPORT`.
-    pub(crate) fn esocktnosupport() -> Error {
-        from_code(bindings::ESOCKTNOSUPPORT)
+    errnos! {
+        eaddrinuse => EADDRINUSE,
+        eaddrnotavail => EADDRNOTAVAIL,
+        econnrefused => ECONNREFUSED,
+        econnreset => ECONNRESET,
+        edestaddrreq => EDESTADDRREQ,
+        ehostunreach => EHOSTUNREACH,
+        eisconn => EISCONN,
+        emsgsize => EMSGSIZE,
+        enoprotoopt => ENOPROTOOPT,
+        enotconn => ENOTCONN,
+        eopnotsupp => EOPNOTSUPP,
+        eprotonosupport => EPROTONOSUPPORT,
+        esocktnosupport => ESOCKTNOSUPPORT,
     }
 }
 
@@ -155,13 +157,6 @@ impl BusSock {
         unsafe { bindings::sock_net(self.sk()) as usize }
     }
 
-    /// Messages waiting in the receive queue.
-    pub(crate) fn queue_len(&self) -> u32 {
-        // SAFETY: the queue is part of a live sock; reading its length
-        // without the lock gives a snapshot.
-        unsafe { bindings::skb_queue_len(&raw const (*self.sk()).sk_receive_queue) }
-    }
-
     /// Messages this socket failed to receive.
     pub(crate) fn drops(&self) -> u32 {
         // SAFETY: `sk_drops` is an `atomic_t` of a live sock; a volatile
@@ -213,6 +208,11 @@ impl ListedSock {
         Self(NonNull::from(s))
     }
 
+    /// Whether this is `s`.
+    pub(crate) fn is(&self, s: &BusSock) -> bool {
+        ptr::eq(self.0.as_ptr(), s)
+    }
+
     /// Takes a reference on the socket.
     ///
     /// # Safety
@@ -231,6 +231,61 @@ pub(crate) struct PathRef(bindings::path);
 unsafe impl Send for PathRef {}
 // SAFETY: shared access only reads the pointers.
 unsafe impl Sync for PathRef {}
+
+/// `LOOKUP_FOLLOW` of `<linux/namei.h>` (a `BIT()`, which bindgen skips).
+const LOOKUP_FOLLOW: c_uint = 1;
+
+impl PathRef {
+    /// Looks `path` up, following links.
+    pub(crate) fn lookup(path: &BusPath) -> Result<PathRef> {
+        let name = path.c_name();
+        let mut p = bindings::path {
+            mnt: ptr::null_mut(),
+            dentry: ptr::null_mut(),
+        };
+        // SAFETY: `name` is NUL-terminated; `p` is filled on success.
+        let err = unsafe { bindings::kern_path(name.as_ptr().cast(), LOOKUP_FOLLOW, &mut p) };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        // INVARIANT: `kern_path` returned a counted reference.
+        Ok(PathRef(p))
+    }
+
+    fn inode(&self) -> *mut bindings::inode {
+        // SAFETY: the dentry is pinned by our reference.
+        unsafe { bindings::d_backing_inode(self.0.dentry) }
+    }
+
+    /// Identity of the inode (never dereferenced by callers).
+    pub(crate) fn inode_id(&self) -> usize {
+        self.inode() as usize
+    }
+
+    /// Whether the path ends at a socket inode.
+    pub(crate) fn is_socket(&self) -> bool {
+        let inode = self.inode();
+        // SAFETY: a positive dentry's inode lives as long as it.
+        !inode.is_null()
+            && u32::from(unsafe { (*inode).i_mode }) & bindings::S_IFMT == bindings::S_IFSOCK
+    }
+
+    /// `EACCES` unless the caller may write the inode.
+    pub(crate) fn may_write(&self) -> Result {
+        // SAFETY: the mount and inode are pinned by our reference.
+        let err = unsafe {
+            bindings::inode_permission(
+                bindings::mnt_idmap(self.0.mnt),
+                self.inode(),
+                bindings::MAY_WRITE as c_int,
+            )
+        };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(())
+    }
+}
 
 impl Drop for PathRef {
     fn drop(&mut self) {
@@ -351,6 +406,544 @@ fn to_errno(r: Result<c_int>) -> c_int {
     }
 }
 
+fn to_ssize(r: Result<usize>) -> c_int {
+    match r {
+        // A datagram is at most `INT_MAX` bytes (the socket layer checks).
+        Ok(v) => v.min(c_int::MAX as usize) as c_int,
+        Err(e) => e.to_errno(),
+    }
+}
+
+impl BusSock {
+    /// The receive buffer size, `SO_RCVBUF`.
+    pub(crate) fn rcvbuf(&self) -> usize {
+        // SAFETY: `sk_rcvbuf` is an int of a live sock, read once.
+        let v = unsafe { ptr::read_volatile(&raw const (*self.sk()).sk_rcvbuf) };
+        usize::try_from(v).unwrap_or(0)
+    }
+
+    /// The largest payload a send may carry: the send buffer less a
+    /// little, as AF_UNIX has it.
+    pub(crate) fn max_payload(&self) -> usize {
+        // SAFETY: `sk_sndbuf` is an int of a live sock, read once.
+        let v = unsafe { ptr::read_volatile(&raw const (*self.sk()).sk_sndbuf) };
+        usize::try_from(v).unwrap_or(0).saturating_sub(32)
+    }
+
+    /// The send timeout, or 0 for a non-blocking send.
+    pub(crate) fn sndtimeo(&self, nonblock: bool) -> c_long {
+        // SAFETY: reads a field of a live sock.
+        unsafe { bindings::sock_sndtimeo(self.sk(), nonblock) }
+    }
+
+    /// The receive timeout, or 0 for a non-blocking receive.
+    pub(crate) fn rcvtimeo(&self, nonblock: bool) -> c_long {
+        // SAFETY: reads a field of a live sock.
+        unsafe { bindings::sock_rcvtimeo(self.sk(), nonblock) }
+    }
+
+    /// Wakes readers (and poll) of this socket with `mask`.
+    pub(crate) fn wake_readers(&self, mask: u32) {
+        // SAFETY: `self.sk()` is live; the helper takes the RCU read lock
+        // for the wait queue.
+        unsafe { bindings::sk_wake_poll(self.sk(), mask) };
+    }
+
+    /// Marks the socket shut down for reading, so that a receiver asleep
+    /// in [`BusSock::wait_for_data`] returns at once.
+    pub(crate) fn shutdown_rx(&self) {
+        // SAFETY: `sk_shutdown` is a byte of a live sock; a racy store is
+        // what the socket layer does too (`WRITE_ONCE`).
+        unsafe {
+            ptr::write_volatile(&raw mut (*self.sk()).sk_shutdown, bindings::SHUTDOWN_MASK as u8)
+        };
+    }
+
+    /// Whether the sender may allocate more (`sock_writeable`).
+    pub(crate) fn writeable(&self) -> bool {
+        // SAFETY: reads counters of a live sock.
+        unsafe { bindings::sock_writeable(self.sk()) }
+    }
+
+    /// Appends `skb` to the receive queue.
+    pub(crate) fn queue_tail(&self, _rx: &mut RxLocked, skb: Skb) {
+        // SAFETY: the receive queue is only touched under this socket's rx
+        // lock, which `RxLocked` proves is held; the queue takes the skb.
+        unsafe {
+            bindings::__skb_queue_tail(&raw mut (*self.sk()).sk_receive_queue, skb.into_raw())
+        };
+    }
+
+    /// Takes the first message of the receive queue.
+    pub(crate) fn dequeue(&self, _rx: &mut RxLocked) -> Option<Skb> {
+        // SAFETY: as for `queue_tail`.
+        let skb = unsafe { bindings::__skb_dequeue(&raw mut (*self.sk()).sk_receive_queue) };
+        // SAFETY: a dequeued skb is owned by the caller.
+        NonNull::new(skb).map(|p| unsafe { Skb::from_raw(p) })
+    }
+
+    /// Another reference to the first message, for `MSG_PEEK`.
+    pub(crate) fn peek(&self, _rx: &mut RxLocked) -> Option<Skb> {
+        // SAFETY: as for `queue_tail`; the extra user keeps the skb alive
+        // after the lock is dropped.
+        unsafe {
+            let skb = bindings::skb_peek(&raw const (*self.sk()).sk_receive_queue);
+            let skb = NonNull::new(skb)?;
+            bindings::refcount_inc(&raw mut (*skb.as_ptr()).users);
+            Some(Skb::from_raw(skb))
+        }
+    }
+
+    /// The last queued skb (or the queue head), to tell new arrivals.
+    pub(crate) fn queue_last(&self, _rx: &mut RxLocked) -> usize {
+        // SAFETY: as for `queue_tail`; only the pointer value is used.
+        unsafe { (*self.sk()).sk_receive_queue.__bindgen_anon_1.__bindgen_anon_1.prev as usize }
+    }
+
+    /// Waits until the receive queue's tail is no longer `last`, a signal,
+    /// the timeout, or shutdown.
+    pub(crate) fn wait_for_data(&self, timeo: &mut c_long, last: usize) -> Result {
+        let mut err: c_int = 0;
+        // SAFETY: the sock is live; the function sleeps on `sk_sleep`.
+        let r = unsafe {
+            bindings::__skb_wait_for_more_packets(
+                self.sk(),
+                &raw mut (*self.sk()).sk_receive_queue,
+                &mut err,
+                timeo,
+                last as *const bindings::sk_buff,
+            )
+        };
+        if r != 0 && err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(())
+    }
+}
+
+/// The errno for a wait interrupted with `timeo` jiffies left
+/// (`ERESTARTSYS`, or `EINTR` once a timeout was given).
+pub(crate) fn intr_errno(timeo: c_long) -> Error {
+    // SAFETY: pure function of its argument.
+    Error::from_errno(unsafe { bindings::sock_intr_errno(timeo) })
+}
+
+/// Proof that a socket's rx lock is held; handed out by the lock's guard.
+pub(crate) struct RxLocked(());
+
+impl RxLocked {
+    /// # Safety
+    ///
+    /// The caller must hold the rx lock of every socket it then passes
+    /// this token to, for the token's lifetime.
+    pub(crate) unsafe fn new() -> Self {
+        RxLocked(())
+    }
+}
+
+/// The family's part of `skb->cb`.
+#[repr(C)]
+struct BusCb {
+    /// Sender's thread group, counted; null for kernel messages.
+    pid: *mut bindings::pid,
+    /// `SCM_RIGHTS` files in flight, or null.
+    fp: *mut bindings::scm_fp_list,
+    uid: bindings::kuid_t,
+    gid: bindings::kgid_t,
+    /// Bytes of metadata just before `skb->data`.
+    meta_len: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<BusCb>() <= 48);
+
+/// An owned `sk_buff` of the family: metadata in its headroom, the
+/// payload at `data`, credentials and files in `cb`.
+///
+/// # Invariants
+///
+/// The pointer is a live skb we hold one user of, allocated by
+/// [`Skb::alloc_send`] or [`Skb::alloc_kernel`].
+pub(crate) struct Skb(NonNull<bindings::sk_buff>);
+
+// SAFETY: an skb may be freed from any task.
+unsafe impl Send for Skb {}
+
+impl Skb {
+    /// # Safety
+    ///
+    /// `p` must be an skb of this family whose user the caller owns.
+    unsafe fn from_raw(p: NonNull<bindings::sk_buff>) -> Self {
+        Skb(p)
+    }
+
+    fn into_raw(self) -> *mut bindings::sk_buff {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    fn raw(&self) -> *mut bindings::sk_buff {
+        self.0.as_ptr()
+    }
+
+    fn cb(&self) -> *mut BusCb {
+        // SAFETY: `cb` is 48 bytes of a live skb, ours to use.
+        unsafe { (&raw mut (*self.raw()).cb).cast::<BusCb>() }
+    }
+
+    fn init(p: *mut bindings::sk_buff, meta_len: usize) -> Result<Skb> {
+        let p = NonNull::new(p).ok_or(ENOMEM)?;
+        // SAFETY: a fresh skb with at least `meta_len` bytes of room.
+        unsafe {
+            bindings::skb_reserve(p.as_ptr(), meta_len as c_int);
+            ptr::write(
+                (&raw mut (*p.as_ptr()).cb).cast::<BusCb>(),
+                BusCb {
+                    pid: ptr::null_mut(),
+                    fp: ptr::null_mut(),
+                    uid: bindings::kuid_t { val: 0 },
+                    gid: bindings::kgid_t { val: 0 },
+                    meta_len: meta_len as u32,
+                },
+            );
+            // The destructor chains to what was there (`sock_wfree`).
+            (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
+        }
+        // INVARIANT: allocated just above, one user.
+        Ok(Skb(p))
+    }
+
+    /// Allocates a message of `len` payload bytes charged to `sender`,
+    /// waiting for send buffer space unless `nonblock`.
+    pub(crate) fn alloc_send(
+        sender: &BusSock,
+        meta_len: usize,
+        len: usize,
+        nonblock: bool,
+    ) -> Result<Skb> {
+        let mut err: c_int = 0;
+        // SAFETY: a live sock; the skb is charged to it (`sock_wfree`).
+        let p = unsafe {
+            bindings::sock_alloc_send_pskb(
+                sender.sk(),
+                (meta_len + len) as c_ulong,
+                0,
+                nonblock as c_int,
+                &mut err,
+                0,
+            )
+        };
+        if p.is_null() {
+            return Err(Error::from_errno(err));
+        }
+        Self::init(p, meta_len)
+    }
+
+    /// Allocates a kernel-generated message (a notification).
+    pub(crate) fn alloc_kernel(meta_len: usize, len: usize) -> Result<Skb> {
+        // SAFETY: plain allocation.
+        let p = unsafe { bindings::alloc_skb((meta_len + len) as c_uint, bindings::GFP_KERNEL) };
+        Self::init(p, meta_len)
+    }
+
+    /// Copies `len` payload bytes from the sender's iovec.
+    pub(crate) fn put_from_msg(&mut self, msg: &mut Msg<'_>, len: usize) -> Result {
+        // SAFETY: the skb has `len` bytes of tailroom (allocation size).
+        let err = unsafe {
+            let to = bindings::skb_put(self.raw(), len as c_uint);
+            bindings::memcpy_from_msg(to, msg.0, len as c_int)
+        };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(())
+    }
+
+    /// Appends `bytes` to the payload.
+    pub(crate) fn put_bytes(&mut self, bytes: &[u8]) {
+        // SAFETY: as above; `bytes` is kernel memory.
+        unsafe {
+            let to = bindings::skb_put(self.raw(), bytes.len() as c_uint);
+            ptr::copy_nonoverlapping(bytes.as_ptr(), to.cast::<u8>(), bytes.len());
+        }
+    }
+
+    /// The metadata bytes, in the headroom just before the payload.
+    pub(crate) fn meta(&self) -> &[u8] {
+        // SAFETY: `init` reserved `meta_len` bytes before `data`, which
+        // nothing else writes.
+        unsafe {
+            let len = (*self.cb()).meta_len as usize;
+            core::slice::from_raw_parts((*self.raw()).data.sub(len), len)
+        }
+    }
+
+    /// The metadata bytes, to fill in.
+    pub(crate) fn meta_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `meta`; `&mut self` makes the access unique.
+        unsafe {
+            let len = (*self.cb()).meta_len as usize;
+            core::slice::from_raw_parts_mut((*self.raw()).data.sub(len), len)
+        }
+    }
+
+    /// Payload bytes.
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: reads a field of a live skb.
+        unsafe { (*self.raw()).len as usize }
+    }
+
+    /// Bytes the skb takes in memory, the queue's unit of account.
+    pub(crate) fn truesize(&self) -> usize {
+        // SAFETY: reads a field of a live skb.
+        unsafe { (*self.raw()).truesize as usize }
+    }
+
+    /// The uid the sender had, for queue fairness.
+    pub(crate) fn sender_uid(&self) -> u32 {
+        // SAFETY: `cb` was initialised by `init`.
+        unsafe { (*self.cb()).uid.val }
+    }
+}
+
+impl Drop for Skb {
+    fn drop(&mut self) {
+        // SAFETY: we own one user (type invariant).
+        unsafe { bindings::kfree_skb(self.raw()) };
+    }
+}
+
+/// # Safety
+///
+/// Called by the skb core when an skb of this family is freed.
+unsafe extern "C" fn bus_skb_destruct(skb: *mut bindings::sk_buff) {
+    // SAFETY: `cb` was initialised by `Skb::init`; the references in it
+    // are ours to drop.
+    unsafe {
+        let cb = (&raw mut (*skb).cb).cast::<BusCb>();
+        if !(*cb).pid.is_null() {
+            bindings::put_pid((*cb).pid);
+            (*cb).pid = ptr::null_mut();
+        }
+        if !(*cb).fp.is_null() {
+            let mut scm: bindings::scm_cookie = core::mem::zeroed();
+            scm.fp = (*cb).fp;
+            (*cb).fp = ptr::null_mut();
+            bindings::__scm_destroy(&mut scm);
+        }
+        if !(*skb).sk.is_null() {
+            bindings::sock_wfree(skb);
+        }
+    }
+}
+
+/// The `SOL_SOCKET` control messages of a send: credentials and files.
+///
+/// # Invariants
+///
+/// `0` was filled by `scm_send` and is destroyed on drop unless moved
+/// into an skb.
+pub(crate) struct Scm(bindings::scm_cookie);
+
+impl Scm {
+    /// Runs `scm_send`: validates `SCM_CREDENTIALS` (`EPERM` for a
+    /// forgery) and takes `SCM_RIGHTS` files.
+    pub(crate) fn send(sock: &BusSock, msg: &mut Msg<'_>) -> Result<Scm> {
+        // SAFETY: all-zero is a valid cookie; `scm_send` fills it.
+        let mut scm: bindings::scm_cookie = unsafe { core::mem::zeroed() };
+        // SAFETY: the socket and message are live for the call.
+        let err =
+            unsafe { bindings::scm_send((*sock.sk()).sk_socket, msg.0, &mut scm, false) };
+        if err != 0 {
+            // SAFETY: `scm_send` leaves a cookie that may be destroyed.
+            unsafe { bindings::scm_destroy(&mut scm) };
+            return Err(Error::from_errno(err));
+        }
+        Ok(Scm(scm))
+    }
+
+    /// Refuses AF_UNIX and AF_BUS sockets among the files: a socket in
+    /// flight could hold its own receive queue alive.
+    pub(crate) fn refuse_sockets(&self) -> Result {
+        let fpl = self.0.fp;
+        if fpl.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `fpl` holds `count` counted files.
+        unsafe {
+            let count = usize::try_from((*fpl).count).unwrap_or(0);
+            for &file in (*fpl).fp.iter().take(count) {
+                let sock = bindings::sock_from_file(file);
+                if sock.is_null() || (*sock).sk.is_null() {
+                    continue;
+                }
+                let family = (*(*sock).sk).__sk_common.skc_family;
+                if family == bindings::AF_UNIX as u16 || family == AF_BUS {
+                    return Err(errno::eopnotsupp());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the credentials (the sender's own when it gave none) and the
+    /// files into `skb`.
+    pub(crate) fn into_skb(mut self, skb: &mut Skb) {
+        // SAFETY: `cb` was initialised by `Skb::init` and holds no
+        // references yet; the cookie's are moved there, then forgotten.
+        unsafe {
+            let cb = skb.cb();
+            if self.0.pid.is_null() {
+                let task = bindings::get_current();
+                (*cb).pid = bindings::get_pid(bindings::task_tgid(task));
+                (*cb).uid = bindings::current_uid();
+                (*cb).gid = bindings::current_gid();
+            } else {
+                (*cb).pid = self.0.pid;
+                (*cb).uid = self.0.creds.uid;
+                (*cb).gid = self.0.creds.gid;
+                self.0.pid = ptr::null_mut();
+            }
+            (*cb).fp = self.0.fp;
+            self.0.fp = ptr::null_mut();
+        }
+    }
+}
+
+impl Drop for Scm {
+    fn drop(&mut self) {
+        // SAFETY: destroys what the cookie still holds (type invariant).
+        unsafe { bindings::scm_destroy(&mut self.0) };
+    }
+}
+
+/// A `struct msghdr` of a `sendmsg` or `recvmsg` in progress.
+pub(crate) struct Msg<'a>(*mut bindings::msghdr, core::marker::PhantomData<&'a mut ()>);
+
+impl Msg<'_> {
+    /// The `MSG_*` flags of the call.
+    pub(crate) fn flags(&self) -> u32 {
+        // SAFETY: `self.0` is live for the call.
+        unsafe { (*self.0).msg_flags }
+    }
+
+    /// The destination of a send: the kernel's copy of `msg_name`.
+    pub(crate) fn name(&self) -> Option<&[u8]> {
+        // SAFETY: for a send, `msg_name` points at `msg_namelen` bytes
+        // of kernel memory (`move_addr_to_kernel`).
+        unsafe {
+            let name = (*self.0).msg_name;
+            let len = usize::try_from((*self.0).msg_namelen).ok()?;
+            if name.is_null() || len == 0 {
+                return None;
+            }
+            Some(core::slice::from_raw_parts(name.cast::<u8>(), len))
+        }
+    }
+
+    /// The kernel's copy of a send's control buffer.
+    pub(crate) fn control(&self) -> &[u8] {
+        // SAFETY: for a send, `msg_control` is a kernel buffer of
+        // `msg_controllen` bytes (`____sys_sendmsg` copied it).
+        unsafe {
+            let ctl = (*self.0).__bindgen_anon_1.msg_control;
+            let len = (*self.0).msg_controllen;
+            if ctl.is_null() || len == 0 || (*self.0).msg_control_is_user() {
+                return &[];
+            }
+            core::slice::from_raw_parts(ctl.cast::<u8>(), len)
+        }
+    }
+
+    /// Writes the source of a received message, if the caller asked.
+    pub(crate) fn set_name(&mut self, name: &[u8; SOCKADDR_BUS_SIZE]) {
+        // SAFETY: for a receive, a non-null `msg_name` is a kernel
+        // `sockaddr_storage` (128 bytes).
+        unsafe {
+            let dst = (*self.0).msg_name;
+            if !dst.is_null() {
+                ptr::copy_nonoverlapping(name.as_ptr(), dst.cast::<u8>(), name.len());
+                (*self.0).msg_namelen = name.len() as c_int;
+            }
+        }
+    }
+
+    /// Adds `MSG_*` flags to what `recvmsg` returns.
+    pub(crate) fn add_flags(&mut self, flags: u32) {
+        // SAFETY: `self.0` is live for the call.
+        unsafe { (*self.0).msg_flags |= flags };
+    }
+
+    /// Appends a control message for the receiver (`MSG_CTRUNC` when it
+    /// does not fit).
+    pub(crate) fn put_cmsg(&mut self, level: i32, kind: i32, data: &[u8]) -> Result {
+        // SAFETY: `put_cmsg` copies `data` to the user's control buffer.
+        let err = unsafe {
+            bindings::put_cmsg(
+                self.0,
+                level,
+                kind,
+                data.len() as c_int,
+                data.as_ptr().cast::<c_void>().cast_mut(),
+            )
+        };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(())
+    }
+
+    /// Copies `bytes` to the user's iovec.
+    pub(crate) fn copy_to_iter(&mut self, bytes: &[u8]) -> Result {
+        // SAFETY: `msg_iter` of a receive describes user memory; the
+        // copy checks it.
+        let n = unsafe {
+            bindings::_copy_to_iter(
+                bytes.as_ptr().cast::<c_void>(),
+                bytes.len(),
+                &raw mut (*self.0).msg_iter,
+            )
+        };
+        if n != bytes.len() {
+            return Err(EFAULT);
+        }
+        Ok(())
+    }
+
+    /// Copies `len` payload bytes of `skb` to the user's iovec.
+    pub(crate) fn copy_from_skb(&mut self, skb: &Skb, len: usize) -> Result {
+        // SAFETY: `skb` holds at least `len` linear bytes.
+        let err = unsafe { bindings::skb_copy_datagram_msg(skb.raw(), 0, self.0, len as c_int) };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(())
+    }
+
+    /// Delivers the credentials (with `SO_PASSCRED`) and the files of
+    /// `skb`; with `peek` the files are duplicated, not taken.
+    pub(crate) fn put_scm(&mut self, sock: &BusSock, skb: &Skb, flags: u32, peek: bool) {
+        // SAFETY: the cookie gets its own pid reference and either the
+        // skb's files (taken out of `cb`) or a duplicate; `scm_recv`
+        // consumes all of it.
+        unsafe {
+            let cb = skb.cb();
+            let mut scm: bindings::scm_cookie = core::mem::zeroed();
+            if peek {
+                if !(*cb).fp.is_null() {
+                    scm.fp = bindings::scm_fp_dup((*cb).fp);
+                }
+            } else {
+                scm.fp = (*cb).fp;
+                (*cb).fp = ptr::null_mut();
+            }
+            bindings::scm_set_cred(&mut scm, (*cb).pid, (*cb).uid, (*cb).gid);
+            bindings::sock_recv_cmsgs(self.0, sock.sk(), skb.raw());
+            bindings::scm_recv((*sock.sk()).sk_socket, self.0, &mut scm, flags as c_int);
+        }
+    }
+}
+
 /// The family's `struct proto`; `proto_register` creates its slab.
 pub(crate) static BUS_PROTO: CStatic<bindings::proto> = CStatic::new({
     // SAFETY: all-zero is a valid `struct proto` (null pointers, no ops).
@@ -373,10 +966,12 @@ static BUS_OPS: CStatic<bindings::proto_ops> = CStatic::new({
     o.socketpair = Some(bindings::sock_no_socketpair);
     o.accept = Some(bindings::sock_no_accept);
     o.getname = Some(bus_getname);
-    o.poll = Some(bindings::datagram_poll);
+    o.poll = Some(bus_poll);
     o.ioctl = Some(bus_ioctl);
     o.listen = Some(bindings::sock_no_listen);
     o.shutdown = Some(bindings::sock_no_shutdown);
+    o.setsockopt = Some(bus_setsockopt);
+    o.getsockopt = Some(bus_getsockopt);
     o.sendmsg = Some(bus_sendmsg);
     o.recvmsg = Some(bus_recvmsg);
     o.mmap = Some(bindings::sock_no_mmap);
@@ -471,7 +1066,7 @@ unsafe extern "C" fn bus_release(sock: *mut bindings::socket) -> c_int {
     }
     // SAFETY: `sk` is live until the `sock_put` below.
     let bs = unsafe { BusSock::from_sk(sk) };
-    bs.endpoint().release();
+    bs.endpoint().release(bs);
     crate::registry().remove_sock(bs);
     // SAFETY: detach the sock from the socket, free what is queued, and
     // drop the reference `sk_alloc` gave the socket.
@@ -507,7 +1102,7 @@ unsafe extern "C" fn bus_bind(
     to_errno(
         BusAddr::parse(raw)
             .map_err(Error::from)
-            .and_then(|addr| crate::bus::bind(bs, &addr))
+            .and_then(|addr| bs.endpoint().bind(bs, &addr))
             .map(|()| 0),
     )
 }
@@ -526,7 +1121,7 @@ unsafe extern "C" fn bus_getname(
     }
     // SAFETY: `sock` is a live AF_BUS socket with a sock.
     let bs = unsafe { BusSock::from_sk((*sock).sk) };
-    let name = bs.endpoint().name();
+    let name = bs.endpoint().name(bs);
     // SAFETY: `sockaddr_storage` holds 128 bytes, the size of `name`.
     unsafe { ptr::copy_nonoverlapping(name.as_ptr(), uaddr.cast::<u8>(), name.len()) };
     name.len() as c_int
@@ -541,25 +1136,177 @@ unsafe extern "C" fn bus_ioctl(_sock: *mut bindings::socket, _cmd: c_uint, _arg:
 
 /// # Safety
 ///
-/// Called by the socket layer.
+/// Called by the socket layer with a live message.
 unsafe extern "C" fn bus_sendmsg(
-    _sock: *mut bindings::socket,
-    _msg: *mut bindings::msghdr,
-    _len: usize,
+    sock: *mut bindings::socket,
+    msg: *mut bindings::msghdr,
+    len: usize,
 ) -> c_int {
-    errno::eopnotsupp().to_errno()
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let mut msg = Msg(msg, core::marker::PhantomData);
+    to_ssize(bs.endpoint().sendmsg(bs, &mut msg, len))
 }
 
 /// # Safety
 ///
-/// Called by the socket layer.
+/// Called by the socket layer with a live message.
 unsafe extern "C" fn bus_recvmsg(
-    _sock: *mut bindings::socket,
-    _msg: *mut bindings::msghdr,
-    _len: usize,
-    _flags: c_int,
+    sock: *mut bindings::socket,
+    msg: *mut bindings::msghdr,
+    len: usize,
+    flags: c_int,
 ) -> c_int {
-    errno::eopnotsupp().to_errno()
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let mut msg = Msg(msg, core::marker::PhantomData);
+    to_ssize(bs.endpoint().recvmsg(bs, &mut msg, len, flags as u32))
+}
+
+/// # Safety
+///
+/// Called by the socket layer for `poll` and friends.
+unsafe extern "C" fn bus_poll(
+    file: *mut bindings::file,
+    sock: *mut bindings::socket,
+    wait: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: all three are live for the call; register on `sk_sleep`
+    // before looking at the state.
+    unsafe { bindings::sock_poll_wait(file, sock, wait) };
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    bs.endpoint().poll(bs)
+}
+
+/// # Safety
+///
+/// Called by the socket layer with an option value in user memory.
+unsafe extern "C" fn bus_setsockopt(
+    sock: *mut bindings::socket,
+    level: c_int,
+    name: c_int,
+    optval: bindings::sockptr_t,
+    optlen: c_uint,
+) -> c_int {
+    if level != crate::uapi::SOL_BUS {
+        return errno::enoprotoopt().to_errno();
+    }
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let r = match name {
+        crate::uapi::BUS_POLICY => {
+            read_u32_opt(optval, optlen).and_then(|v| bs.endpoint().set_policy(bs, v))
+        }
+        _ => Err(errno::enoprotoopt()),
+    };
+    to_errno(r.map(|()| 0))
+}
+
+fn read_u32_opt(optval: bindings::sockptr_t, optlen: c_uint) -> Result<u32> {
+    if (optlen as usize) < core::mem::size_of::<u32>() {
+        return Err(EINVAL);
+    }
+    let mut v: u32 = 0;
+    // SAFETY: copies 4 bytes from the option, user or kernel memory as
+    // `sockptr_t` says.
+    let left = unsafe {
+        if optval.is_kernel() {
+            ptr::copy_nonoverlapping(
+                optval.__bindgen_anon_1.kernel.cast::<u8>(),
+                (&raw mut v).cast::<u8>(),
+                4,
+            );
+            0
+        } else {
+            bindings::_copy_from_user(
+                (&raw mut v).cast::<c_void>(),
+                optval.__bindgen_anon_1.user,
+                4,
+            )
+        }
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(v)
+}
+
+/// # Safety
+///
+/// Called by the socket layer with `optval` and `optlen` in user memory.
+unsafe extern "C" fn bus_getsockopt(
+    sock: *mut bindings::socket,
+    level: c_int,
+    name: c_int,
+    optval: *mut c_char,
+    optlen: *mut c_int,
+) -> c_int {
+    if level != crate::uapi::SOL_BUS {
+        return errno::enoprotoopt().to_errno();
+    }
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let r = (|| -> Result<c_int> {
+        let mut room: c_int = 0;
+        // SAFETY: `optlen` is a user pointer to an int.
+        if unsafe { bindings::_copy_from_user((&raw mut room).cast(), optlen.cast(), 4) } != 0 {
+            return Err(EFAULT);
+        }
+        let room = usize::try_from(room).map_err(|_| EINVAL)?;
+        match name {
+            crate::uapi::BUS_ADDRS => {
+                let addrs = bs.endpoint().addrs(bs)?;
+                let need = addrs.len() * SOCKADDR_BUS_SIZE;
+                if room < need {
+                    put_user_int(optlen, need)?;
+                    return Err(ERANGE);
+                }
+                for (i, a) in addrs.iter().enumerate() {
+                    copy_to_user_at(optval, i * SOCKADDR_BUS_SIZE, a)?;
+                }
+                put_user_int(optlen, need)?;
+            }
+            crate::uapi::BUS_POLICY => {
+                if room < 4 {
+                    return Err(EINVAL);
+                }
+                copy_to_user_at(optval, 0, &bs.endpoint().policy()?.to_ne_bytes())?;
+                put_user_int(optlen, 4)?;
+            }
+            crate::uapi::BUS_DROPS => {
+                if room < 4 {
+                    return Err(EINVAL);
+                }
+                copy_to_user_at(optval, 0, &bs.drops().to_ne_bytes())?;
+                put_user_int(optlen, 4)?;
+            }
+            _ => return Err(errno::enoprotoopt()),
+        }
+        Ok(0)
+    })();
+    to_errno(r)
+}
+
+fn copy_to_user_at(to: *mut c_char, at: usize, bytes: &[u8]) -> Result {
+    // SAFETY: `to` is a user pointer; the copy checks access and reports
+    // what it could not copy.
+    let left = unsafe {
+        bindings::_copy_to_user(
+            to.add(at).cast::<c_void>(),
+            bytes.as_ptr().cast::<c_void>(),
+            bytes.len() as c_ulong,
+        )
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+fn put_user_int(to: *mut c_int, v: usize) -> Result {
+    let v = c_int::try_from(v).map_err(|_| EINVAL)?;
+    copy_to_user_at(to.cast::<c_char>(), 0, &v.to_ne_bytes())
 }
 
 /// A `seq_file` being filled by a show callback.

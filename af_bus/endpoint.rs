@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The family's state of one socket: its role on a bus, its receive
+//! queue, and the send and receive paths.
+
+use kernel::bindings;
+use kernel::error::{code::*, Result};
+use kernel::ffi::c_long;
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::sync::{Arc, CondVar, CondVarTimeoutResult, Mutex, UniqueArc};
+use kernel::types::ARef;
+use kernel::{new_condvar, new_mutex};
+
+use crate::addr::{encode_unattached, AddrPart, BusAddr};
+use crate::bus::{Bus, Delivery};
+use crate::cmsg::BusCmsgs;
+use crate::quota::{admit, Admit, Limits, Usage};
+use crate::socket::{errno, BusSock, Msg, RxLocked, Scm, Skb};
+use crate::uapi::{SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
+
+/// Most messages a receive queue holds.
+pub(crate) const MAX_QUEUE_MSGS: usize = 256;
+/// Most distinct sending users a receive queue accounts separately;
+/// messages from further users are refused as if the queue were full.
+const MAX_QUEUE_USERS: usize = 64;
+
+/// What a socket is on its bus.
+enum Role {
+    /// Not on any bus.
+    Unattached,
+    /// Pending or member of a bus (the bus knows which).
+    Endpoint(Arc<Bus>),
+    /// The master of a bus.
+    Master(Arc<Bus>),
+}
+
+/// State of an endpoint behind [`Endpoint::inner`].
+struct EndpointInner {
+    role: Role,
+}
+
+/// The receive side, behind [`Endpoint::rx`].  The skbs themselves are on
+/// `sk_receive_queue`, which only this lock protects.
+struct RxState {
+    total: Usage,
+    /// Per sending uid, for the fairness rule.
+    users: RBTree<u32, Usage>,
+    /// The socket is released: nothing more is queued.
+    closed: bool,
+    /// Its bus died: every call fails with `ECONNRESET`.
+    dead: bool,
+    /// Notifications lost because the master's queue was full.
+    notify_dropped: u64,
+}
+
+/// The family's part of a socket.
+#[pin_data]
+pub(crate) struct Endpoint {
+    #[pin]
+    inner: Mutex<EndpointInner>,
+    #[pin]
+    rx: Mutex<RxState>,
+    /// Senders waiting for room in this socket's receive queue.
+    #[pin]
+    writers: CondVar,
+}
+
+impl Endpoint {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Endpoint {
+            inner <- new_mutex!(EndpointInner { role: Role::Unattached }, "BusSock::inner"),
+            rx <- new_mutex!(
+                RxState {
+                    total: Usage::default(),
+                    users: RBTree::new(),
+                    closed: false,
+                    dead: false,
+                    notify_dropped: 0,
+                },
+                "BusSock::rx"
+            ),
+            writers <- new_condvar!("BusSock::writers"),
+        })
+    }
+
+    fn bus(&self) -> Option<Arc<Bus>> {
+        match &self.inner.lock().role {
+            Role::Unattached => None,
+            Role::Endpoint(bus) | Role::Master(bus) => Some(bus.clone()),
+        }
+    }
+
+    /// The socket's primary address in the fixed layout.
+    pub(crate) fn name(&self, sock: &BusSock) -> [u8; SOCKADDR_BUS_SIZE] {
+        match self.bus() {
+            None => encode_unattached(),
+            Some(bus) => match bus.primary(sock) {
+                Some((primary, _, _)) => bus.addr(primary).encode(),
+                // Dropped by its dead bus: the handle is gone too.
+                None => BusAddr::kernel(*bus.path()).encode(),
+            },
+        }
+    }
+
+    /// Role, bus, handle and owned-address count, for `/proc/net/bus`.
+    pub(crate) fn describe(
+        &self,
+        sock: &BusSock,
+    ) -> (&'static str, Option<Arc<Bus>>, Option<AddrPart>, usize) {
+        let (is_master, bus) = match &self.inner.lock().role {
+            Role::Unattached => return ("unattached", None, None, 0),
+            Role::Endpoint(bus) => (false, bus.clone()),
+            Role::Master(bus) => (true, bus.clone()),
+        };
+        match bus.primary(sock) {
+            _ if is_master => ("master", Some(bus), None, 1),
+            Some((_, handle, 0)) => ("pending", Some(bus), handle, 0),
+            Some((_, handle, n)) => ("member", Some(bus), handle, n),
+            None => ("dead", Some(bus), None, 0),
+        }
+    }
+
+    /// Messages queued and lost, for `/proc/net/bus`.
+    pub(crate) fn queue_stats(&self) -> (usize, u64) {
+        let rx = self.rx.lock();
+        (rx.total.msgs, rx.notify_dropped)
+    }
+
+    /// `bind()`: makes the socket the master of a new bus.
+    pub(crate) fn bind(&self, sock: &BusSock, addr: &BusAddr) -> Result {
+        // Allocate, and create the inode, before taking our lock.
+        let slot = UniqueArc::<Bus>::new_uninit(GFP_KERNEL)?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let (key, node) = crate::bus::create(sock, addr)?;
+        let mut inner = self.inner.lock();
+        match inner.role {
+            Role::Unattached => {}
+            Role::Master(_) => return Err(EINVAL),
+            Role::Endpoint(_) => return Err(errno::eisconn()),
+        }
+        let bus = crate::bus::register(sock, addr, key, node, slot, reservation)?;
+        inner.role = Role::Master(bus);
+        Ok(())
+    }
+
+    /// The bus a send to `dst` goes over, joining it as a pending
+    /// endpoint on the first send to its master.
+    fn attach(&self, sock: &BusSock, dst: &BusAddr) -> Result<Arc<Bus>> {
+        let mut inner = self.inner.lock();
+        match &inner.role {
+            Role::Endpoint(bus) | Role::Master(bus) => {
+                if bus.is_named(sock, &dst.path)? {
+                    Ok(bus.clone())
+                } else {
+                    Err(errno::eisconn())
+                }
+            }
+            Role::Unattached => {
+                let bus = crate::registry().find(sock, &dst.path)?;
+                if dst.addr != bus.master_addr().addr {
+                    return Err(EACCES);
+                }
+                bus.join(sock)?;
+                inner.role = Role::Endpoint(bus.clone());
+                Ok(bus)
+            }
+        }
+    }
+
+    /// Leaves the bus as the socket closes: an endpoint releases its
+    /// addresses and its master hears of it; a master takes its bus down.
+    pub(crate) fn release(&self, sock: &BusSock) {
+        let role = core::mem::replace(&mut self.inner.lock().role, Role::Unattached);
+        match role {
+            Role::Unattached => {}
+            Role::Endpoint(bus) => {
+                if let Some((master, addrs)) = bus.leave(sock) {
+                    let mut bytes = KVec::new();
+                    let len = crate::notify::gone_len(addrs.len());
+                    if bytes.extend_with(len, 0u8, GFP_KERNEL).is_ok() {
+                        crate::notify::write_gone(&mut bytes, &addrs);
+                        master.endpoint().notify(&master, &bus, &bytes);
+                    } else {
+                        master.endpoint().rx.lock().notify_dropped += 1;
+                        master.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+                    }
+                }
+            }
+            Role::Master(bus) => {
+                crate::registry().remove_bus(&bus);
+                for member in bus.kill().iter() {
+                    member.endpoint().die(member);
+                }
+            }
+        }
+        // Nothing more is queued; free what is, and let blocked senders
+        // find the receiver gone.
+        let queued = {
+            let mut rx = self.rx.lock();
+            rx.closed = true;
+            self.drain(sock, &mut rx)
+        };
+        drop(queued);
+        self.writers.notify_all();
+    }
+
+    /// Takes every queued message out, to be freed by the caller after
+    /// the lock is dropped.
+    fn drain(&self, sock: &BusSock, rx: &mut RxState) -> KVec<Skb> {
+        let mut out = KVec::new();
+        // SAFETY: the caller holds this socket's rx lock (`rx`).
+        let mut token = unsafe { RxLocked::new() };
+        while let Some(skb) = sock.dequeue(&mut token) {
+            // Without room to defer it, `push` frees it here (a mutex,
+            // not a spinlock, is held).
+            let _ = out.push(skb, GFP_KERNEL);
+        }
+        rx.total = Usage::default();
+        rx.users = RBTree::new();
+        out
+    }
+
+    /// The bus died under this member.
+    fn die(&self, sock: &BusSock) {
+        let queued = {
+            let mut rx = self.rx.lock();
+            rx.dead = true;
+            self.drain(sock, &mut rx)
+        };
+        drop(queued);
+        sock.shutdown_rx();
+        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLERR | bindings::EPOLLHUP);
+        self.writers.notify_all();
+    }
+
+    fn limits(sock: &BusSock) -> Limits {
+        Limits {
+            bytes: sock.rcvbuf(),
+            msgs: MAX_QUEUE_MSGS,
+        }
+    }
+
+    /// Queues `skb` unless the queue is full.  `fair` applies the rule
+    /// that one user may fill at most half of what is left.
+    pub(crate) fn enqueue(&self, sock: &ARef<BusSock>, skb: Skb, fair: bool) -> Result<Delivery> {
+        let size = skb.truesize();
+        let uid = skb.sender_uid();
+        let mut rx = self.rx.lock();
+        if rx.dead {
+            return Err(errno::econnreset());
+        }
+        if rx.closed {
+            return Err(errno::ehostunreach());
+        }
+        let user = match (fair, rx.users.get(&uid)) {
+            (false, _) => None,
+            (true, Some(u)) => Some(*u),
+            (true, None) => Some(Usage::default()),
+        };
+        match admit(Self::limits(sock), rx.total, user, size) {
+            Admit::TooBig => return Err(errno::emsgsize()),
+            Admit::Full => return Ok(Delivery::Full(skb, sock.clone())),
+            Admit::Yes => {}
+        }
+        if fair {
+            match rx.users.get_mut(&uid) {
+                Some(u) => u.add(size),
+                None => {
+                    if rx.users.iter().count() >= MAX_QUEUE_USERS {
+                        return Ok(Delivery::Full(skb, sock.clone()));
+                    }
+                    let mut u = Usage::default();
+                    u.add(size);
+                    rx.users.try_create_and_insert(uid, u, GFP_KERNEL)?;
+                }
+            }
+        }
+        rx.total.add(size);
+        // SAFETY: we hold this socket's rx lock.
+        sock.queue_tail(&mut unsafe { RxLocked::new() }, skb);
+        drop(rx);
+        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+        Ok(Delivery::Queued)
+    }
+
+    /// Gives a message's charge back once it leaves the queue.
+    fn uncharge(rx: &mut RxState, skb: &Skb) {
+        let size = skb.truesize();
+        rx.total.sub(size);
+        if let Some(u) = rx.users.get_mut(&skb.sender_uid()) {
+            u.sub(size);
+        }
+    }
+
+    /// Queues a kernel notification for this master, or counts it lost.
+    fn notify(&self, sock: &ARef<BusSock>, bus: &Bus, bytes: &[u8]) {
+        let mut skb = match Skb::alloc_kernel(crate::meta::len(0), bytes.len()) {
+            Ok(skb) => skb,
+            Err(_) => {
+                self.rx.lock().notify_dropped += 1;
+                return;
+            }
+        };
+        skb.put_bytes(bytes);
+        let meta = crate::meta::Meta {
+            src: AddrPart::KERNEL,
+            dst: bus.master_addr().addr,
+            flags: 0,
+        };
+        crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+        match self.enqueue(sock, skb, false) {
+            Ok(Delivery::Queued) => {}
+            Ok(Delivery::Full(skb, _)) => {
+                self.rx.lock().notify_dropped += 1;
+                drop(skb);
+                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// `sendmsg`.
+    pub(crate) fn sendmsg(&self, sock: &BusSock, msg: &mut Msg<'_>, len: usize) -> Result<usize> {
+        let flags = msg.flags();
+        if flags & bindings::MSG_OOB != 0 {
+            return Err(errno::eopnotsupp());
+        }
+        let nonblock = flags & bindings::MSG_DONTWAIT != 0;
+        let dst = BusAddr::parse(msg.name().ok_or_else(errno::edestaddrreq)?)?;
+        let cmsgs = BusCmsgs::parse(msg.control()).map_err(|_| EINVAL)?;
+        if dst.multicast || cmsgs.grants().any(|g| g.kind.is_multicast()) {
+            // Multicast delivery and its grants come with the bloom tables.
+            return Err(errno::eopnotsupp());
+        }
+        if dst.addr.is_kernel() {
+            return Err(EINVAL);
+        }
+        if len > sock.max_payload() {
+            return Err(errno::emsgsize());
+        }
+        let scm = Scm::send(sock, msg)?;
+        scm.refuse_sockets()?;
+        let bus = self.attach(sock, &dst)?;
+        let ngrants = cmsgs.grants().count();
+        let mut skb = Skb::alloc_send(sock, crate::meta::len(ngrants), len, nonblock)?;
+        skb.put_from_msg(msg, len)?;
+        scm.into_skb(&mut skb);
+        let mut timeo: c_long = sock.sndtimeo(nonblock);
+        loop {
+            let (skb_back, receiver) = match bus.deliver(sock, &dst, &cmsgs, skb)? {
+                Delivery::Queued => return Ok(len),
+                Delivery::Full(skb, receiver) => (skb, receiver),
+            };
+            skb = skb_back;
+            receiver.endpoint().wait_for_room(&receiver, &skb, &mut timeo)?;
+        }
+    }
+
+    /// Sleeps until `skb` would fit in this receiver's queue, it closes or
+    /// dies, the timeout runs out (`EAGAIN`) or a signal comes.
+    fn wait_for_room(&self, sock: &BusSock, skb: &Skb, timeo: &mut c_long) -> Result {
+        let size = skb.truesize();
+        let uid = skb.sender_uid();
+        let mut rx = self.rx.lock();
+        loop {
+            if rx.closed || rx.dead {
+                return Ok(());
+            }
+            let user = Some(rx.users.get(&uid).copied().unwrap_or_default());
+            if admit(Self::limits(sock), rx.total, user, size) != Admit::Full {
+                return Ok(());
+            }
+            if *timeo <= 0 {
+                return Err(EAGAIN);
+            }
+            // `timeo` is positive here.
+            match self.writers.wait_interruptible_timeout(&mut rx, *timeo as _) {
+                CondVarTimeoutResult::Timeout => return Err(EAGAIN),
+                CondVarTimeoutResult::Signal { jiffies } => {
+                    return Err(crate::socket::intr_errno(jiffies as c_long))
+                }
+                CondVarTimeoutResult::Woken { jiffies } => *timeo = jiffies as c_long,
+            }
+        }
+    }
+
+    /// `recvmsg`.
+    pub(crate) fn recvmsg(
+        &self,
+        sock: &BusSock,
+        msg: &mut Msg<'_>,
+        size: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        if flags & (bindings::MSG_OOB | bindings::MSG_ERRQUEUE) != 0 {
+            return Err(errno::eopnotsupp());
+        }
+        let peek = flags & bindings::MSG_PEEK != 0;
+        let mut timeo = sock.rcvtimeo(flags & bindings::MSG_DONTWAIT != 0);
+        loop {
+            let mut rx = self.rx.lock();
+            if rx.dead {
+                return Err(errno::econnreset());
+            }
+            // SAFETY: we hold this socket's rx lock.
+            let mut token = unsafe { RxLocked::new() };
+            let skb = if peek {
+                sock.peek(&mut token)
+            } else {
+                sock.dequeue(&mut token)
+            };
+            if let Some(skb) = skb {
+                if !peek {
+                    Self::uncharge(&mut rx, &skb);
+                }
+                drop(rx);
+                if !peek {
+                    self.writers.notify_all();
+                }
+                return self.deliver_to_user(sock, msg, skb, size, flags, peek);
+            }
+            if rx.notify_dropped > 0 {
+                let dropped = if peek {
+                    rx.notify_dropped
+                } else {
+                    core::mem::take(&mut rx.notify_dropped)
+                };
+                drop(rx);
+                return self.deliver_overflow(msg, dropped, size);
+            }
+            let last = sock.queue_last(&mut token);
+            drop(rx);
+            if timeo == 0 {
+                return Err(EAGAIN);
+            }
+            sock.wait_for_data(&mut timeo, last)?;
+        }
+    }
+
+    fn deliver_to_user(
+        &self,
+        sock: &BusSock,
+        msg: &mut Msg<'_>,
+        skb: Skb,
+        size: usize,
+        flags: u32,
+        peek: bool,
+    ) -> Result<usize> {
+        let bus = self.bus().ok_or(errno::econnreset())?;
+        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
+        msg.set_name(&bus.addr(meta.src).encode());
+        let copied = skb.len().min(size);
+        if copied < skb.len() {
+            msg.add_flags(bindings::MSG_TRUNC);
+        }
+        msg.copy_from_skb(&skb, copied)?;
+        for (kind, addr) in crate::meta::grants(skb.meta()) {
+            msg.put_cmsg(SOL_BUS, kind, addr)?;
+        }
+        let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
+        msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
+        msg.put_scm(sock, &skb, flags, peek);
+        Ok(if flags & bindings::MSG_TRUNC != 0 {
+            skb.len()
+        } else {
+            copied
+        })
+    }
+
+    /// A `BUS_NOTIFY_OVERFLOW`, made up on the spot.
+    fn deliver_overflow(&self, msg: &mut Msg<'_>, dropped: u64, size: usize) -> Result<usize> {
+        let bus = self.bus().ok_or(errno::econnreset())?;
+        msg.set_name(&BusAddr::kernel(*bus.path()).encode());
+        let bytes = crate::notify::overflow(dropped);
+        let copied = bytes.len().min(size);
+        if copied < bytes.len() {
+            msg.add_flags(bindings::MSG_TRUNC);
+        }
+        msg.copy_to_iter(&bytes[..copied])?;
+        Ok(copied)
+    }
+
+    /// The poll mask.
+    pub(crate) fn poll(&self, sock: &BusSock) -> u32 {
+        let rx = self.rx.lock();
+        let mut mask = 0;
+        if rx.dead {
+            mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
+        }
+        if rx.total.msgs > 0 || rx.notify_dropped > 0 {
+            mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
+        }
+        if !rx.dead && sock.writeable() {
+            mask |= bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND;
+        }
+        mask
+    }
+
+    /// `BUS_ADDRS`: every address owned, handle first.
+    pub(crate) fn addrs(&self, sock: &BusSock) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
+        match self.bus() {
+            None => Ok(KVec::new()),
+            Some(bus) => bus.addrs(sock),
+        }
+    }
+
+    /// `BUS_POLICY`, set.
+    pub(crate) fn set_policy(&self, sock: &BusSock, policy: u32) -> Result {
+        if policy & !crate::uapi::BUS_POLICY_MCAST_SEND_GRANTED != 0 {
+            return Err(EINVAL);
+        }
+        match &self.inner.lock().role {
+            Role::Master(bus) => bus.set_policy(sock, policy),
+            _ => Err(EPERM),
+        }
+    }
+
+    /// `BUS_POLICY`, read: that of the socket's bus.
+    pub(crate) fn policy(&self) -> Result<u32> {
+        self.bus().map(|b| b.policy()).ok_or(errno::enotconn())
+    }
+}

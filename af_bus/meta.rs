@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What travels with a message besides its payload (source, destination,
+//! grants), as bytes kept in the skb's headroom.  Kernel-independent.
+
+use crate::addr::{AddrPart, BusAddr};
+use crate::cmsg::{Grant, GrantKind};
+use crate::uapi::{BUS_ADDR_MAX, SOCKADDR_BUS_SIZE};
+
+/// Bytes before the grants: counts and flags, then source and
+/// destination address parts.
+const FIXED: usize = 8 + 2 * BUS_ADDR_MAX;
+/// Bytes per grant: its control message type, then the address.
+const GRANT: usize = 8 + SOCKADDR_BUS_SIZE;
+
+/// Flag: the destination is a multicast bitmap.
+pub const META_MULTICAST: u8 = 1 << 0;
+
+/// The metadata of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// The sender's address on the bus.
+    pub src: AddrPart,
+    /// The address (or bitmap) the message was sent to.
+    pub dst: AddrPart,
+    /// `META_*` flags.
+    pub flags: u8,
+}
+
+/// Bytes of metadata for a message carrying `ngrants` grants.
+pub const fn len(ngrants: usize) -> usize {
+    FIXED + ngrants * GRANT
+}
+
+fn put_part(out: &mut [u8], part: &AddrPart) {
+    out.copy_from_slice(part.raw().1);
+}
+
+fn get_part(ncomp: u8, raw: &[u8]) -> Option<AddrPart> {
+    let mut bytes = [0u8; BUS_ADDR_MAX];
+    bytes.copy_from_slice(raw);
+    AddrPart::from_raw(usize::from(ncomp), &bytes)
+}
+
+/// Writes `meta` and `grants` into `out`, `len(grants.len())` bytes.
+pub fn write<'a>(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = &'a Grant>) {
+    out.fill(0);
+    // `ncomp <= 8` by the invariant of `AddrPart`.
+    out[0] = meta.src.ncomp() as u8;
+    out[1] = meta.dst.ncomp() as u8;
+    out[2] = meta.flags;
+    put_part(&mut out[8..8 + BUS_ADDR_MAX], &meta.src);
+    put_part(&mut out[8 + BUS_ADDR_MAX..FIXED], &meta.dst);
+    let mut n = 0u8;
+    for (i, g) in grants.enumerate() {
+        let at = FIXED + i * GRANT;
+        out[at..at + 4].copy_from_slice(&g.kind.cmsg_type().to_ne_bytes());
+        out[at + 8..at + GRANT].copy_from_slice(&g.addr.encode());
+        n += 1;
+    }
+    out[3] = n;
+}
+
+/// Reads back what [`write`] wrote; `None` if `raw` is not such bytes.
+pub fn read(raw: &[u8]) -> Option<Meta> {
+    if raw.len() < FIXED {
+        return None;
+    }
+    Some(Meta {
+        src: get_part(raw[0], &raw[8..8 + BUS_ADDR_MAX])?,
+        dst: get_part(raw[1], &raw[8 + BUS_ADDR_MAX..FIXED])?,
+        flags: raw[2],
+    })
+}
+
+/// The grants [`write`] wrote: control message type and fixed-layout
+/// address of each.
+pub fn grants(raw: &[u8]) -> impl Iterator<Item = (i32, &[u8])> {
+    let n = raw.get(3).copied().map_or(0, usize::from);
+    (0..n).filter_map(move |i| {
+        let at = FIXED + i * GRANT;
+        let rec = raw.get(at..at + GRANT)?;
+        let kind = i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        Some((kind, &rec[8..]))
+    })
+}
+
+/// The destination as the receiver's `SCM_DST_ADDR` shows it.
+pub fn dst_addr(meta: &Meta, bus: &BusAddr) -> BusAddr {
+    BusAddr {
+        path: bus.path,
+        addr: meta.dst,
+        multicast: meta.flags & META_MULTICAST != 0,
+    }
+}
+
+/// Whether a grant kind changes unicast ownership.
+pub fn is_ownership(kind: GrantKind) -> bool {
+    matches!(kind, GrantKind::Own | GrantKind::Revoke)
+}
