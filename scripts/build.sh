@@ -47,7 +47,7 @@ cp -p "$top/tests/splat/"* "$out/splat/"
 make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/splat" modules >&2
 
 cflags=(-static -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
-	-Wno-missing-field-initializers -Wno-clobbered -Wno-sign-compare
+	-Wno-missing-field-initializers -Wno-clobbered -Wno-sign-compare -Wno-misleading-indentation
 	-I "$top/include/uapi" -I "$ksrc/tools/testing/selftests")
 for t in "$top"/tests/kselftest/*.c; do
 	gcc "${cflags[@]}" -o "$out/tests/$(basename "$t" .c)" "$t" -lpthread
