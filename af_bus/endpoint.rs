@@ -343,7 +343,7 @@ impl Endpoint {
         scm.refuse_sockets()?;
         let bus = self.attach(sock, &dst)?;
         let ngrants = cmsgs.grants().count();
-        let mut skb = Skb::alloc_send(sock, crate::meta::len(ngrants), len, nonblock)?;
+        let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
         skb.put_from_msg(msg, len)?;
         scm.into_skb(&mut skb);
         let mut timeo: c_long = sock.sndtimeo(nonblock);
@@ -482,7 +482,7 @@ impl Endpoint {
     }
 
     /// The poll mask.
-    pub(crate) fn poll(&self, sock: &BusSock) -> u32 {
+    pub(crate) fn poll(&self) -> u32 {
         let rx = self.rx.lock();
         let mut mask = 0;
         if rx.dead {
@@ -491,7 +491,9 @@ impl Endpoint {
         if rx.total.msgs > 0 || rx.notify_dropped > 0 {
             mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
         }
-        if !rx.dead && sock.writeable() {
+        // Sending never waits for the sender's own buffer: only a full
+        // receiver makes a send wait, and that is per destination.
+        if !rx.dead {
             mask |= bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND;
         }
         mask

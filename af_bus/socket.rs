@@ -459,12 +459,6 @@ impl BusSock {
         };
     }
 
-    /// Whether the sender may allocate more (`sock_writeable`).
-    pub(crate) fn writeable(&self) -> bool {
-        // SAFETY: reads counters of a live sock.
-        unsafe { bindings::sock_writeable(self.sk()) }
-    }
-
     /// Appends `skb` to the receive queue.
     pub(crate) fn queue_tail(&self, _rx: &mut RxLocked, skb: Skb) {
         // SAFETY: the receive queue is only touched under this socket's rx
@@ -606,36 +600,21 @@ impl Skb {
                     meta_len: meta_len as u32,
                 },
             );
-            // The destructor chains to what was there (`sock_wfree`).
             (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
         }
         // INVARIANT: allocated just above, one user.
         Ok(Skb(p))
     }
 
-    /// Allocates a message of `len` payload bytes charged to `sender`,
-    /// waiting for send buffer space unless `nonblock`.
-    pub(crate) fn alloc_send(
-        sender: &BusSock,
-        meta_len: usize,
-        len: usize,
-        nonblock: bool,
-    ) -> Result<Skb> {
-        let mut err: c_int = 0;
-        // SAFETY: a live sock; the skb is charged to it (`sock_wfree`).
+    /// Allocates a message of `len` payload bytes.  It is charged to the
+    /// sender's memory cgroup, and to the receiver's queue once queued,
+    /// but not to the sender's send buffer: a slow receiver must not
+    /// hold up the sender's traffic to others.
+    pub(crate) fn alloc_send(meta_len: usize, len: usize) -> Result<Skb> {
+        // SAFETY: plain allocation.
         let p = unsafe {
-            bindings::sock_alloc_send_pskb(
-                sender.sk(),
-                (meta_len + len) as c_ulong,
-                0,
-                nonblock as c_int,
-                &mut err,
-                0,
-            )
+            bindings::alloc_skb((meta_len + len) as c_uint, bindings::GFP_KERNEL_ACCOUNT)
         };
-        if p.is_null() {
-            return Err(Error::from_errno(err));
-        }
         Self::init(p, meta_len)
     }
 
@@ -730,9 +709,6 @@ unsafe extern "C" fn bus_skb_destruct(skb: *mut bindings::sk_buff) {
             scm.fp = (*cb).fp;
             (*cb).fp = ptr::null_mut();
             bindings::__scm_destroy(&mut scm);
-        }
-        if !(*skb).sk.is_null() {
-            bindings::sock_wfree(skb);
         }
     }
 }
@@ -1176,7 +1152,7 @@ unsafe extern "C" fn bus_poll(
     unsafe { bindings::sock_poll_wait(file, sock, wait) };
     // SAFETY: `sock` is a live AF_BUS socket with a sock.
     let bs = unsafe { BusSock::from_sk((*sock).sk) };
-    bs.endpoint().poll(bs)
+    bs.endpoint().poll()
 }
 
 /// # Safety
