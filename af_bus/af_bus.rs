@@ -20,6 +20,7 @@ pub mod uapi;
 
 mod bus;
 mod endpoint;
+mod params;
 mod proc;
 mod socket;
 

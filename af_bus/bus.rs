@@ -20,9 +20,6 @@ use crate::cmsg::{BusCmsgs, GrantKind};
 use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
 
-/// Most addresses a master may grant one endpoint (its handle aside).
-pub(crate) const MAX_OWNED_ADDRS: usize = 64;
-
 /// How a bus is found: by its socket inode, or by its abstract name in a
 /// network namespace.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -323,7 +320,7 @@ impl Bus {
                     if a == self.master_addr || elsewhere || owned.contains(&a) {
                         return Err(errno::eaddrinuse());
                     }
-                    if owned.len() >= MAX_OWNED_ADDRS {
+                    if owned.len() >= crate::params::MAX_OWNED_ADDRS.get() {
                         return Err(ENOSPC);
                     }
                     owned.push(a, GFP_KERNEL)?;
@@ -363,7 +360,7 @@ impl Bus {
 
 /// A fresh list of addresses, with room for the most a member may own.
 fn copy_addrs<'a>(from: impl Iterator<Item = &'a AddrPart>) -> Result<KVec<AddrPart>> {
-    let mut out = KVec::with_capacity(MAX_OWNED_ADDRS, GFP_KERNEL)?;
+    let mut out = KVec::with_capacity(crate::params::MAX_OWNED_ADDRS.get(), GFP_KERNEL)?;
     for a in from {
         out.push(*a, GFP_KERNEL)?;
     }

@@ -49,7 +49,10 @@ impl GrantKind {
 
     /// Whether the grant names a multicast mask rather than an address.
     pub fn is_multicast(self) -> bool {
-        matches!(self, GrantKind::Match | GrantKind::Unmatch | GrantKind::Send)
+        matches!(
+            self,
+            GrantKind::Match | GrantKind::Unmatch | GrantKind::Send
+        )
     }
 }
 

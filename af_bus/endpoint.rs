@@ -19,8 +19,6 @@ use crate::quota::{admit, Admit, Limits, Usage};
 use crate::socket::{errno, BusSock, Msg, RxLocked, Scm, Skb};
 use crate::uapi::{SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
 
-/// Most messages a receive queue holds.
-pub(crate) const MAX_QUEUE_MSGS: usize = 256;
 /// Most distinct sending users a receive queue accounts separately;
 /// messages from further users are refused as if the queue were full.
 const MAX_QUEUE_USERS: usize = 64;
@@ -237,13 +235,34 @@ impl Endpoint {
     fn limits(sock: &BusSock) -> Limits {
         Limits {
             bytes: sock.rcvbuf(),
-            msgs: MAX_QUEUE_MSGS,
+            msgs: crate::params::MAX_QUEUE_MSGS.get(),
         }
     }
 
-    /// Queues `skb` unless the queue is full.  `fair` applies the rule
-    /// that one user may fill at most half of what is left.
-    pub(crate) fn enqueue(&self, sock: &ARef<BusSock>, skb: Skb, fair: bool) -> Result<Delivery> {
+    /// Whether a message of `size` bytes from `uid` may be queued now.
+    /// `fair` applies the rule that one user may fill at most half of
+    /// what the others leave.
+    fn admission(sock: &BusSock, rx: &RxState, uid: u32, size: usize, fair: bool) -> Admit {
+        let user = if fair {
+            match rx.users.get(&uid) {
+                Some(u) => Some(*u),
+                // Too many users queued already: wait for one to leave.
+                None if rx.users.iter().count() >= MAX_QUEUE_USERS => return Admit::Full,
+                None => Some(Usage::default()),
+            }
+        } else {
+            None
+        };
+        admit(Self::limits(sock), rx.total, user, size)
+    }
+
+    /// Queues `skb` unless the queue is full.
+    pub(crate) fn enqueue(
+        &self,
+        sock: &ARef<BusSock>,
+        mut skb: Skb,
+        fair: bool,
+    ) -> Result<Delivery> {
         let size = skb.truesize();
         let uid = skb.sender_uid();
         let mut rx = self.rx.lock();
@@ -253,12 +272,7 @@ impl Endpoint {
         if rx.closed {
             return Err(errno::ehostunreach());
         }
-        let user = match (fair, rx.users.get(&uid)) {
-            (false, _) => None,
-            (true, Some(u)) => Some(*u),
-            (true, None) => Some(Usage::default()),
-        };
-        match admit(Self::limits(sock), rx.total, user, size) {
+        match Self::admission(sock, &rx, uid, size, fair) {
             Admit::TooBig => return Err(errno::emsgsize()),
             Admit::Full => return Ok(Delivery::Full(skb, sock.clone())),
             Admit::Yes => {}
@@ -267,9 +281,6 @@ impl Endpoint {
             match rx.users.get_mut(&uid) {
                 Some(u) => u.add(size),
                 None => {
-                    if rx.users.iter().count() >= MAX_QUEUE_USERS {
-                        return Ok(Delivery::Full(skb, sock.clone()));
-                    }
                     let mut u = Usage::default();
                     u.add(size);
                     rx.users.try_create_and_insert(uid, u, GFP_KERNEL)?;
@@ -277,6 +288,7 @@ impl Endpoint {
             }
         }
         rx.total.add(size);
+        skb.set_charged(fair);
         // SAFETY: we hold this socket's rx lock.
         sock.queue_tail(&mut unsafe { RxLocked::new() }, skb);
         drop(rx);
@@ -287,9 +299,20 @@ impl Endpoint {
     /// Gives a message's charge back once it leaves the queue.
     fn uncharge(rx: &mut RxState, skb: &Skb) {
         let size = skb.truesize();
+        let uid = skb.sender_uid();
         rx.total.sub(size);
-        if let Some(u) = rx.users.get_mut(&skb.sender_uid()) {
-            u.sub(size);
+        if !skb.charged() {
+            return;
+        }
+        let idle = match rx.users.get_mut(&uid) {
+            Some(u) => {
+                u.sub(size);
+                u.msgs == 0
+            }
+            None => false,
+        };
+        if idle {
+            rx.users.remove(&uid);
         }
     }
 
@@ -353,7 +376,9 @@ impl Endpoint {
                 Delivery::Full(skb, receiver) => (skb, receiver),
             };
             skb = skb_back;
-            receiver.endpoint().wait_for_room(&receiver, &skb, &mut timeo)?;
+            receiver
+                .endpoint()
+                .wait_for_room(&receiver, &skb, &mut timeo)?;
         }
     }
 
@@ -367,15 +392,17 @@ impl Endpoint {
             if rx.closed || rx.dead {
                 return Ok(());
             }
-            let user = Some(rx.users.get(&uid).copied().unwrap_or_default());
-            if admit(Self::limits(sock), rx.total, user, size) != Admit::Full {
+            if Self::admission(sock, &rx, uid, size, true) != Admit::Full {
                 return Ok(());
             }
             if *timeo <= 0 {
                 return Err(EAGAIN);
             }
             // `timeo` is positive here.
-            match self.writers.wait_interruptible_timeout(&mut rx, *timeo as _) {
+            match self
+                .writers
+                .wait_interruptible_timeout(&mut rx, *timeo as _)
+            {
                 CondVarTimeoutResult::Timeout => return Err(EAGAIN),
                 CondVarTimeoutResult::Signal { jiffies } => {
                     return Err(crate::socket::intr_errno(jiffies as c_long))

@@ -4,7 +4,7 @@
 //! grants), as bytes kept in the skb's headroom.  Kernel-independent.
 
 use crate::addr::{AddrPart, BusAddr};
-use crate::cmsg::{Grant, GrantKind};
+use crate::cmsg::Grant;
 use crate::uapi::{BUS_ADDR_MAX, SOCKADDR_BUS_SIZE};
 
 /// Bytes before the grants: counts and flags, then source and
@@ -92,9 +92,4 @@ pub fn dst_addr(meta: &Meta, bus: &BusAddr) -> BusAddr {
         addr: meta.dst,
         multicast: meta.flags & META_MULTICAST != 0,
     }
-}
-
-/// Whether a grant kind changes unicast ownership.
-pub fn is_ownership(kind: GrantKind) -> bool {
-    matches!(kind, GrantKind::Own | GrantKind::Revoke)
 }

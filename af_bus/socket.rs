@@ -86,7 +86,7 @@ extern "C" {
     static __this_module: u8;
 }
 
-const fn this_module() -> *mut bindings::module {
+pub(crate) const fn this_module() -> *mut bindings::module {
     // `addr_of!` takes the address without reading the extern static.
     ptr::addr_of!(__this_module)
         .cast::<bindings::module>()
@@ -455,7 +455,10 @@ impl BusSock {
         // SAFETY: `sk_shutdown` is a byte of a live sock; a racy store is
         // what the socket layer does too (`WRITE_ONCE`).
         unsafe {
-            ptr::write_volatile(&raw mut (*self.sk()).sk_shutdown, bindings::SHUTDOWN_MASK as u8)
+            ptr::write_volatile(
+                &raw mut (*self.sk()).sk_shutdown,
+                bindings::SHUTDOWN_MASK as u8,
+            )
         };
     }
 
@@ -491,7 +494,13 @@ impl BusSock {
     /// The last queued skb (or the queue head), to tell new arrivals.
     pub(crate) fn queue_last(&self, _rx: &mut RxLocked) -> usize {
         // SAFETY: as for `queue_tail`; only the pointer value is used.
-        unsafe { (*self.sk()).sk_receive_queue.__bindgen_anon_1.__bindgen_anon_1.prev as usize }
+        unsafe {
+            (*self.sk())
+                .sk_receive_queue
+                .__bindgen_anon_1
+                .__bindgen_anon_1
+                .prev as usize
+        }
     }
 
     /// Waits until the receive queue's tail is no longer `last`, a signal,
@@ -546,6 +555,8 @@ struct BusCb {
     gid: bindings::kgid_t,
     /// Bytes of metadata just before `skb->data`.
     meta_len: u32,
+    /// Whether the receiver charged it to the sending user.
+    charged: bool,
 }
 
 const _: () = assert!(core::mem::size_of::<BusCb>() <= 48);
@@ -598,6 +609,7 @@ impl Skb {
                     uid: bindings::kuid_t { val: 0 },
                     gid: bindings::kgid_t { val: 0 },
                     meta_len: meta_len as u32,
+                    charged: false,
                 },
             );
             (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
@@ -678,6 +690,19 @@ impl Skb {
         unsafe { (*self.raw()).truesize as usize }
     }
 
+    /// Records whether the receiver charged the message to its sender's
+    /// uid.
+    pub(crate) fn set_charged(&mut self, charged: bool) {
+        // SAFETY: `cb` was initialised by `init`.
+        unsafe { (*self.cb()).charged = charged };
+    }
+
+    /// Whether the receiver charged the message to its sender's uid.
+    pub(crate) fn charged(&self) -> bool {
+        // SAFETY: `cb` was initialised by `init`.
+        unsafe { (*self.cb()).charged }
+    }
+
     /// The uid the sender had, for queue fairness.
     pub(crate) fn sender_uid(&self) -> u32 {
         // SAFETY: `cb` was initialised by `init`.
@@ -728,8 +753,7 @@ impl Scm {
         // SAFETY: all-zero is a valid cookie; `scm_send` fills it.
         let mut scm: bindings::scm_cookie = unsafe { core::mem::zeroed() };
         // SAFETY: the socket and message are live for the call.
-        let err =
-            unsafe { bindings::scm_send((*sock.sk()).sk_socket, msg.0, &mut scm, false) };
+        let err = unsafe { bindings::scm_send((*sock.sk()).sk_socket, msg.0, &mut scm, false) };
         if err != 0 {
             // SAFETY: `scm_send` leaves a cookie that may be destroyed.
             unsafe { bindings::scm_destroy(&mut scm) };

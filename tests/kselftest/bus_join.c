@@ -230,6 +230,50 @@ TEST(chinese_seed_system_bus)
 	unlink("/var/run/system_bus");
 }
 
+/* The Chinese seed's kernel-message check (typos "strcut" and "bus_path"
+ * fixed), on the notification of an endpoint that left.
+ */
+TEST(chinese_seed_kernel_message)
+{
+	struct sockaddr_bus maddr = {
+		.sbus_family = AF_BUS,
+		.sbus_addr_ncomp = 3
+	};
+	int sock_fd, ep, from_kernel = 0;
+	char buf[1024];
+	int buf_sz = sizeof(buf);
+
+	mkdir("/var/run", 0755);
+	unlink("/var/run/system_bus");
+	memcpy(maddr.sbus_path, "/var/run/system_bus", sizeof("/var/run/system_bus"));
+	memcpy(maddr.sbus_addr, "org.freedesktop.DBus", sizeof("org.freedesktop.DBus"));
+	sock_fd = socket(AF_BUS, SOCK_DGRAM, 0);
+	ASSERT_EQ(0, bind(sock_fd, (struct sockaddr *)&maddr, sizeof(maddr)));
+	ep = socket(AF_BUS, SOCK_DGRAM, 0);
+	ASSERT_EQ(0, bus_join(sock_fd, &maddr, ep, NULL, NULL));
+	close(ep);
+
+	{
+		struct sockaddr_bus addr = { 0, };
+		socklen_t addr_sz = sizeof(addr);
+
+		ASSERT_LT(0, recvfrom(sock_fd, buf, buf_sz, 0,
+				      (struct sockaddr *)&addr, &addr_sz));
+
+		if (addr.sbus_family == AF_BUS &&
+		    strcmp(addr.sbus_path,
+			   "/var/run/system_bus") == 0 &&
+		    addr.sbus_addr_ncomp == 0)
+
+			// This is a message from kernel
+			from_kernel = 1;
+	}
+	ASSERT_EQ(1, from_kernel);
+	ASSERT_EQ(BUS_NOTIFY_GONE, ((struct bus_notification *)buf)->type);
+	close(sock_fd);
+	unlink("/var/run/system_bus");
+}
+
 FIXTURE(bus) {
 	int master, ep;
 	struct sockaddr_bus maddr, handle;
@@ -336,6 +380,48 @@ TEST_F(bus, unattached_bus_addrs_is_empty)
 
 	ASSERT_EQ(0, getsockopt(self->ep, SOL_BUS, BUS_ADDRS, addrs, &len));
 	ASSERT_EQ(0, len);
+}
+
+/* The line of @fd in /proc/net/bus, without its inode. */
+static int proc_line(int fd, char *out, size_t len)
+{
+	struct stat st;
+	char line[512], ino[32];
+	FILE *f = fopen("/proc/net/bus", "r");
+	int found = 0;
+
+	if (!f || fstat(fd, &st))
+		return -1;
+	snprintf(ino, sizeof(ino), "%lu ", (unsigned long)st.st_ino);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, ino, strlen(ino))) {
+			snprintf(out, len, "%s", line + strlen(ino));
+			found = 1;
+		}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+TEST_F(bus, proc_net_bus_shows_roles)
+{
+	char line[256];
+	struct sockaddr_bus x = bus_on(&self->maddr, "x.svc");
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))];
+	size_t off = 0;
+	struct bus_msg m;
+
+	ASSERT_EQ(0, bus_join(self->master, &self->maddr, self->ep, NULL, &self->handle));
+	ASSERT_EQ(0, proc_line(self->ep, line, sizeof(line)));
+	ASSERT_STREQ("pending @join :1 0 0 0\n", line);
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &x);
+	ASSERT_EQ(1, bus_send(self->master, &self->handle, "g", 1, ctl, off, 0));
+	ASSERT_EQ(0, proc_line(self->ep, line, sizeof(line)));
+	ASSERT_STREQ("member @join :1 1 1 0\n", line);
+	ASSERT_EQ(1, bus_recv(self->ep, &m, 0));
+	ASSERT_EQ(0, proc_line(self->ep, line, sizeof(line)));
+	ASSERT_STREQ("member @join :1 1 0 0\n", line);
+	ASSERT_EQ(0, proc_line(self->master, line, sizeof(line)));
+	ASSERT_STREQ("master @join - 1 0 0\n", line);
 }
 
 TEST_HARNESS_MAIN

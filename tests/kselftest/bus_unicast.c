@@ -506,4 +506,65 @@ TEST_F(bus, blocking_recv_wakes_on_arrival)
 	pthread_join(t, NULL);
 }
 
+static int set_param(const char *name, int value)
+{
+	char path[128];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/sys/module/af_bus/parameters/%s", name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	ok = fprintf(f, "%d\n", value) > 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int get_param(const char *name)
+{
+	char path[128];
+	FILE *f;
+	int v = -1;
+
+	snprintf(path, sizeof(path), "/sys/module/af_bus/parameters/%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+TEST_F(bus, queue_bound_is_a_module_parameter)
+{
+	ASSERT_EQ(256, get_param("max_queue_msgs"));
+	ASSERT_EQ(64, get_param("max_owned_addrs"));
+	ASSERT_EQ(0, set_param("max_queue_msgs", 8));
+	/* Half of 8 for one user. */
+	ASSERT_EQ(4, fill(self->a, &self->baddr));
+	ASSERT_EQ(0, set_param("max_queue_msgs", 256));
+	ASSERT_EQ(124, fill(self->a, &self->baddr));
+}
+
+TEST_F(bus, owned_address_limit_is_a_module_parameter)
+{
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))];
+	struct sockaddr_bus x = bus_on(&self->maddr, "a.two"), y = bus_on(&self->maddr, "a.three");
+	size_t off = 0;
+	struct bus_msg m;
+
+	ASSERT_EQ(0, set_param("max_owned_addrs", 2));
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &x);
+	ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "g", 1, ctl, off, 0));
+	ASSERT_EQ(1, bus_recv(self->a, &m, 0));
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &y);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send(self->master, &self->ahandle, "g", 1, ctl, off, 0));
+	ASSERT_EQ(ENOSPC, errno);
+	ASSERT_EQ(0, set_param("max_owned_addrs", 64));
+	ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "g", 1, ctl, off, 0));
+}
+
 TEST_HARNESS_MAIN

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of the control-message parser, queue admission, message
+//! metadata and notification layout.
+
+use af_bus_core::addr::{AddrPart, BusAddr};
+use af_bus_core::cmsg::{BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
+use af_bus_core::meta::{self, Meta};
+use af_bus_core::notify;
+use af_bus_core::quota::{admit, Admit, Limits, Usage};
+use af_bus_core::uapi::*;
+
+fn addr(path: &[u8], a: &[u8], multicast: bool) -> Vec<u8> {
+    let mut raw = vec![0u8; SOCKADDR_BUS_SIZE];
+    raw[0..2].copy_from_slice(&AF_BUS.to_ne_bytes());
+    let ncomp = a.len().div_ceil(8) as u16;
+    raw[2..4].copy_from_slice(&ncomp.to_ne_bytes());
+    raw[4..4 + path.len()].copy_from_slice(path);
+    if multicast {
+        raw[63] = b'*';
+    }
+    raw[64..64 + a.len()].copy_from_slice(a);
+    raw
+}
+
+fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+    let len = 16 + data.len();
+    let mut out = Vec::new();
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&level.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(data);
+    out.resize((len + 7) & !7, 0);
+    out
+}
+
+#[test]
+fn cmsgs_grants_source_and_other_levels() {
+    let mut buf = cmsg(1 /* SOL_SOCKET */, 2, &[0; 12]);
+    buf.extend(cmsg(SOL_BUS, SCM_OWNED_ADDR, &addr(b"/b", b"a.b\0", false)));
+    buf.extend(cmsg(
+        SOL_BUS,
+        SCM_REVOKE_ADDR,
+        &addr(b"/b", b"c.d\0", false),
+    ));
+    buf.extend(cmsg(SOL_BUS, SCM_SRC_ADDR, &addr(b"/b", b"me\0", false)));
+    let c = BusCmsgs::parse(&buf).unwrap();
+    let g: Vec<_> = c.grants().collect();
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0].kind, GrantKind::Own);
+    assert_eq!(g[1].kind, GrantKind::Revoke);
+    assert_eq!(&g[0].addr.addr.bytes()[..4], b"a.b\0");
+    assert_eq!(&c.src.unwrap().addr.bytes()[..3], b"me\0");
+}
+
+#[test]
+fn cmsg_errors() {
+    let ok = addr(b"/b", b"x\0", false);
+    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data));
+    assert_eq!(one(99, &ok).unwrap_err(), CmsgError::UnknownType);
+    assert_eq!(one(SCM_DST_ADDR, &ok).unwrap_err(), CmsgError::UnknownType);
+    assert_eq!(
+        one(SCM_OWNED_ADDR, &addr(b"/b", b":1\0", false)).unwrap_err(),
+        CmsgError::ReservedAddress
+    );
+    assert_eq!(
+        one(SCM_OWNED_ADDR, &addr(b"/b", b"", false)).unwrap_err(),
+        CmsgError::ReservedAddress
+    );
+    assert_eq!(
+        one(SCM_OWNED_ADDR, &addr(b"/b", b"\xff", true)).unwrap_err(),
+        CmsgError::WrongKind
+    );
+    assert_eq!(
+        one(SCM_MULTICAST_MATCH, &ok).unwrap_err(),
+        CmsgError::WrongKind
+    );
+    assert_eq!(
+        one(SCM_SRC_ADDR, &addr(b"/b", b"\xff", true)).unwrap_err(),
+        CmsgError::MulticastSource
+    );
+    assert!(matches!(
+        one(SCM_OWNED_ADDR, &ok[..3]),
+        Err(CmsgError::BadAddress(_))
+    ));
+    let mut two = cmsg(SOL_BUS, SCM_SRC_ADDR, &ok);
+    two.extend(cmsg(SOL_BUS, SCM_SRC_ADDR, &ok));
+    assert_eq!(
+        BusCmsgs::parse(&two).unwrap_err(),
+        CmsgError::DuplicateSource
+    );
+    let mut many = Vec::new();
+    for _ in 0..=MAX_BUS_CMSGS {
+        many.extend(cmsg(SOL_BUS, SCM_OWNED_ADDR, &ok));
+    }
+    assert_eq!(BusCmsgs::parse(&many).unwrap_err(), CmsgError::TooMany);
+    // A header claiming more than the buffer, or less than itself.
+    let mut bad = cmsg(SOL_BUS, SCM_OWNED_ADDR, &ok);
+    bad[0..8].copy_from_slice(&4096usize.to_ne_bytes());
+    assert_eq!(BusCmsgs::parse(&bad).unwrap_err(), CmsgError::Malformed);
+    bad[0..8].copy_from_slice(&8usize.to_ne_bytes());
+    assert_eq!(BusCmsgs::parse(&bad).unwrap_err(), CmsgError::Malformed);
+    // Trailing bytes too short for a header are ignored, as the kernel does.
+    assert!(BusCmsgs::parse(&[0u8; 8]).unwrap().src.is_none());
+}
+
+#[test]
+fn admission() {
+    let l = Limits {
+        bytes: 1000,
+        msgs: 8,
+    };
+    let none = Usage::default();
+    let u = |bytes, msgs| Usage { bytes, msgs };
+    assert_eq!(admit(l, none, Some(none), 10), Admit::Yes);
+    // A lone user: half the messages, half the bytes.
+    assert_eq!(admit(l, u(40, 4), Some(u(40, 4)), 10), Admit::Full);
+    assert_eq!(admit(l, u(40, 3), Some(u(40, 3)), 10), Admit::Yes);
+    assert_eq!(admit(l, u(495, 1), Some(u(495, 1)), 10), Admit::Full);
+    // A second user gets half of what the first left.
+    assert_eq!(admit(l, u(40, 4), Some(u(0, 1)), 10), Admit::Yes);
+    assert_eq!(admit(l, u(40, 6), Some(u(20, 2)), 10), Admit::Full);
+    // Exempt senders (the kernel) fill the queue.
+    assert_eq!(admit(l, u(40, 7), None, 10), Admit::Yes);
+    assert_eq!(admit(l, u(40, 8), None, 10), Admit::Full);
+    assert_eq!(admit(l, u(995, 1), None, 10), Admit::Full);
+    // Never fits.
+    assert_eq!(admit(l, none, Some(none), 501), Admit::TooBig);
+    assert_eq!(admit(l, none, None, 1001), Admit::TooBig);
+    // A one-message queue is usable.
+    let one = Limits {
+        bytes: 1000,
+        msgs: 1,
+    };
+    assert_eq!(admit(one, none, Some(none), 10), Admit::Yes);
+    assert_eq!(admit(one, u(10, 1), Some(u(10, 1)), 10), Admit::Full);
+}
+
+#[test]
+fn metadata_round_trip() {
+    let src = AddrPart::handle(7);
+    let dst = BusAddr::parse(&addr(b"/b", b"org.x\0", false)).unwrap();
+    let mut buf = Vec::new();
+    for (kind, a) in [(SCM_OWNED_ADDR, b"a\0"), (SCM_REVOKE_ADDR, b"b\0")] {
+        buf.extend(cmsg(SOL_BUS, kind, &addr(b"/b", a, false)));
+    }
+    let c = BusCmsgs::parse(&buf).unwrap();
+    let m = Meta {
+        src,
+        dst: dst.addr,
+        flags: 0,
+    };
+    let mut raw = vec![0u8; meta::len(2)];
+    meta::write(&mut raw, &m, c.grants());
+    assert_eq!(meta::read(&raw), Some(m));
+    let g: Vec<_> = meta::grants(&raw).collect();
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0].0, SCM_OWNED_ADDR);
+    assert_eq!(BusAddr::parse(g[1].1).unwrap().addr.bytes()[0], b'b');
+    assert_eq!(meta::read(&raw[..10]), None);
+    // A corrupted count (non-zero past ncomp) is refused.
+    raw[0] = 0;
+    assert_eq!(meta::read(&raw), None);
+}
+
+#[test]
+fn notifications() {
+    let a = addr(b"/b", b":1\0", false);
+    let mut fixed = [0u8; SOCKADDR_BUS_SIZE];
+    fixed.copy_from_slice(&a);
+    let mut out = vec![0u8; notify::gone_len(2)];
+    notify::write_gone(&mut out, &[fixed, fixed]);
+    assert_eq!(
+        u32::from_ne_bytes(out[0..4].try_into().unwrap()),
+        BUS_NOTIFY_GONE
+    );
+    assert_eq!(u32::from_ne_bytes(out[4..8].try_into().unwrap()), 16);
+    assert_eq!(u64::from_ne_bytes(out[8..16].try_into().unwrap()), 2);
+    assert_eq!(&out[16 + 128..], &a[..]);
+    let o = notify::overflow(5);
+    assert_eq!(
+        u32::from_ne_bytes(o[0..4].try_into().unwrap()),
+        BUS_NOTIFY_OVERFLOW
+    );
+    assert_eq!(u64::from_ne_bytes(o[8..16].try_into().unwrap()), 5);
+}
