@@ -175,6 +175,39 @@ TEST_F(bus, credentials_translated_into_the_receivers_user_namespace)
 	ASSERT_EQ(0, WEXITSTATUS(status));
 }
 
+TEST_F(bus, sender_pid_is_translated_into_the_receivers_pid_namespace)
+{
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(2, bus_send_str(self->a, &self->baddr, "x", 0));
+	ASSERT_EQ(0, unshare(CLONE_NEWPID));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct bus_msg m;
+		struct sockaddr_bus aaddr = self->aaddr;
+
+		/* We are pid 1 here; the sender, outside, has no pid here. */
+		if (bus_recv(self->b, &m, 0) != 2 || !m.have_cred)
+			_exit(3);
+		if (m.cred.pid != 0)
+			_exit(4);
+		/* And our own pid is the one the receiver outside sees. */
+		_exit(bus_send_str(self->b, &aaddr, "y", 0) == 2 ? 0 : 5);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	{
+		struct bus_msg m;
+		int one = 1;
+
+		ASSERT_EQ(0, setsockopt(self->a, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
+		ASSERT_EQ(2, bus_recv(self->a, &m, 0));
+		ASSERT_EQ(pid, m.cred.pid);
+	}
+}
+
 TEST_F(bus, rights_pass_a_sealed_memfd)
 {
 	int mfd = memfd_create("payload", MFD_ALLOW_SEALING);

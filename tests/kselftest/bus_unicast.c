@@ -365,6 +365,21 @@ TEST_F(bus, full_queue_eagain_and_pollout_is_per_socket)
 	ASSERT_EQ(EAGAIN, errno);
 }
 
+TEST_F(bus, queue_is_bounded_in_bytes_by_so_rcvbuf)
+{
+	int size = 32768, n = 0;
+	char payload[1024] = { 0 };
+
+	ASSERT_EQ(0, setsockopt(self->b, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)));
+	while (bus_send(self->a, &self->baddr, payload, sizeof(payload), NULL, 0,
+			MSG_DONTWAIT) == sizeof(payload))
+		n++;
+	ASSERT_EQ(EAGAIN, errno);
+	/* 64 KiB of buffer, half of it for one user, each message > 1 KiB. */
+	ASSERT_LT(10, n);
+	ASSERT_GT(32, n);
+}
+
 TEST_F(bus, no_user_fills_more_than_half_of_what_is_left)
 {
 	int n, status;
