@@ -12,6 +12,7 @@ use kernel::prelude::*;
 
 // The policy-free core, shared with the host test crate (`core_lib.rs`).
 pub mod addr;
+pub mod bloom;
 pub mod cmsg;
 pub mod meta;
 pub mod notify;

@@ -16,6 +16,7 @@ use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
 use crate::addr::{AddrPart, BusAddr, BusPath, PathKind};
+use crate::bloom::{Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
 use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
@@ -42,6 +43,16 @@ struct Member {
     sock: ListedSock,
     handle: AddrPart,
     owned: KVec<AddrPart>,
+    /// Match grants: their index ids and masks.
+    matches: KVec<(u64, Bitmap)>,
+    /// Send grants.
+    sends: KVec<Bitmap>,
+}
+
+/// A match grant in the bus's multicast index.
+struct MatchGrant {
+    mask: Bitmap,
+    member: usize,
 }
 
 /// Who sends, as the bus sees it.
@@ -60,6 +71,61 @@ struct BusInner {
     owners: RBTree<AddrPart, usize>,
     /// Members by socket address.
     members: RBTree<usize, Member>,
+    /// Match grants by (index bit, id): a message with bitmap `B` only
+    /// looks at the grants filed under a bit set in `B`, and monitors.
+    matches: RBTree<(u16, u64), MatchGrant>,
+    next_match: u64,
+}
+
+impl BusInner {
+    /// Files match grants of `member` in the index.
+    fn index(
+        &mut self,
+        member: usize,
+        grants: &[(u64, Bitmap)],
+        nodes: KVec<RBTreeNodeReservation<(u16, u64), MatchGrant>>,
+    ) {
+        for (&(id, mask), node) in grants.iter().zip(nodes) {
+            self.matches
+                .insert(node.into_node((mask.index_key(), id), MatchGrant { mask, member }));
+        }
+    }
+
+    /// Takes match grants out of the index.
+    fn unindex(&mut self, grants: &[(u64, Bitmap)]) {
+        for (id, mask) in grants {
+            self.matches.remove(&(mask.index_key(), *id));
+        }
+    }
+
+    /// The members holding a grant that a message to `b` matches, each
+    /// once, `except` the sender.  Only grants filed under a bit of `b`
+    /// are looked at.
+    fn matching(&mut self, b: &Bitmap, except: usize) -> Result<KVec<usize>> {
+        let mut out = KVec::new();
+        let keys = Iterator::chain(b.bits(), core::iter::once(MONITOR_KEY));
+        for key in keys {
+            let mut cursor = match self.matches.cursor_lower_bound(&(key, 0)) {
+                Some(c) => c,
+                None => continue,
+            };
+            loop {
+                let (k, g) = cursor.current();
+                if k.0 != key {
+                    break;
+                }
+                if g.member != except && b.matches(&g.mask) {
+                    out.push(g.member, GFP_KERNEL)?;
+                }
+                cursor = match cursor.move_next() {
+                    Some(c) => c,
+                    None => break,
+                };
+            }
+        }
+        out.as_mut_slice().sort_unstable();
+        Ok(out)
+    }
 }
 
 impl BusInner {
@@ -141,6 +207,8 @@ impl Bus {
                 sock: ListedSock::new(sock),
                 handle,
                 owned: KVec::new(),
+                matches: KVec::new(),
+                sends: KVec::new(),
             },
         ));
         Ok(())
@@ -154,6 +222,7 @@ impl Bus {
     ) -> Option<(ARef<BusSock>, KVec<[u8; SOCKADDR_BUS_SIZE]>)> {
         let mut inner = self.inner.lock();
         let member = inner.members.remove(&sock_key(sock))?;
+        inner.unindex(&member.matches);
         inner.owners.remove(&member.handle);
         for a in member.owned.iter() {
             inner.owners.remove(a);
@@ -177,6 +246,7 @@ impl Bus {
             inner.alive = false;
             inner.master = None;
             inner.owners = RBTree::new();
+            inner.matches = RBTree::new();
             let members = core::mem::replace(&mut inner.members, RBTree::new());
             let mut out = KVec::new();
             for m in members.values() {
@@ -299,21 +369,26 @@ impl Bus {
         if !cmsgs.has_grants() {
             // The bus lock is only for the lookup.
             drop(inner);
-            return receiver.endpoint().enqueue(&receiver, skb, true);
+            return receiver.endpoint().enqueue(&receiver, skb, true, true);
         }
 
         // Grants: validate against the tables, then queue and apply under
         // the bus lock, so that both happen or neither.
         let key = member_key.ok_or(EINVAL)?;
         let target = inner.members.get(&key).ok_or(errno::ehostunreach())?;
+        let max_matches = crate::params::MAX_MATCHES.get();
         let mut owned = copy_addrs(target.owned.iter())?;
+        let mut matches = copy_list(target.matches.iter())?;
+        let mut sends = copy_list(target.sends.iter())?;
         let mut adds: KVec<(AddrPart, RBTreeNodeReservation<AddrPart, usize>)> = KVec::new();
         let mut removes: KVec<AddrPart> = KVec::new();
+        let mut next_match = inner.next_match;
         for g in cmsgs.grants() {
             let a = g.addr.addr;
             if !self.is_named(sender, &g.addr.path)? {
                 return Err(EINVAL);
             }
+            let mask = Bitmap::of(&a);
             match g.kind {
                 GrantKind::Own => {
                     let elsewhere = inner.owners.get(&a).is_some_and(|&k| k != key);
@@ -333,11 +408,48 @@ impl Bus {
                     owned = copy_addrs(owned.iter().filter(|x| **x != a))?;
                     removes.push(a, GFP_KERNEL)?;
                 }
-                // Multicast grants belong to the multicast tables.
-                _ => return Err(errno::eopnotsupp()),
+                GrantKind::Match => {
+                    if matches.len() >= max_matches {
+                        return Err(ENOSPC);
+                    }
+                    matches.push((next_match, mask), GFP_KERNEL)?;
+                    next_match += 1;
+                }
+                GrantKind::Unmatch => {
+                    // The oldest grant of that mask goes.
+                    let pos = matches.iter().position(|(_, m)| *m == mask).ok_or(ENOENT)?;
+                    matches = copy_list(
+                        matches
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != pos)
+                            .map(|(_, x)| x),
+                    )?;
+                }
+                GrantKind::Send => {
+                    if sends.len() >= max_matches {
+                        return Err(ENOSPC);
+                    }
+                    sends.push(mask, GFP_KERNEL)?;
+                }
             }
         }
-        match receiver.endpoint().enqueue(&receiver, skb, true)? {
+        // Index nodes for the match grants that are new.
+        let old_matches = copy_list(target.matches.iter())?;
+        let mut nodes = KVec::new();
+        let mut fresh = KVec::new();
+        for m in matches.iter().filter(|(id, _)| *id >= inner.next_match) {
+            nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+            fresh.push(*m, GFP_KERNEL)?;
+        }
+        let mut gone = KVec::new();
+        for m in old_matches.iter() {
+            if !matches.iter().any(|(id, _)| *id == m.0) {
+                gone.push(*m, GFP_KERNEL)?;
+            }
+        }
+
+        match receiver.endpoint().enqueue(&receiver, skb, true, false)? {
             Delivery::Queued => {}
             full => return Ok(full),
         }
@@ -351,11 +463,77 @@ impl Bus {
                 inner.owners.insert(node.into_node(a, key));
             }
         }
+        inner.unindex(&gone);
+        inner.index(key, &fresh, nodes);
+        inner.next_match = next_match;
         if let Some(target) = inner.members.get_mut(&key) {
             target.owned = owned;
+            target.matches = matches;
+            target.sends = sends;
         }
         Ok(Delivery::Queued)
     }
+
+    /// Who a multicast from `sender` to the bitmap `dst` reaches, and the
+    /// source address it carries.  Checks that the sender may multicast:
+    /// a member (or the master), holding a send grant that covers the
+    /// bitmap when the bus policy asks for one (`EACCES`).
+    pub(crate) fn multicast(
+        &self,
+        sender: &BusSock,
+        dst: &BusAddr,
+        src: Option<&BusAddr>,
+    ) -> Result<(AddrPart, KVec<ARef<BusSock>>)> {
+        let b = Bitmap::of(&dst.addr);
+        let mut inner = self.inner.lock();
+        if !inner.alive {
+            return Err(errno::econnreset());
+        }
+        let policy = inner.policy;
+        let (primary, owns_src) = match inner.sender(sender).ok_or(errno::econnreset())? {
+            Sender::Master => (self.master_addr, src.map(|a| a.addr == self.master_addr)),
+            Sender::Member(m) => {
+                if m.owned.is_empty() {
+                    return Err(EACCES);
+                }
+                if policy & crate::uapi::BUS_POLICY_MCAST_SEND_GRANTED != 0
+                    && !m.sends.iter().any(|g| b.within(g))
+                {
+                    return Err(EACCES);
+                }
+                let owns = src.map(|a| a.addr == m.handle || m.owned.contains(&a.addr));
+                (m.owned[0], owns)
+            }
+        };
+        let src_addr = match (src, owns_src) {
+            (None, _) => primary,
+            (Some(a), Some(true)) if self.is_named(sender, &a.path)? => a.addr,
+            _ => return Err(errno::eaddrnotavail()),
+        };
+        let keys = inner.matching(&b, sock_key(sender))?;
+        let mut out = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
+        let mut last = None;
+        for k in keys.iter() {
+            if last == Some(*k) {
+                continue;
+            }
+            last = Some(*k);
+            if let Some(m) = inner.members.get(k) {
+                // SAFETY: listed under the bus lock we hold.
+                out.push(unsafe { m.sock.get() }, GFP_KERNEL)?;
+            }
+        }
+        Ok((src_addr, out))
+    }
+}
+
+/// A copy of a short list, with room to grow.
+fn copy_list<'a, T: Copy + 'a>(from: impl Iterator<Item = &'a T>) -> Result<KVec<T>> {
+    let mut out = KVec::new();
+    for x in from {
+        out.push(*x, GFP_KERNEL)?;
+    }
+    Ok(out)
 }
 
 /// A fresh list of addresses, with room for the most a member may own.
@@ -515,6 +693,8 @@ pub(crate) fn register(
                 policy: 0,
                 owners: RBTree::new(),
                 members: RBTree::new(),
+                matches: RBTree::new(),
+                next_match: 1,
             },
             "Bus::inner"
         ),

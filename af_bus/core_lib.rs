@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod addr;
+pub mod bloom;
 pub mod cmsg;
 pub mod meta;
 pub mod notify;

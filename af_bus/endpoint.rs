@@ -50,6 +50,11 @@ struct RxState {
     dead: bool,
     /// Notifications lost because the master's queue was full.
     notify_dropped: u64,
+    /// A multicast copy was dropped: the next `recvmsg` fails once with
+    /// `ENOBUFS` (unless `no_enobufs`).
+    overrun: bool,
+    /// `BUS_NO_ENOBUFS`.
+    no_enobufs: bool,
 }
 
 /// The family's part of a socket.
@@ -75,6 +80,8 @@ impl Endpoint {
                     closed: false,
                     dead: false,
                     notify_dropped: 0,
+                    overrun: false,
+                    no_enobufs: false,
                 },
                 "BusSock::rx"
             ),
@@ -256,13 +263,18 @@ impl Endpoint {
         admit(Self::limits(sock), rx.total, user, size)
     }
 
-    /// Queues `skb` unless the queue is full.
+    /// Queues `skb` unless the queue is full.  A message the socket's
+    /// filter drops counts as delivered.
     pub(crate) fn enqueue(
         &self,
         sock: &ARef<BusSock>,
         mut skb: Skb,
         fair: bool,
+        filter: bool,
     ) -> Result<Delivery> {
+        if filter && !sock.filter(&mut skb) {
+            return Ok(Delivery::Queued);
+        }
         let size = skb.truesize();
         let uid = skb.sender_uid();
         let mut rx = self.rx.lock();
@@ -289,6 +301,7 @@ impl Endpoint {
         }
         rx.total.add(size);
         skb.set_charged(fair);
+        skb.set_dropcount(sock.drops());
         // SAFETY: we hold this socket's rx lock.
         sock.queue_tail(&mut unsafe { RxLocked::new() }, skb);
         drop(rx);
@@ -332,7 +345,7 @@ impl Endpoint {
             flags: 0,
         };
         crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
-        match self.enqueue(sock, skb, false) {
+        match self.enqueue(sock, skb, false, true) {
             Ok(Delivery::Queued) => {}
             Ok(Delivery::Full(skb, _)) => {
                 self.rx.lock().notify_dropped += 1;
@@ -352,11 +365,8 @@ impl Endpoint {
         let nonblock = flags & bindings::MSG_DONTWAIT != 0;
         let dst = BusAddr::parse(msg.name().ok_or_else(errno::edestaddrreq)?)?;
         let cmsgs = BusCmsgs::parse(msg.control()).map_err(|_| EINVAL)?;
-        if dst.multicast || cmsgs.grants().any(|g| g.kind.is_multicast()) {
-            // Multicast delivery and its grants come with the bloom tables.
-            return Err(errno::eopnotsupp());
-        }
-        if dst.addr.is_kernel() {
+        if dst.addr.is_kernel() || (dst.multicast && cmsgs.has_grants()) {
+            // Grants go to one endpoint; nobody sends to the kernel.
             return Err(EINVAL);
         }
         if len > sock.max_payload() {
@@ -369,6 +379,10 @@ impl Endpoint {
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
         skb.put_from_msg(msg, len)?;
         scm.into_skb(&mut skb);
+        if dst.multicast {
+            self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), skb)?;
+            return Ok(len);
+        }
         let mut timeo: c_long = sock.sndtimeo(nonblock);
         loop {
             let (skb_back, receiver) = match bus.deliver(sock, &dst, &cmsgs, skb)? {
@@ -380,6 +394,64 @@ impl Endpoint {
                 .endpoint()
                 .wait_for_room(&receiver, &skb, &mut timeo)?;
         }
+    }
+
+    /// Delivers a multicast: one copy per matching receiver, through its
+    /// filter, never waiting; a receiver with no room loses its copy and
+    /// learns of it (`ENOBUFS`, `SO_RXQ_OVFL`).
+    fn multicast(
+        &self,
+        sock: &BusSock,
+        bus: &Bus,
+        dst: &BusAddr,
+        src: Option<&BusAddr>,
+        mut skb: Skb,
+    ) -> Result {
+        let (src, receivers) = bus.multicast(sock, dst, src)?;
+        let meta = crate::meta::Meta {
+            src,
+            dst: dst.addr,
+            flags: crate::meta::META_MULTICAST,
+        };
+        crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+        for r in receivers.iter() {
+            let copy = skb.clone_for_receiver()?;
+            match r.endpoint().enqueue(r, copy, true, true) {
+                Ok(Delivery::Queued) | Err(_) => {}
+                Ok(Delivery::Full(copy, _)) => {
+                    drop(copy);
+                    r.endpoint().overrun(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a lost multicast copy.
+    fn overrun(&self, sock: &BusSock) {
+        sock.count_drop();
+        let report = {
+            let mut rx = self.rx.lock();
+            rx.overrun = true;
+            !rx.no_enobufs
+        };
+        if report {
+            sock.wake_readers(bindings::EPOLLERR);
+        }
+    }
+
+    /// `BUS_NO_ENOBUFS`.
+    pub(crate) fn set_no_enobufs(&self, on: bool) {
+        let mut rx = self.rx.lock();
+        rx.no_enobufs = on;
+        if on {
+            rx.overrun = false;
+        }
+    }
+
+    /// `BUS_NO_ENOBUFS`, read.
+    pub(crate) fn no_enobufs(&self) -> bool {
+        self.rx.lock().no_enobufs
     }
 
     /// Sleeps until `skb` would fit in this receiver's queue, it closes or
@@ -429,6 +501,12 @@ impl Endpoint {
             let mut rx = self.rx.lock();
             if rx.dead {
                 return Err(errno::econnreset());
+            }
+            if rx.overrun && !peek {
+                rx.overrun = false;
+                if !rx.no_enobufs {
+                    return Err(errno::enobufs());
+                }
             }
             // SAFETY: we hold this socket's rx lock.
             let mut token = unsafe { RxLocked::new() };
@@ -514,6 +592,9 @@ impl Endpoint {
         let mut mask = 0;
         if rx.dead {
             mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
+        }
+        if rx.overrun && !rx.no_enobufs {
+            mask |= bindings::EPOLLERR;
         }
         if rx.total.msgs > 0 || rx.notify_dropped > 0 {
             mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;

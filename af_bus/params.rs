@@ -97,3 +97,16 @@ modinfo!(
     MAX_OWNED_ADDRS_DESC,
     "parm=max_owned_addrs:Most addresses granted to one endpoint (default 64)"
 );
+
+uint_param!(
+    MAX_MATCHES,
+    MAX_MATCHES_PARAM,
+    "max_matches",
+    64,
+    "Most multicast match grants, and most send grants, of one endpoint."
+);
+modinfo!(MAX_MATCHES_TYPE, "parmtype=max_matches:uint");
+modinfo!(
+    MAX_MATCHES_DESC,
+    "parm=max_matches:Most match (and send) grants of one endpoint (default 64)"
+);

@@ -48,6 +48,7 @@ pub(crate) mod errno {
         ehostunreach => EHOSTUNREACH,
         eisconn => EISCONN,
         emsgsize => EMSGSIZE,
+        enobufs => ENOBUFS,
         enoprotoopt => ENOPROTOOPT,
         enotconn => ENOTCONN,
         eopnotsupp => EOPNOTSUPP,
@@ -155,6 +156,26 @@ impl BusSock {
     pub(crate) fn net_id(&self) -> usize {
         // SAFETY: `self.sk()` is a live sock; `sock_net` only reads it.
         unsafe { bindings::sock_net(self.sk()) as usize }
+    }
+
+    /// Runs the socket's filter (`SO_ATTACH_FILTER`, `SO_ATTACH_BPF`) on
+    /// `skb`, which sees the payload at offset 0.  `false`: drop it.
+    pub(crate) fn filter(&self, skb: &mut Skb) -> bool {
+        // SAFETY: both are live; the filter runs under RCU inside.
+        unsafe { bindings::sk_filter(self.sk(), skb.raw()) == 0 }
+    }
+
+    /// Counts one message this socket did not get; returns the new count.
+    pub(crate) fn count_drop(&self) -> u32 {
+        // SAFETY: `sk_drops` is an `atomic_t` of a live sock; this is
+        // `atomic_inc_return`.
+        let drops = unsafe {
+            core::sync::atomic::AtomicI32::from_ptr(&raw mut (*self.sk()).sk_drops.counter)
+        };
+        drops
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1)
+            .unsigned_abs()
     }
 
     /// Messages this socket failed to receive.
@@ -559,7 +580,8 @@ struct BusCb {
     charged: bool,
 }
 
-const _: () = assert!(core::mem::size_of::<BusCb>() <= 48);
+// `struct sock_skb_cb` takes the last four bytes of `cb`.
+const _: () = assert!(core::mem::size_of::<BusCb>() <= 48 - 4);
 
 /// An owned `sk_buff` of the family: metadata in its headroom, the
 /// payload at `data`, credentials and files in `cb`.
@@ -688,6 +710,42 @@ impl Skb {
     pub(crate) fn truesize(&self) -> usize {
         // SAFETY: reads a field of a live skb.
         unsafe { (*self.raw()).truesize as usize }
+    }
+
+    /// A copy for one more receiver of a multicast: the payload is shared,
+    /// the credentials and files are the copy's own.
+    pub(crate) fn clone_for_receiver(&self) -> Result<Skb> {
+        // SAFETY: `skb_clone` shares the data and copies `cb`, but not the
+        // destructor; the copy gets its own pid reference and file list
+        // before the destructor that drops them is set.
+        unsafe {
+            let p = bindings::skb_clone(self.raw(), bindings::GFP_KERNEL);
+            let p = NonNull::new(p).ok_or(ENOMEM)?;
+            let cb = (&raw mut (*p.as_ptr()).cb).cast::<BusCb>();
+            (*cb).charged = false;
+            if !(*cb).fp.is_null() {
+                (*cb).fp = bindings::scm_fp_dup((*cb).fp);
+                if (*cb).fp.is_null() {
+                    (*cb).pid = ptr::null_mut();
+                    bindings::kfree_skb(p.as_ptr());
+                    return Err(ENOMEM);
+                }
+            }
+            (*cb).pid = bindings::get_pid((*cb).pid);
+            (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
+            // INVARIANT: a fresh clone, one user, `cb` initialised.
+            Ok(Skb(p))
+        }
+    }
+
+    /// Stamps the receiver's drop count, for `SO_RXQ_OVFL`.
+    pub(crate) fn set_dropcount(&mut self, drops: u32) {
+        // SAFETY: `struct sock_skb_cb` (`dropcount`) sits in the last four
+        // bytes of `cb`, which `BusCb` leaves free.
+        unsafe {
+            let cb = (&raw mut (*self.raw()).cb).cast::<u8>();
+            ptr::write_unaligned(cb.add(48 - 4).cast::<u32>(), drops);
+        }
     }
 
     /// Records whether the receiver charged the message to its sender's
@@ -1198,6 +1256,9 @@ unsafe extern "C" fn bus_setsockopt(
         crate::uapi::BUS_POLICY => {
             read_u32_opt(optval, optlen).and_then(|v| bs.endpoint().set_policy(bs, v))
         }
+        crate::uapi::BUS_NO_ENOBUFS => read_u32_opt(optval, optlen).map(|v| {
+            bs.endpoint().set_no_enobufs(v != 0);
+        }),
         _ => Err(errno::enoprotoopt()),
     };
     to_errno(r.map(|()| 0))
@@ -1272,6 +1333,14 @@ unsafe extern "C" fn bus_getsockopt(
                     return Err(EINVAL);
                 }
                 copy_to_user_at(optval, 0, &bs.endpoint().policy()?.to_ne_bytes())?;
+                put_user_int(optlen, 4)?;
+            }
+            crate::uapi::BUS_NO_ENOBUFS => {
+                if room < 4 {
+                    return Err(EINVAL);
+                }
+                let v = u32::from(bs.endpoint().no_enobufs());
+                copy_to_user_at(optval, 0, &v.to_ne_bytes())?;
                 put_user_int(optlen, 4)?;
             }
             crate::uapi::BUS_DROPS => {

@@ -184,3 +184,26 @@ fn notifications() {
     );
     assert_eq!(u64::from_ne_bytes(o[8..16].try_into().unwrap()), 5);
 }
+
+#[test]
+fn bloom_matching() {
+    use af_bus_core::bloom::{Bitmap, MONITOR_KEY};
+    let b = Bitmap([0b1011, 0, 0, 0, 0, 0, 0, 1 << 63]);
+    // Subset matches, superset and disjoint do not, zero always does.
+    assert!(b.matches(&Bitmap([0b0011, 0, 0, 0, 0, 0, 0, 0])));
+    assert!(b.matches(&Bitmap([0, 0, 0, 0, 0, 0, 0, 1 << 63])));
+    assert!(!b.matches(&Bitmap([0b0111, 0, 0, 0, 0, 0, 0, 0])));
+    assert!(!b.matches(&Bitmap([0, 1, 0, 0, 0, 0, 0, 0])));
+    assert!(b.matches(&Bitmap::default()));
+    // Send grants: the message's bits within the grant.
+    assert!(Bitmap([0b0011, 0, 0, 0, 0, 0, 0, 0]).within(&b));
+    assert!(!Bitmap([0b0100, 0, 0, 0, 0, 0, 0, 0]).within(&b));
+    // Index keys and bits.
+    assert_eq!(b.index_key(), 0);
+    assert_eq!(Bitmap([0, 0, 0b100, 0, 0, 0, 0, 0]).index_key(), 130);
+    assert_eq!(Bitmap::default().index_key(), MONITOR_KEY);
+    assert_eq!(b.bits().collect::<Vec<_>>(), vec![0, 1, 3, 511]);
+    // A mask matches a message only if the message has the mask's key bit.
+    let m = Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(b.matches(&m) && b.bits().any(|x| x == m.index_key()));
+}
