@@ -402,6 +402,46 @@ TEST(sixty_four_receivers_half_match)
 	close(master);
 }
 
+/* Thousands of grants that a message does not match cost it nothing. */
+TEST(thousands_of_non_matching_grants)
+{
+	struct sockaddr_bus maddr, h, m;
+	int master = bus_master("mcast-many", &maddr), s = socket(AF_BUS, SOCK_DGRAM, 0);
+	int r[32], hit = socket(AF_BUS, SOCK_DGRAM, 0), i, j;
+
+	ASSERT_LE(0, master);
+	ASSERT_EQ(0, bus_join(master, &maddr, s, "sender", NULL));
+	for (i = 0; i < 32; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "r%d", i);
+		r[i] = socket(AF_BUS, SOCK_DGRAM, 0);
+		ASSERT_EQ(0, bus_join(master, &maddr, r[i], name, &h));
+		for (j = 0; j < 64; j++) {
+			__u64 bits[8] = { 0 };
+
+			/* Bits 64..511: never set by the messages below. */
+			bits[1 + (j % 7)] = 1ULL << ((i + j) % 64);
+			m = mcast(&maddr, bits, 8);
+			ASSERT_EQ(0, match(master, r[i], &h, &m));
+		}
+	}
+	ASSERT_EQ(0, bus_join(master, &maddr, hit, "hit", &h));
+	m = mcast1(&maddr, 0x3);
+	ASSERT_EQ(0, match(master, hit, &h, &m));
+	m = mcast1(&maddr, 0x7);
+	for (i = 0; i < 100; i++)
+		ASSERT_EQ(2, bus_send_str(s, &m, "x", 0));
+	ASSERT_EQ(100, pending(hit));
+	for (i = 0; i < 32; i++) {
+		ASSERT_EQ(0, pending(r[i]));
+		close(r[i]);
+	}
+	close(hit);
+	close(s);
+	close(master);
+}
+
 static int attach_classic(int fd)
 {
 	struct sock_filter code[] = {
