@@ -59,6 +59,9 @@ adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/")
 for t in "$TESTS"/*; do
 	adds+=(--add "$t:/usr/libexec/af_bus/tests/")
 done
+for e in "$EXAMPLES"/*; do
+	adds+=(--add "$e:/usr/bin/")
+done
 mkdir -p "$out/log"
 "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout "${TIMEOUT:-1500}" \
 	--log "$out/log" "${adds[@]}" -- sh /usr/bin/guest-tests.sh
