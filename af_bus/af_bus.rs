@@ -17,6 +17,7 @@ pub mod cmsg;
 pub mod meta;
 pub mod notify;
 pub mod quota;
+pub mod ring;
 pub mod uapi;
 
 mod bus;

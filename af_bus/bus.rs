@@ -309,31 +309,31 @@ impl Bus {
         self.inner.lock().policy
     }
 
-    /// Tries to deliver `skb` from `sender` to `dst`, applying the grants
-    /// of `cmsgs` atomically with the queueing.
-    pub(crate) fn deliver(
+    /// Where a unicast from `sender` to `dst` goes: the source address it
+    /// carries, the receiver, and the receiver's member key (`None` for
+    /// the master).  Checks who may send what to whom.
+    fn route(
         &self,
+        inner: &BusInner,
         sender: &BusSock,
         dst: &BusAddr,
-        cmsgs: &BusCmsgs,
-        mut skb: crate::socket::Skb,
-    ) -> Result<Delivery> {
-        let mut inner = self.inner.lock();
+        src: Option<&BusAddr>,
+        grants: bool,
+    ) -> Result<(AddrPart, ListedSock, Option<usize>)> {
         if !inner.alive {
             return Err(errno::econnreset());
         }
         let me = inner.sender(sender).ok_or(errno::econnreset())?;
-        let is_master = matches!(me, Sender::Master);
         if let Sender::Member(m) = &me {
             if m.owned.is_empty() && dst.addr != self.master_addr {
                 // Pending: the master only.
                 return Err(EACCES);
             }
         }
-        if cmsgs.has_grants() && !is_master {
+        if grants && !matches!(me, Sender::Master) {
             return Err(EPERM);
         }
-        let src = match &cmsgs.src {
+        let src = match src {
             None => match &me {
                 Sender::Master => self.master_addr,
                 Sender::Member(m) => m.owned.first().copied().unwrap_or(m.handle),
@@ -349,13 +349,40 @@ impl Bus {
                 a.addr
             }
         };
-        let (receiver, member_key) = if dst.addr == self.master_addr {
-            (inner.master.ok_or(errno::ehostunreach())?, None)
-        } else {
-            let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
-            let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
-            (m.sock, Some(key))
-        };
+        if dst.addr == self.master_addr {
+            return Ok((src, inner.master.ok_or(errno::ehostunreach())?, None));
+        }
+        let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
+        let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
+        Ok((src, m.sock, Some(key)))
+    }
+
+    /// The receiver of a unicast without grants, and the source address
+    /// it carries: for senders that copy straight into a receive ring.
+    pub(crate) fn lookup(
+        &self,
+        sender: &BusSock,
+        dst: &BusAddr,
+        src: Option<&BusAddr>,
+    ) -> Result<(AddrPart, ARef<BusSock>)> {
+        let inner = self.inner.lock();
+        let (src, receiver, _) = self.route(&inner, sender, dst, src, false)?;
+        // SAFETY: listed under the bus lock we hold.
+        Ok((src, unsafe { receiver.get() }))
+    }
+
+    /// Tries to deliver `skb` from `sender` to `dst`, applying the grants
+    /// of `cmsgs` atomically with the queueing.
+    pub(crate) fn deliver(
+        &self,
+        sender: &BusSock,
+        dst: &BusAddr,
+        cmsgs: &BusCmsgs,
+        mut skb: crate::socket::Skb,
+    ) -> Result<Delivery> {
+        let mut inner = self.inner.lock();
+        let (src, receiver, member_key) =
+            self.route(&inner, sender, dst, cmsgs.src.as_ref(), cmsgs.has_grants())?;
         // SAFETY: listed under the bus lock we hold.
         let receiver = unsafe { receiver.get() };
 

@@ -12,4 +12,5 @@ pub mod cmsg;
 pub mod meta;
 pub mod notify;
 pub mod quota;
+pub mod ring;
 pub mod uapi;

@@ -16,8 +16,9 @@ use crate::addr::{encode_unattached, AddrPart, BusAddr};
 use crate::bus::{Bus, Delivery};
 use crate::cmsg::BusCmsgs;
 use crate::quota::{admit, Admit, Limits, Usage};
-use crate::socket::{errno, BusSock, Msg, RxLocked, Scm, Skb};
-use crate::uapi::{SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
+use crate::ring::{FrameInfo, Geometry};
+use crate::socket::{errno, BusSock, FrameSource, Msg, RingBuf, RxLocked, Scm, Skb, Slot};
+use crate::uapi::{BUS_FRAME_F_MULTICAST, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
 
 /// Most distinct sending users a receive queue accounts separately;
 /// messages from further users are refused as if the queue were full.
@@ -55,6 +56,33 @@ struct RxState {
     overrun: bool,
     /// `BUS_NO_ENOBUFS`.
     no_enobufs: bool,
+    /// The receive ring, if set up.
+    ring: Option<RingCursor>,
+}
+
+/// Where the kernel is in a receive ring, behind [`Endpoint::rx`].
+///
+/// Frames `tail..head` (modulo the ring) are reserved by senders still
+/// copying; they are published to the reader strictly from `tail` on, so
+/// frames become visible in delivery order.
+struct RingCursor {
+    buf: Arc<RingBuf>,
+    head: usize,
+    tail: usize,
+    reserved: usize,
+    /// Per frame: copied, waiting for the frames before it.
+    done: KVec<bool>,
+}
+
+/// What a reservation in a receive ring came to.
+enum Reserve {
+    /// The receiver has no ring: use its queue.
+    NoRing,
+    /// A frame to fill, the ring, and the sender's credentials as the
+    /// reader sees them.
+    Frame(Slot, Arc<RingBuf>, (i32, u32, u32)),
+    /// The ring is full.
+    Full,
 }
 
 /// The family's part of a socket.
@@ -82,6 +110,7 @@ impl Endpoint {
                     notify_dropped: 0,
                     overrun: false,
                     no_enobufs: false,
+                    ring: None,
                 },
                 "BusSock::rx"
             ),
@@ -356,6 +385,211 @@ impl Endpoint {
         }
     }
 
+    /// `BUS_RX_RING`: sets up (or, with `{0, 0}`, removes) the receive
+    /// ring.  `EBUSY` while the current one is mapped or being filled.
+    pub(crate) fn set_ring(&self, _sock: &BusSock, frame_size: u32, frame_nr: u32) -> Result {
+        let geom = Geometry::new(frame_size, frame_nr, bindings::PAGE_SIZE).map_err(|_| EINVAL)?;
+        let new = match geom {
+            None => None,
+            Some(geom) => {
+                let buf = RingBuf::new(geom)?;
+                let mut done = KVec::with_capacity(geom.frames(), GFP_KERNEL)?;
+                for _ in 0..geom.frames() {
+                    done.push(false, GFP_KERNEL)?;
+                }
+                Some(RingCursor {
+                    buf,
+                    head: 0,
+                    tail: 0,
+                    reserved: 0,
+                    done,
+                })
+            }
+        };
+        let old = {
+            let mut rx = self.rx.lock();
+            if let Some(cur) = &rx.ring {
+                if cur.buf.is_mapped() || cur.reserved > 0 {
+                    return Err(EBUSY);
+                }
+            }
+            core::mem::replace(&mut rx.ring, new)
+        };
+        // Freed unlocked (`vfree` may sleep).
+        drop(old);
+        Ok(())
+    }
+
+    /// The receive ring, for `mmap`.
+    pub(crate) fn ring(&self) -> Option<Arc<RingBuf>> {
+        self.rx.lock().ring.as_ref().map(|r| r.buf.clone())
+    }
+
+    /// Reserves the next frame of this socket's ring for `len` bytes.
+    fn reserve(
+        &self,
+        sock: &BusSock,
+        len: usize,
+        creds: (*mut bindings::pid, u32, u32),
+    ) -> Result<Reserve> {
+        let mut rx = self.rx.lock();
+        if rx.dead {
+            return Err(errno::econnreset());
+        }
+        if rx.closed {
+            return Err(errno::ehostunreach());
+        }
+        let cur = match rx.ring.as_mut() {
+            None => return Ok(Reserve::NoRing),
+            Some(cur) => cur,
+        };
+        let geom = cur.buf.geometry();
+        if len > geom.payload_max() {
+            return Err(errno::emsgsize());
+        }
+        if cur.reserved == geom.frames() || !cur.buf.is_free(cur.head) {
+            return Ok(Reserve::Full);
+        }
+        // SAFETY: frame `head` is free and not reserved (it is outside
+        // `tail..head`, all of which are reserved), and only this slot is
+        // made for it until it is committed.
+        let slot = unsafe { Slot::new(cur.head) };
+        cur.head = (cur.head + 1) % geom.frames();
+        cur.reserved += 1;
+        let creds = cur.buf.creds_for_reader(creds, sock);
+        Ok(Reserve::Frame(slot, cur.buf.clone(), creds))
+    }
+
+    /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
+    /// publishes every frame that is ready, in order.
+    fn commit(&self, sock: &BusSock, slot: Slot, ok: bool) {
+        {
+            let mut rx = self.rx.lock();
+            let cur = match rx.ring.as_mut() {
+                Some(cur) => cur,
+                // The ring cannot change while a frame is reserved.
+                None => return,
+            };
+            if !ok {
+                cur.buf.discard(&slot);
+            }
+            let frames = cur.buf.geometry().frames();
+            cur.done[slot.index()] = true;
+            while cur.reserved > 0 && cur.done[cur.tail] {
+                cur.done[cur.tail] = false;
+                cur.buf.publish(cur.tail);
+                cur.tail = (cur.tail + 1) % frames;
+                cur.reserved -= 1;
+            }
+        }
+        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+    }
+
+    /// Copies a unicast straight from the sender into the receiver's
+    /// ring, waiting for a free frame unless non-blocking.  `Ok(false)`:
+    /// the receiver has no ring.
+    #[allow(clippy::too_many_arguments)]
+    fn send_to_ring(
+        &self,
+        bus: &Bus,
+        receiver: &ARef<BusSock>,
+        src: AddrPart,
+        dst: &BusAddr,
+        msg: &mut Msg<'_>,
+        len: usize,
+        creds: (*mut bindings::pid, u32, u32),
+        timeo: &mut c_long,
+    ) -> Result<bool> {
+        let ep = receiver.endpoint();
+        loop {
+            match ep.reserve(receiver, len, creds)? {
+                Reserve::NoRing => return Ok(false),
+                Reserve::Frame(slot, buf, (pid, uid, gid)) => {
+                    let src = bus.addr(src).encode();
+                    let dst = dst.encode();
+                    let info = FrameInfo {
+                        len: len as u32,
+                        flags: 0,
+                        pid,
+                        uid,
+                        gid,
+                        src: &src,
+                        dst: &dst,
+                    };
+                    let r = buf.fill(&slot, &info, FrameSource::Msg(msg));
+                    ep.commit(receiver, slot, r.is_ok());
+                    return r.map(|()| true);
+                }
+                Reserve::Full => ep.wait_for_frame(timeo)?,
+            }
+        }
+    }
+
+    /// Sleeps until the reader may have handed a frame back: it is woken
+    /// by the reader's `poll` and `recvmsg`, and looks again every 50 ms.
+    fn wait_for_frame(&self, timeo: &mut c_long) -> Result {
+        if *timeo <= 0 {
+            return Err(EAGAIN);
+        }
+        let mut rx = self.rx.lock();
+        let step = (*timeo).min(kernel::time::msecs_to_jiffies(50) as c_long);
+        match self.writers.wait_interruptible_timeout(&mut rx, step as _) {
+            CondVarTimeoutResult::Signal { jiffies } => {
+                Err(crate::socket::intr_errno(jiffies as c_long))
+            }
+            CondVarTimeoutResult::Timeout => {
+                *timeo -= step;
+                Ok(())
+            }
+            CondVarTimeoutResult::Woken { jiffies } => {
+                *timeo -= step - jiffies as c_long;
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts a multicast copy into this receiver's ring; `Ok(false)` if it
+    /// has none.  A full ring or an oversized payload is a counted drop.
+    fn multicast_to_ring(
+        &self,
+        sock: &BusSock,
+        bus: &Bus,
+        skb: &Skb,
+        meta: &crate::meta::Meta,
+    ) -> Result<bool> {
+        let r = match self.reserve(sock, skb.len(), skb.creds()) {
+            Ok(r) => r,
+            Err(e) if e == errno::emsgsize() => {
+                self.overrun(sock);
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        match r {
+            Reserve::NoRing => Ok(false),
+            Reserve::Full => {
+                self.overrun(sock);
+                Ok(true)
+            }
+            Reserve::Frame(slot, buf, (pid, uid, gid)) => {
+                let src = bus.addr(meta.src).encode();
+                let dst = crate::meta::dst_addr(meta, &bus.master_addr()).encode();
+                let info = FrameInfo {
+                    len: skb.len() as u32,
+                    flags: BUS_FRAME_F_MULTICAST,
+                    pid,
+                    uid,
+                    gid,
+                    src: &src,
+                    dst: &dst,
+                };
+                let r = buf.fill(&slot, &info, FrameSource::Skb(skb));
+                self.commit(sock, slot, r.is_ok());
+                r.map(|()| true)
+            }
+        }
+    }
+
     /// `sendmsg`.
     pub(crate) fn sendmsg(&self, sock: &BusSock, msg: &mut Msg<'_>, len: usize) -> Result<usize> {
         let flags = msg.flags();
@@ -375,6 +609,15 @@ impl Endpoint {
         let scm = Scm::send(sock, msg)?;
         scm.refuse_sockets()?;
         let bus = self.attach(sock, &dst)?;
+        let mut timeo: c_long = sock.sndtimeo(nonblock);
+        if !dst.multicast && !cmsgs.has_grants() && !scm.has_files() {
+            // One copy, when the receiver has a ring.
+            let (src, receiver) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
+            let creds = crate::socket::sender_creds(&scm);
+            if self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)? {
+                return Ok(len);
+            }
+        }
         let ngrants = cmsgs.grants().count();
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
         skb.put_from_msg(msg, len)?;
@@ -383,7 +626,6 @@ impl Endpoint {
             self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), skb)?;
             return Ok(len);
         }
-        let mut timeo: c_long = sock.sndtimeo(nonblock);
         loop {
             let (skb_back, receiver) = match bus.deliver(sock, &dst, &cmsgs, skb)? {
                 Delivery::Queued => return Ok(len),
@@ -414,7 +656,12 @@ impl Endpoint {
             flags: crate::meta::META_MULTICAST,
         };
         crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+        let files = skb.has_files();
         for r in receivers.iter() {
+            // Messages with files go through the queue, ring or not.
+            if !files && r.endpoint().multicast_to_ring(r, bus, &skb, &meta)? {
+                continue;
+            }
             let copy = skb.clone_for_receiver()?;
             match r.endpoint().enqueue(r, copy, true, true) {
                 Ok(Delivery::Queued) | Err(_) => {}
@@ -596,8 +843,16 @@ impl Endpoint {
         if rx.overrun && !rx.no_enobufs {
             mask |= bindings::EPOLLERR;
         }
-        if rx.total.msgs > 0 || rx.notify_dropped > 0 {
+        let ring_ready = rx.ring.as_ref().is_some_and(|cur| {
+            let frames = cur.buf.geometry().frames();
+            cur.buf.is_ready((cur.tail + frames - 1) % frames)
+        });
+        if rx.total.msgs > 0 || rx.notify_dropped > 0 || ring_ready {
             mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
+        }
+        if rx.ring.is_some() {
+            // The reader may have handed frames back: let senders look.
+            self.writers.notify_all();
         }
         // Sending never waits for the sender's own buffer: only a full
         // receiver makes a send wait, and that is per destination.

@@ -761,6 +761,12 @@ impl Skb {
         unsafe { (*self.cb()).charged }
     }
 
+    /// Whether the message carries files.
+    pub(crate) fn has_files(&self) -> bool {
+        // SAFETY: `cb` was initialised by `init`.
+        unsafe { !(*self.cb()).fp.is_null() }
+    }
+
     /// The uid the sender had, for queue fairness.
     pub(crate) fn sender_uid(&self) -> u32 {
         // SAFETY: `cb` was initialised by `init`.
@@ -1032,7 +1038,7 @@ static BUS_OPS: CStatic<bindings::proto_ops> = CStatic::new({
     o.getsockopt = Some(bus_getsockopt);
     o.sendmsg = Some(bus_sendmsg);
     o.recvmsg = Some(bus_recvmsg);
-    o.mmap = Some(bindings::sock_no_mmap);
+    o.mmap = Some(bus_mmap);
     o
 });
 
@@ -1256,12 +1262,43 @@ unsafe extern "C" fn bus_setsockopt(
         crate::uapi::BUS_POLICY => {
             read_u32_opt(optval, optlen).and_then(|v| bs.endpoint().set_policy(bs, v))
         }
+        crate::uapi::BUS_RX_RING => read_ring_req(optval, optlen)
+            .and_then(|(size, nr)| bs.endpoint().set_ring(bs, size, nr)),
         crate::uapi::BUS_NO_ENOBUFS => read_u32_opt(optval, optlen).map(|v| {
             bs.endpoint().set_no_enobufs(v != 0);
         }),
         _ => Err(errno::enoprotoopt()),
     };
     to_errno(r.map(|()| 0))
+}
+
+fn read_ring_req(optval: bindings::sockptr_t, optlen: c_uint) -> Result<(u32, u32)> {
+    if (optlen as usize) < 8 {
+        return Err(EINVAL);
+    }
+    let mut v = [0u32; 2];
+    // SAFETY: copies 8 bytes from the option, user or kernel memory as
+    // `sockptr_t` says.
+    let left = unsafe {
+        if optval.is_kernel() {
+            ptr::copy_nonoverlapping(
+                optval.__bindgen_anon_1.kernel.cast::<u8>(),
+                v.as_mut_ptr().cast::<u8>(),
+                8,
+            );
+            0
+        } else {
+            bindings::_copy_from_user(
+                v.as_mut_ptr().cast::<c_void>(),
+                optval.__bindgen_anon_1.user,
+                8,
+            )
+        }
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok((v[0], v[1]))
 }
 
 fn read_u32_opt(optval: bindings::sockptr_t, optlen: c_uint) -> Result<u32> {
@@ -1483,4 +1520,320 @@ impl Drop for Registration {
             bindings::proto_unregister(BUS_PROTO.get());
         }
     }
+}
+
+/// The memory of a receive ring (`vmalloc_user`, zeroed, so every frame
+/// starts `BUS_FRAME_KERNEL`), shared by the socket and its mappings.
+///
+/// # Invariants
+///
+/// `mem` holds `geom.size()` bytes until drop.  A frame is written only
+/// by the holder of its [`Slot`], and only while its status is
+/// `BUS_FRAME_KERNEL`; status words are accessed atomically.
+pub(crate) struct RingBuf {
+    mem: NonNull<u8>,
+    geom: crate::ring::Geometry,
+    /// Live mappings (`vm_ops` open and close).
+    mapped: core::sync::atomic::AtomicUsize,
+    /// The thread group that set the ring up: senders' pids are shown in
+    /// its pid namespace.  Counted.
+    reader: *mut bindings::pid,
+}
+
+// SAFETY: the memory is shared with user space by design; the kernel
+// side writes a frame only through its unique `Slot`, and the pid is a
+// counted reference usable from any task.
+unsafe impl Send for RingBuf {}
+// SAFETY: see above.
+unsafe impl Sync for RingBuf {}
+
+/// The exclusive right to fill one frame, handed out by the ring's
+/// cursor under the owning socket's rx lock.
+pub(crate) struct Slot(usize);
+
+impl Slot {
+    /// # Safety
+    ///
+    /// At most one `Slot` may exist for frame `i` at a time, and only
+    /// while the frame's status is `BUS_FRAME_KERNEL`.
+    pub(crate) unsafe fn new(i: usize) -> Slot {
+        Slot(i)
+    }
+
+    /// The frame index.
+    pub(crate) fn index(&self) -> usize {
+        self.0
+    }
+}
+
+impl RingBuf {
+    /// Allocates a ring of `geom`, its pids shown to the calling task.
+    pub(crate) fn new(geom: crate::ring::Geometry) -> Result<kernel::sync::Arc<RingBuf>> {
+        // SAFETY: plain allocation, zeroed and fit for `remap_vmalloc_range`.
+        let mem = unsafe { bindings::vmalloc_user_noprof(geom.size() as c_ulong) };
+        let mem = NonNull::new(mem.cast::<u8>()).ok_or(ENOMEM)?;
+        // SAFETY: the current task's thread group pid, counted.
+        let reader = unsafe { bindings::get_pid(bindings::task_tgid(bindings::get_current())) };
+        let ring = RingBuf {
+            mem,
+            geom,
+            mapped: core::sync::atomic::AtomicUsize::new(0),
+            reader,
+        };
+        // On failure `ring` is dropped, freeing both.
+        Ok(kernel::sync::Arc::new(
+            ring,
+            kernel::alloc::flags::GFP_KERNEL,
+        )?)
+    }
+
+    /// The layout.
+    pub(crate) fn geometry(&self) -> crate::ring::Geometry {
+        self.geom
+    }
+
+    /// Whether user space has it mapped.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.mapped.load(core::sync::atomic::Ordering::Acquire) > 0
+    }
+
+    fn status(&self, i: usize) -> &core::sync::atomic::AtomicU32 {
+        // SAFETY: frame `i` starts 16-byte aligned inside `mem` (type
+        // invariant); its first word is only accessed atomically.
+        unsafe {
+            core::sync::atomic::AtomicU32::from_ptr(
+                self.mem.as_ptr().add(self.geom.offset(i)).cast::<u32>(),
+            )
+        }
+    }
+
+    /// Whether frame `i` is the kernel's (read with acquire ordering,
+    /// pairing with the reader's release store).
+    pub(crate) fn is_free(&self, i: usize) -> bool {
+        self.status(i).load(core::sync::atomic::Ordering::Acquire) == crate::uapi::BUS_FRAME_KERNEL
+    }
+
+    /// Whether frame `i` is the reader's.
+    pub(crate) fn is_ready(&self, i: usize) -> bool {
+        self.status(i).load(core::sync::atomic::Ordering::Acquire) == crate::uapi::BUS_FRAME_USER
+    }
+
+    /// Hands frame `i` to the reader (release ordering: its contents are
+    /// visible before its status).
+    pub(crate) fn publish(&self, i: usize) {
+        self.status(i).store(
+            crate::uapi::BUS_FRAME_USER,
+            core::sync::atomic::Ordering::Release,
+        );
+    }
+
+    fn frame(&self, slot: &Slot) -> &mut [u8] {
+        let fs = self.geom.offset(1);
+        // SAFETY: the slot gives exclusive access to this frame's bytes
+        // (type invariant of `RingBuf`); the status word is not touched
+        // through this slice by the callers below.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.mem.as_ptr().add(self.geom.offset(slot.0)), fs)
+        }
+    }
+
+    /// Fills the frame of `slot`: header (all but status), then the
+    /// payload copied straight from the sender's iovec, or from `skb`.
+    pub(crate) fn fill(
+        &self,
+        slot: &Slot,
+        info: &crate::ring::FrameInfo<'_>,
+        from: FrameSource<'_, '_>,
+    ) -> Result {
+        let frame = self.frame(slot);
+        let hdr = crate::ring::FRAME_HDR_LEN;
+        crate::ring::write_header(&mut frame[..hdr], info);
+        let len = info.len as usize;
+        let dst = &mut frame[hdr..hdr + len];
+        match from {
+            FrameSource::Msg(msg) => {
+                // SAFETY: copies `len` bytes of the sender's iovec into
+                // kernel memory we own exclusively.
+                let n = unsafe {
+                    bindings::copy_from_iter(
+                        dst.as_mut_ptr().cast::<c_void>(),
+                        len,
+                        &raw mut (*msg.0).msg_iter,
+                    )
+                };
+                if n != len {
+                    return Err(EFAULT);
+                }
+            }
+            FrameSource::Skb(skb) => {
+                // SAFETY: our skbs are linear: `len` bytes at `data`.
+                unsafe { ptr::copy_nonoverlapping((*skb.raw()).data, dst.as_mut_ptr(), len) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the frame of `slot` as carrying no message (a failed copy),
+    /// so that the reader skips it.
+    pub(crate) fn discard(&self, slot: &Slot) {
+        let frame = self.frame(slot);
+        frame[4..8].fill(0);
+        frame[8..12].copy_from_slice(&crate::uapi::BUS_FRAME_F_DISCARDED.to_ne_bytes());
+    }
+
+    /// The sender's credentials as the ring's reader sees them.
+    pub(crate) fn creds_for_reader(
+        &self,
+        skb_creds: (*mut bindings::pid, u32, u32),
+        sock: &BusSock,
+    ) -> (i32, u32, u32) {
+        let (pid, uid, gid) = skb_creds;
+        // SAFETY: `reader` is a counted pid whose namespaces it pins; the
+        // receiving socket is live and not yet released (callers hold its
+        // rx lock and checked), so its file's credentials are.
+        unsafe {
+            let level = (*self.reader).level as usize;
+            let ns = (*(*self.reader).numbers.as_ptr().add(level)).ns;
+            let nr = if pid.is_null() {
+                0
+            } else {
+                bindings::pid_nr_ns(pid, ns)
+            };
+            let file = (*(*sock.sk()).sk_socket).file;
+            let user_ns = (*(*file).f_cred).user_ns;
+            (
+                nr,
+                bindings::from_kuid_munged(user_ns, bindings::kuid_t { val: uid }),
+                bindings::from_kgid_munged(user_ns, bindings::kgid_t { val: gid }),
+            )
+        }
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        // SAFETY: no mapping is left (each holds a reference), and the
+        // allocation and pid reference are ours.
+        unsafe {
+            bindings::vfree(self.mem.as_ptr().cast::<c_void>());
+            bindings::put_pid(self.reader);
+        }
+    }
+}
+
+/// Where a frame's payload comes from.
+pub(crate) enum FrameSource<'a, 'b> {
+    /// The sender's iovec: the one copy.
+    Msg(&'a mut Msg<'b>),
+    /// A message already in an skb (multicast to several rings).
+    Skb(&'a Skb),
+}
+
+impl Skb {
+    /// The credentials recorded at send time: pid, uid, gid.
+    pub(crate) fn creds(&self) -> (*mut bindings::pid, u32, u32) {
+        // SAFETY: `cb` was initialised by `init`.
+        unsafe {
+            let cb = self.cb();
+            ((*cb).pid, (*cb).uid.val, (*cb).gid.val)
+        }
+    }
+}
+
+/// The sender's credentials, for a message that goes straight into a
+/// ring: the ones it gave, or its own.
+pub(crate) fn sender_creds(scm: &Scm) -> (*mut bindings::pid, u32, u32) {
+    // SAFETY: reads the cookie, or the current task's credentials; the
+    // pid is only used while the cookie (or the task) holds it.
+    unsafe {
+        if scm.0.pid.is_null() {
+            (
+                bindings::task_tgid(bindings::get_current()),
+                bindings::current_uid().val,
+                bindings::current_gid().val,
+            )
+        } else {
+            (scm.0.pid, scm.0.creds.uid.val, scm.0.creds.gid.val)
+        }
+    }
+}
+
+impl Scm {
+    /// Whether the message carries files.
+    pub(crate) fn has_files(&self) -> bool {
+        !self.0.fp.is_null()
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm when a mapping of a ring is duplicated.
+unsafe extern "C" fn bus_ring_vm_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: `vm_private_data` is a ring reference made by `bus_mmap`,
+    // copied into this new mapping (fork, split), which takes its own.
+    unsafe {
+        let ring = (*vma).vm_private_data as *const RingBuf;
+        let held = core::mem::ManuallyDrop::new(kernel::sync::Arc::from_raw(ring));
+        let _ = kernel::sync::Arc::into_raw((*held).clone());
+        (*ring)
+            .mapped
+            .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm when a mapping of a ring goes.
+unsafe extern "C" fn bus_ring_vm_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: drops the reference `bus_mmap` or `bus_ring_vm_open` took.
+    unsafe {
+        let ring = (*vma).vm_private_data as *const RingBuf;
+        (*ring)
+            .mapped
+            .fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
+        drop(kernel::sync::Arc::from_raw(ring));
+    }
+}
+
+static BUS_RING_VM_OPS: CStatic<bindings::vm_operations_struct> = CStatic::new({
+    // SAFETY: all-zero is a valid `struct vm_operations_struct`.
+    let mut o: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
+    o.open = Some(bus_ring_vm_open);
+    o.close = Some(bus_ring_vm_close);
+    o
+});
+
+/// # Safety
+///
+/// Called by the socket layer's `mmap` with the mm's lock held.
+unsafe extern "C" fn bus_mmap(
+    _file: *mut bindings::file,
+    sock: *mut bindings::socket,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let ring = match bs.endpoint().ring() {
+        Some(r) => r,
+        None => return EINVAL.to_errno(),
+    };
+    // SAFETY: `vma` is being set up and is ours to fill.
+    unsafe {
+        let len = (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end
+            - (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start;
+        if (*vma).vm_pgoff != 0 || len as usize != ring.geometry().size() {
+            return EINVAL.to_errno();
+        }
+        let err = bindings::remap_vmalloc_range(vma, ring.mem.as_ptr().cast::<c_void>(), 0);
+        if err != 0 {
+            return err;
+        }
+        ring.mapped
+            .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+        (*vma).vm_ops = BUS_RING_VM_OPS.get();
+        (*vma).vm_private_data = kernel::sync::Arc::into_raw(ring)
+            .cast_mut()
+            .cast::<c_void>();
+    }
+    0
 }

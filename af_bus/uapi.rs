@@ -69,3 +69,5 @@ pub const BUS_FRAME_KERNEL: u32 = 0;
 pub const BUS_FRAME_USER: u32 = 1;
 /// Frame flag: the destination is a multicast bitmap.
 pub const BUS_FRAME_F_MULTICAST: u32 = 1 << 0;
+/// Frame flag: the frame carries no message (a failed copy); hand it back.
+pub const BUS_FRAME_F_DISCARDED: u32 = 1 << 1;

@@ -207,3 +207,24 @@ fn bloom_matching() {
     let m = Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]);
     assert!(b.matches(&m) && b.bits().any(|x| x == m.index_key()));
 }
+
+#[test]
+fn ring_geometry() {
+    use af_bus_core::ring::{Geometry, RingError, FRAME_HDR_LEN};
+    assert_eq!(FRAME_HDR_LEN, 288);
+    assert_eq!(Geometry::new(0, 0, 4096), Ok(None));
+    let g = Geometry::new(2048, 4, 4096).unwrap().unwrap();
+    assert_eq!(
+        (g.size(), g.frames(), g.offset(3), g.payload_max()),
+        (8192, 4, 6144, 1760)
+    );
+    assert_eq!(Geometry::new(2047, 4, 4096), Err(RingError::FrameSize));
+    assert_eq!(Geometry::new(288, 4096, 4096), Err(RingError::FrameSize));
+    assert_eq!(Geometry::new(2048, 0, 4096), Err(RingError::FrameCount));
+    assert_eq!(Geometry::new(2048, 3, 4096), Err(RingError::Size));
+    assert_eq!(Geometry::new(1 << 20, 65, 4096), Err(RingError::Size));
+    assert_eq!(
+        Geometry::new(u32::MAX & !15, u32::MAX, 4096),
+        Err(RingError::Size)
+    );
+}

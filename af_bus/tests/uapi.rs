@@ -82,6 +82,7 @@ fn constants_match_the_c_header() {
         ("BUS_FRAME_KERNEL", BUS_FRAME_KERNEL.into()),
         ("BUS_FRAME_USER", BUS_FRAME_USER.into()),
         ("BUS_FRAME_F_MULTICAST", BUS_FRAME_F_MULTICAST.into()),
+        ("BUS_FRAME_F_DISCARDED", BUS_FRAME_F_DISCARDED.into()),
     ];
     for &(name, want) in expect {
         assert_eq!(value(&d, name), want, "{name}");

@@ -128,5 +128,6 @@ struct bus_frame_hdr {
 #define BUS_FRAME_USER		1
 
 #define BUS_FRAME_F_MULTICAST	(1U << 0)	/* dst is a multicast bitmap */
+#define BUS_FRAME_F_DISCARDED	(1U << 1)	/* no message: hand it back */
 
 #endif /* _UAPI_LINUX_BUS_H */
