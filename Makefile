@@ -7,6 +7,7 @@
 #   make run PROG=/path/to/static-binary ARGS='...'
 #                      run your own program in the guest instead
 #   make check         host tests, then every kselftest in the debug guest
+#   make ring-bench    recvmsg versus the receive ring, on the base kernel
 #   make clippy        build the module with CLIPPY=1
 #   make kernel        only build (or find) the cached kernels
 #   make clean         remove build/
@@ -29,7 +30,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help check-host check-guest check-rig
+.PHONY: all modules run check clippy kernel clean help ring-bench
 
 all: modules
 
@@ -57,8 +58,13 @@ run:
 check:
 	@scripts/check.sh $(FLAVOUR)
 
+ring-bench:
+	@vars=$$(scripts/build.sh $(RUN_FLAVOUR)) && . $$vars && \
+	scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
+		--add $$BENCH/bus_ring_bench -- bus_ring_bench $(SCALE)
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'

@@ -52,6 +52,10 @@ cflags=(-static -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
 for t in "$top"/tests/kselftest/*.c; do
 	gcc "${cflags[@]}" -o "$out/tests/$(basename "$t" .c)" "$t" -lpthread
 done
+mkdir -p "$out/bench"
+for b in "$top"/tests/bench/*.c; do
+	gcc "${cflags[@]}" -o "$out/bench/$(basename "$b" .c)" "$b"
+done
 mkdir -p "$out/examples"
 for e in "$top"/examples/*.c; do
 	[ -e "$e" ] || continue
@@ -66,5 +70,6 @@ KO=$out/module/af_bus/af_bus.ko
 SPLAT_KO=$out/splat/af_bus_splat.ko
 TESTS=$out/tests
 EXAMPLES=$out/examples
+BENCH=$out/bench
 VARS
 echo "$out/vars"

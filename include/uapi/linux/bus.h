@@ -108,8 +108,15 @@ struct bus_ring_req {
 
 /*
  * One frame.  The reader waits for status == BUS_FRAME_USER (read with
- * acquire ordering), consumes the frame, and hands it back by storing
- * BUS_FRAME_KERNEL with release ordering.
+ * acquire ordering, e.g. __atomic_load_n(&h->status, __ATOMIC_ACQUIRE)),
+ * consumes the frame, and hands it back by storing BUS_FRAME_KERNEL with
+ * release ordering, then moves to the next frame, poll()ing when it is
+ * not ready.  Frames are handed to the reader in delivery order.
+ *
+ * Payloads too large to copy travel as a memfd with SCM_RIGHTS, sealed
+ * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE; a receiver checks the
+ * seals (F_GET_SEALS) before trusting or mapping the contents, since an
+ * unsealed file can change or shrink under it.
  */
 struct bus_frame_hdr {
 	__u32			status;		/* BUS_FRAME_* */
