@@ -41,7 +41,9 @@ kernel:
 	@scripts/kernel.sh base && scripts/kernel.sh debug
 
 clippy:
-	@CLIPPY=1 scripts/build.sh $(FLAVOUR) >/dev/null && echo "clippy: clean"
+	@rm -f $(BUILD)/$(FLAVOUR)/module/af_bus/*.o
+	@out=$$(CLIPPY=1 scripts/build.sh $(FLAVOUR) 2>&1 >/dev/null) || { echo "$$out"; exit 1; }; \
+	if echo "$$out" | grep -q '^warning'; then echo "$$out"; exit 1; fi; echo "clippy: clean"
 
 run:
 	@vars=$$(scripts/build.sh $(RUN_FLAVOUR)) && . $$vars && \

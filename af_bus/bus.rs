@@ -247,7 +247,7 @@ impl Bus {
             inner.master = None;
             inner.owners = RBTree::new();
             inner.matches = RBTree::new();
-            let members = core::mem::replace(&mut inner.members, RBTree::new());
+            let members = core::mem::take(&mut inner.members);
             let mut out = KVec::new();
             for m in members.values() {
                 // SAFETY: the members were listed under the bus lock we

@@ -462,7 +462,7 @@ impl Endpoint {
 
     /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
     /// publishes every frame that is ready, in order.
-    fn commit(&self, sock: &BusSock, slot: Slot, ok: bool) {
+    fn commit(&self, sock: &BusSock, mut slot: Slot, ok: bool) {
         {
             let mut rx = self.rx.lock();
             let cur = match rx.ring.as_mut() {
@@ -471,7 +471,7 @@ impl Endpoint {
                 None => return,
             };
             if !ok {
-                cur.buf.discard(&slot);
+                cur.buf.discard(&mut slot);
             }
             let frames = cur.buf.geometry().frames();
             cur.done[slot.index()] = true;
@@ -504,7 +504,7 @@ impl Endpoint {
         loop {
             match ep.reserve(receiver, len, creds)? {
                 Reserve::NoRing => return Ok(false),
-                Reserve::Frame(slot, buf, (pid, uid, gid)) => {
+                Reserve::Frame(mut slot, buf, (pid, uid, gid)) => {
                     let src = bus.addr(src).encode();
                     let dst = dst.encode();
                     let info = FrameInfo {
@@ -516,7 +516,7 @@ impl Endpoint {
                         src: &src,
                         dst: &dst,
                     };
-                    let r = buf.fill(&slot, &info, FrameSource::Msg(msg));
+                    let r = buf.fill(&mut slot, &info, FrameSource::Msg(msg));
                     ep.commit(receiver, slot, r.is_ok());
                     return r.map(|()| true);
                 }
@@ -571,7 +571,7 @@ impl Endpoint {
                 self.overrun(sock);
                 Ok(true)
             }
-            Reserve::Frame(slot, buf, (pid, uid, gid)) => {
+            Reserve::Frame(mut slot, buf, (pid, uid, gid)) => {
                 let src = bus.addr(meta.src).encode();
                 let dst = crate::meta::dst_addr(meta, &bus.master_addr()).encode();
                 let info = FrameInfo {
@@ -583,7 +583,7 @@ impl Endpoint {
                     src: &src,
                     dst: &dst,
                 };
-                let r = buf.fill(&slot, &info, FrameSource::Skb(skb));
+                let r = buf.fill(&mut slot, &info, FrameSource::Skb(skb));
                 self.commit(sock, slot, r.is_ok());
                 r.map(|()| true)
             }

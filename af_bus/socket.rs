@@ -1627,7 +1627,7 @@ impl RingBuf {
         );
     }
 
-    fn frame(&self, slot: &Slot) -> &mut [u8] {
+    fn frame<'a>(&'a self, slot: &'a mut Slot) -> &'a mut [u8] {
         let fs = self.geom.offset(1);
         // SAFETY: the slot gives exclusive access to this frame's bytes
         // (type invariant of `RingBuf`); the status word is not touched
@@ -1641,7 +1641,7 @@ impl RingBuf {
     /// payload copied straight from the sender's iovec, or from `skb`.
     pub(crate) fn fill(
         &self,
-        slot: &Slot,
+        slot: &mut Slot,
         info: &crate::ring::FrameInfo<'_>,
         from: FrameSource<'_, '_>,
     ) -> Result {
@@ -1675,7 +1675,7 @@ impl RingBuf {
 
     /// Marks the frame of `slot` as carrying no message (a failed copy),
     /// so that the reader skips it.
-    pub(crate) fn discard(&self, slot: &Slot) {
+    pub(crate) fn discard(&self, slot: &mut Slot) {
         let frame = self.frame(slot);
         frame[4..8].fill(0);
         frame[8..12].copy_from_slice(&crate::uapi::BUS_FRAME_F_DISCARDED.to_ne_bytes());
@@ -1821,7 +1821,7 @@ unsafe extern "C" fn bus_mmap(
     unsafe {
         let len = (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end
             - (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start;
-        if (*vma).vm_pgoff != 0 || len as usize != ring.geometry().size() {
+        if (*vma).vm_pgoff != 0 || len != ring.geometry().size() {
             return EINVAL.to_errno();
         }
         let err = bindings::remap_vmalloc_range(vma, ring.mem.as_ptr().cast::<c_void>(), 0);

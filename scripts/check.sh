@@ -13,10 +13,24 @@ flavour=${1:-debug}
 BUILD=${BUILD:-$top/build}
 problems=()
 
-echo "== setup and build ($flavour kernel)"
-vars=$("$top/scripts/build.sh" "$flavour") || { echo "check: build failed"; echo "0 passed, 1 failed"; exit 1; }
+echo "== setup and build ($flavour kernel), the module with CLIPPY=1"
+rm -f "$BUILD/$flavour/module/af_bus/"*.o
+build_log=$(mktemp)
+if ! CLIPPY=1 "$top/scripts/build.sh" "$flavour" >"$build_log.vars" 2> >(tee "$build_log" >&2); then
+	echo "check: build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+vars=$(tail -n 1 "$build_log.vars")
 . "$vars"
 out=$BUILD/$flavour
+if grep -q '^warning' "$build_log"; then
+	grep -A12 '^warning' "$build_log"
+	problems+=("the module build has rustc or clippy warnings")
+else
+	echo "ok: no rustc or clippy warnings"
+fi
+rm -f "$build_log" "$build_log.vars"
 
 echo "== host: cargo test (address parsing, UAPI numbers)"
 if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet 2>&1); then
