@@ -282,8 +282,11 @@ impl Endpoint {
         let user = if fair {
             match rx.users.get(&uid) {
                 Some(u) => Some(*u),
-                // Too many users queued already: wait for one to leave.
-                None if rx.users.iter().count() >= MAX_QUEUE_USERS => return Admit::Full,
+                // Too many users with messages queued: wait for one to
+                // leave.  (Idle entries are pruned when a user is added.)
+                None if rx.users.values().filter(|u| u.msgs > 0).count() >= MAX_QUEUE_USERS => {
+                    return Admit::Full
+                }
                 None => Some(Usage::default()),
             }
         } else {
@@ -322,6 +325,7 @@ impl Endpoint {
             match rx.users.get_mut(&uid) {
                 Some(u) => u.add(size),
                 None => {
+                    Self::prune_idle_users(&mut rx);
                     let mut u = Usage::default();
                     u.add(size);
                     rx.users.try_create_and_insert(uid, u, GFP_KERNEL)?;
@@ -338,6 +342,26 @@ impl Endpoint {
         Ok(Delivery::Queued)
     }
 
+    /// Forgets the users with nothing queued, once there are too many to
+    /// keep.  Users stay accounted while idle, so that a steady sender
+    /// costs no allocation per message.
+    fn prune_idle_users(rx: &mut RxState) {
+        if rx.users.iter().count() < MAX_QUEUE_USERS {
+            return;
+        }
+        let mut idle = [0u32; MAX_QUEUE_USERS];
+        let mut n = 0;
+        for (uid, u) in rx.users.iter() {
+            if u.msgs == 0 && n < idle.len() {
+                idle[n] = *uid;
+                n += 1;
+            }
+        }
+        for uid in &idle[..n] {
+            rx.users.remove(uid);
+        }
+    }
+
     /// Gives a message's charge back once it leaves the queue.
     fn uncharge(rx: &mut RxState, skb: &Skb) {
         let size = skb.truesize();
@@ -346,15 +370,8 @@ impl Endpoint {
         if !skb.charged() {
             return;
         }
-        let idle = match rx.users.get_mut(&uid) {
-            Some(u) => {
-                u.sub(size);
-                u.msgs == 0
-            }
-            None => false,
-        };
-        if idle {
-            rx.users.remove(&uid);
+        if let Some(u) = rx.users.get_mut(&uid) {
+            u.sub(size);
         }
     }
 

@@ -401,6 +401,37 @@ TEST_F(bus, no_user_fills_more_than_half_of_what_is_left)
 	ASSERT_EQ(0, WEXITSTATUS(status));
 }
 
+/* Sends one message to @to as uid @uid; returns the errno (0 if sent). */
+static int send_as(int fd, const struct sockaddr_bus *to, uid_t uid)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setuid(uid))
+			_exit(255);
+		_exit(bus_send_str(fd, to, "u", MSG_DONTWAIT) == 2 ? 0 : errno);
+	}
+	waitpid(pid, &status, 0);
+	return WEXITSTATUS(status);
+}
+
+TEST_F(bus, a_queue_accounts_64_users_at_a_time)
+{
+	char buf[4];
+	int i;
+
+	for (i = 0; i < 64; i++)
+		ASSERT_EQ(0, send_as(self->a, &self->baddr, 1000 + i));
+	ASSERT_EQ(EAGAIN, send_as(self->a, &self->baddr, 2000));
+	/* Once one user has nothing queued, a new one is accounted. */
+	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, send_as(self->a, &self->baddr, 2000));
+	ASSERT_EQ(EAGAIN, send_as(self->a, &self->baddr, 2001));
+	/* A user already queued is not a new one. */
+	ASSERT_EQ(0, send_as(self->a, &self->baddr, 1001));
+}
+
 TEST_F(bus, blocking_send_waits_sndtimeo_eagain)
 {
 	struct timeval tv = { 0, 200000 };
