@@ -502,6 +502,35 @@ impl Endpoint {
         sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
     }
 
+    /// Fills a reserved frame and commits it (discarded if the copy
+    /// fails, so that the reader is never left waiting on it).
+    #[allow(clippy::too_many_arguments)]
+    fn write_frame(
+        &self,
+        sock: &BusSock,
+        mut slot: Slot,
+        buf: &RingBuf,
+        (pid, uid, gid): (i32, u32, u32),
+        (src, dst): &([u8; SOCKADDR_BUS_SIZE], [u8; SOCKADDR_BUS_SIZE]),
+        len: usize,
+        flags: u32,
+        from: FrameSource<'_, '_>,
+    ) -> Result {
+        let info = FrameInfo {
+            // Bounded by the frame size, itself below 64 MiB.
+            len: len as u32,
+            flags,
+            pid,
+            uid,
+            gid,
+            src,
+            dst,
+        };
+        let r = buf.fill(&mut slot, &info, from);
+        self.commit(sock, slot, r.is_ok());
+        r
+    }
+
     /// Copies a unicast straight from the sender into the receiver's
     /// ring, waiting for a free frame unless non-blocking.  `Ok(false)`:
     /// the receiver has no ring.
@@ -521,21 +550,11 @@ impl Endpoint {
         loop {
             match ep.reserve(receiver, len, creds)? {
                 Reserve::NoRing => return Ok(false),
-                Reserve::Frame(mut slot, buf, (pid, uid, gid)) => {
-                    let src = bus.addr(src).encode();
-                    let dst = dst.encode();
-                    let info = FrameInfo {
-                        len: len as u32,
-                        flags: 0,
-                        pid,
-                        uid,
-                        gid,
-                        src: &src,
-                        dst: &dst,
-                    };
-                    let r = buf.fill(&mut slot, &info, FrameSource::Msg(msg));
-                    ep.commit(receiver, slot, r.is_ok());
-                    return r.map(|()| true);
+                Reserve::Frame(slot, buf, creds) => {
+                    let addrs = (bus.addr(src).encode(), dst.encode());
+                    let from = FrameSource::Msg(msg);
+                    ep.write_frame(receiver, slot, &buf, creds, &addrs, len, 0, from)?;
+                    return Ok(true);
                 }
                 Reserve::Full => ep.wait_for_frame(timeo)?,
             }
@@ -588,21 +607,23 @@ impl Endpoint {
                 self.overrun(sock);
                 Ok(true)
             }
-            Reserve::Frame(mut slot, buf, (pid, uid, gid)) => {
-                let src = bus.addr(meta.src).encode();
-                let dst = crate::meta::dst_addr(meta, &bus.master_addr()).encode();
-                let info = FrameInfo {
-                    len: skb.len() as u32,
-                    flags: BUS_FRAME_F_MULTICAST,
-                    pid,
-                    uid,
-                    gid,
-                    src: &src,
-                    dst: &dst,
-                };
-                let r = buf.fill(&mut slot, &info, FrameSource::Skb(skb));
-                self.commit(sock, slot, r.is_ok());
-                r.map(|()| true)
+            Reserve::Frame(slot, buf, creds) => {
+                let addrs = (
+                    bus.addr(meta.src).encode(),
+                    crate::meta::dst_addr(meta, &bus.master_addr()).encode(),
+                );
+                let (len, flags) = (skb.len(), BUS_FRAME_F_MULTICAST);
+                self.write_frame(
+                    sock,
+                    slot,
+                    &buf,
+                    creds,
+                    &addrs,
+                    len,
+                    flags,
+                    FrameSource::Skb(skb),
+                )?;
+                Ok(true)
             }
         }
     }
