@@ -316,6 +316,11 @@ impl Endpoint {
         if rx.closed {
             return Err(errno::ehostunreach());
         }
+        if rx.ring.is_some() && Self::ring_eligible(&skb) {
+            let reserved = Self::reserve_locked(&mut rx, sock, skb.len(), skb.creds())?;
+            drop(rx);
+            return self.skb_to_ring(sock, reserved, skb);
+        }
         match Self::admission(sock, &rx, uid, size, fair) {
             Admit::TooBig => return Err(errno::emsgsize()),
             Admit::Full => return Ok(Delivery::Full(skb, sock.clone())),
@@ -437,9 +442,13 @@ impl Endpoint {
         Ok(())
     }
 
-    /// The receive ring, for `mmap`.
-    pub(crate) fn ring(&self) -> Option<Arc<RingBuf>> {
-        self.rx.lock().ring.as_ref().map(|r| r.buf.clone())
+    /// The receive ring, counted as mapped (under the lock that
+    /// `set_ring` checks that count under), for `mmap`.
+    pub(crate) fn map_ring(&self) -> Option<Arc<RingBuf>> {
+        let rx = self.rx.lock();
+        let buf = rx.ring.as_ref()?.buf.clone();
+        buf.map();
+        Some(buf)
     }
 
     /// Reserves the next frame of this socket's ring for `len` bytes.
@@ -456,6 +465,16 @@ impl Endpoint {
         if rx.closed {
             return Err(errno::ehostunreach());
         }
+        Self::reserve_locked(&mut rx, sock, len, creds)
+    }
+
+    /// [`Endpoint::reserve`], with the rx lock held.
+    fn reserve_locked(
+        rx: &mut RxState,
+        sock: &BusSock,
+        len: usize,
+        creds: (*mut bindings::pid, u32, u32),
+    ) -> Result<Reserve> {
         let cur = match rx.ring.as_mut() {
             None => return Ok(Reserve::NoRing),
             Some(cur) => cur,
@@ -475,6 +494,12 @@ impl Endpoint {
         cur.reserved += 1;
         let creds = cur.buf.creds_for_reader(creds, sock);
         Ok(Reserve::Frame(slot, cur.buf.clone(), creds))
+    }
+
+    /// Whether a message may go into a ring: not one carrying files or
+    /// grants, which need the queue's control messages.
+    fn ring_eligible(skb: &Skb) -> bool {
+        !skb.has_files() && crate::meta::grants(skb.meta()).next().is_none()
     }
 
     /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
@@ -584,48 +609,43 @@ impl Endpoint {
         }
     }
 
-    /// Puts a multicast copy into this receiver's ring; `Ok(false)` if it
-    /// has none.  A full ring or an oversized payload is a counted drop.
-    fn multicast_to_ring(
-        &self,
-        sock: &BusSock,
-        bus: &Bus,
-        skb: &Skb,
-        meta: &crate::meta::Meta,
-    ) -> Result<bool> {
-        let r = match self.reserve(sock, skb.len(), skb.creds()) {
-            Ok(r) => r,
-            Err(e) if e == errno::emsgsize() => {
-                self.overrun(sock);
-                return Ok(true);
-            }
-            Err(e) => return Err(e),
+    /// Copies a message that is already in an skb into the frame reserved
+    /// for it (a filtered unicast, or a multicast copy).
+    fn skb_to_ring(&self, sock: &ARef<BusSock>, reserved: Reserve, skb: Skb) -> Result<Delivery> {
+        let (slot, buf, creds) = match reserved {
+            Reserve::Frame(slot, buf, creds) => (slot, buf, creds),
+            Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
+            // The ring was there under the lock just dropped.
+            Reserve::NoRing => return Err(errno::ehostunreach()),
         };
-        match r {
-            Reserve::NoRing => Ok(false),
-            Reserve::Full => {
-                self.overrun(sock);
-                Ok(true)
-            }
-            Reserve::Frame(slot, buf, creds) => {
-                let addrs = (
+        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
+        let (src, dst, flags) = match self.bus() {
+            Some(bus) => {
+                let multicast = meta.flags & crate::meta::META_MULTICAST != 0;
+                (
                     bus.addr(meta.src).encode(),
-                    crate::meta::dst_addr(meta, &bus.master_addr()).encode(),
-                );
-                let (len, flags) = (skb.len(), BUS_FRAME_F_MULTICAST);
-                self.write_frame(
-                    sock,
-                    slot,
-                    &buf,
-                    creds,
-                    &addrs,
-                    len,
-                    flags,
-                    FrameSource::Skb(skb),
-                )?;
-                Ok(true)
+                    crate::meta::dst_addr(&meta, &bus.master_addr()).encode(),
+                    if multicast { BUS_FRAME_F_MULTICAST } else { 0 },
+                )
             }
-        }
+            None => {
+                // Released meanwhile: hand the frame back empty.
+                self.commit(sock, slot, false);
+                return Err(errno::ehostunreach());
+            }
+        };
+        let len = skb.len();
+        self.write_frame(
+            sock,
+            slot,
+            &buf,
+            creds,
+            &(src, dst),
+            len,
+            flags,
+            FrameSource::Skb(&skb),
+        )?;
+        Ok(Delivery::Queued)
     }
 
     /// `sendmsg`.
@@ -650,9 +670,13 @@ impl Endpoint {
         let mut timeo: c_long = sock.sndtimeo(nonblock);
         if !dst.multicast && !cmsgs.has_grants() && !scm.has_files() {
             // One copy, when the receiver has a ring.
+            // A receiver's filter needs the message in an skb: those
+            // take the ordinary path, and the ring from there.
             let (src, receiver) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
             let creds = crate::socket::sender_creds(&scm);
-            if self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)? {
+            if !receiver.has_filter()
+                && self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)?
+            {
                 return Ok(len);
             }
         }
@@ -694,19 +718,17 @@ impl Endpoint {
             flags: crate::meta::META_MULTICAST,
         };
         crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
-        let files = skb.has_files();
         for r in receivers.iter() {
-            // Messages with files go through the queue, ring or not.
-            if !files && r.endpoint().multicast_to_ring(r, bus, &skb, &meta)? {
-                continue;
-            }
             let copy = skb.clone_for_receiver()?;
             match r.endpoint().enqueue(r, copy, true, true) {
-                Ok(Delivery::Queued) | Err(_) => {}
+                Ok(Delivery::Queued) => {}
                 Ok(Delivery::Full(copy, _)) => {
                     drop(copy);
                     r.endpoint().overrun(r);
                 }
+                // Too large for its queue or its ring: a counted drop.
+                Err(e) if e == errno::emsgsize() => r.endpoint().overrun(r),
+                Err(_) => {}
             }
         }
         Ok(())
@@ -745,6 +767,10 @@ impl Endpoint {
         let size = skb.truesize();
         let uid = skb.sender_uid();
         let mut rx = self.rx.lock();
+        if rx.ring.is_some() && Self::ring_eligible(skb) {
+            drop(rx);
+            return self.wait_for_frame(timeo);
+        }
         loop {
             if rx.closed || rx.dead {
                 return Ok(());

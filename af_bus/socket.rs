@@ -165,6 +165,13 @@ impl BusSock {
         unsafe { bindings::sk_filter(self.sk(), skb.raw()) == 0 }
     }
 
+    /// Whether a socket filter is attached.
+    pub(crate) fn has_filter(&self) -> bool {
+        // SAFETY: `sk_filter` is an RCU pointer of a live sock; only
+        // whether it is null is looked at.
+        unsafe { !ptr::read_volatile(&raw const (*self.sk()).sk_filter).is_null() }
+    }
+
     /// Counts one message this socket did not get; returns the new count.
     pub(crate) fn count_drop(&self) -> u32 {
         // SAFETY: `sk_drops` is an `atomic_t` of a live sock; this is
@@ -1592,6 +1599,12 @@ impl RingBuf {
         self.geom
     }
 
+    /// Counts one more mapping; the caller holds the owner's rx lock.
+    pub(crate) fn map(&self) {
+        self.mapped
+            .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Whether user space has it mapped.
     pub(crate) fn is_mapped(&self) -> bool {
         self.mapped.load(core::sync::atomic::Ordering::Acquire) > 0
@@ -1699,8 +1712,19 @@ impl RingBuf {
             } else {
                 bindings::pid_nr_ns(pid, ns)
             };
-            let file = (*(*sock.sk()).sk_socket).file;
-            let user_ns = (*(*file).f_cred).user_ns;
+            // A kernel socket has no file: show the ids as the initial
+            // namespace has them.
+            let socket = (*sock.sk()).sk_socket;
+            let file = if socket.is_null() {
+                ptr::null_mut()
+            } else {
+                (*socket).file
+            };
+            let user_ns = if file.is_null() {
+                &raw mut bindings::init_user_ns
+            } else {
+                (*(*file).f_cred).user_ns
+            };
             (
                 nr,
                 bindings::from_kuid_munged(user_ns, bindings::kuid_t { val: uid }),
@@ -1813,7 +1837,8 @@ unsafe extern "C" fn bus_mmap(
 ) -> c_int {
     // SAFETY: `sock` is a live AF_BUS socket with a sock.
     let bs = unsafe { BusSock::from_sk((*sock).sk) };
-    let ring = match bs.endpoint().ring() {
+    // Counted as mapped from here, so that it cannot be replaced.
+    let ring = match bs.endpoint().map_ring() {
         Some(r) => r,
         None => return EINVAL.to_errno(),
     };
@@ -1821,15 +1846,16 @@ unsafe extern "C" fn bus_mmap(
     unsafe {
         let len = (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end
             - (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start;
-        if (*vma).vm_pgoff != 0 || len != ring.geometry().size() {
-            return EINVAL.to_errno();
-        }
-        let err = bindings::remap_vmalloc_range(vma, ring.mem.as_ptr().cast::<c_void>(), 0);
+        let err = if (*vma).vm_pgoff != 0 || len != ring.geometry().size() {
+            EINVAL.to_errno()
+        } else {
+            bindings::remap_vmalloc_range(vma, ring.mem.as_ptr().cast::<c_void>(), 0)
+        };
         if err != 0 {
+            ring.mapped
+                .fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
             return err;
         }
-        ring.mapped
-            .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
         (*vma).vm_ops = BUS_RING_VM_OPS.get();
         (*vma).vm_private_data = kernel::sync::Arc::into_raw(ring)
             .cast_mut()

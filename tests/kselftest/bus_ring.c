@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <linux/bus.h>
+#include <linux/filter.h>
 #include "bus_test.h"
 #include "kselftest_harness.h"
 
@@ -460,6 +461,59 @@ TEST_F(bus, process_exit_with_the_ring_mapped)
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_EQ(0, WEXITSTATUS(status));
+}
+
+/* Keeps messages starting with "KEY1". */
+static int attach_key1_filter(int fd)
+{
+	struct sock_filter code[] = {
+		{ BPF_LD | BPF_W | BPF_ABS, 0, 0, 0 },
+		{ BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0x4b455931 },
+		{ BPF_RET | BPF_K, 0, 0, 0xffffffff },
+		{ BPF_RET | BPF_K, 0, 0, 0 },
+	};
+	struct sock_fprog prog = { 4, code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+TEST_F(bus, a_filter_runs_before_the_ring_for_unicast_and_multicast)
+{
+	struct sockaddr_bus m = self->maddr, h = bus_on(&self->maddr, "reader");
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[8];
+	struct pollfd p = { .fd = self->r, .events = POLLIN };
+	struct bus_frame_hdr *f;
+	size_t off = 0;
+
+	memset(m.sbus_addr, 0, sizeof(m.sbus_addr));
+	m.sbus_addr[0] = 1;
+	m.sbus_addr_ncomp = 1;
+	m.sbus_path[BUS_PATH_MAX - 1] = '*';
+	bus_cmsg_add(ctl, &off, SCM_MULTICAST_MATCH, &m);
+	ASSERT_EQ(1, bus_send(self->master, &h, "g", 1, ctl, off, 0));
+	ASSERT_EQ(1, recv(self->r, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	ASSERT_EQ(0, attach_key1_filter(self->r));
+
+	ASSERT_EQ(5, bus_send(self->s, &self->raddr, "KEY2", 5, NULL, 0, 0));
+	ASSERT_EQ(5, bus_send(self->s, &m, "KEY2", 5, NULL, 0, 0));
+	ASSERT_EQ(0, poll(&p, 1, 200));
+	ASSERT_EQ(NULL, ring_peek(&self->ring));
+
+	ASSERT_EQ(5, bus_send(self->s, &self->raddr, "KEY1", 5, NULL, 0, 0));
+	ASSERT_EQ(5, bus_send(self->s, &m, "KEY1", 5, NULL, 0, 0));
+	f = ring_wait(self->r, &self->ring, 2000);
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(0, f->flags);
+	ASSERT_STREQ("KEY1", (char *)f + f->data_offset);
+	ASSERT_TRUE(bus_addr_eq(&self->saddr, &f->src));
+	ring_release(&self->ring);
+	f = ring_wait(self->r, &self->ring, 2000);
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(BUS_FRAME_F_MULTICAST, f->flags);
+	ASSERT_TRUE(bus_addr_eq(&m, &f->dst));
+	ring_release(&self->ring);
+	ASSERT_EQ(NULL, ring_peek(&self->ring));
 }
 
 /* A 64 MiB sealed memfd: the payload that is never copied at all. */
