@@ -215,11 +215,14 @@ impl Bus {
     }
 
     /// Removes a member that is closing.  Returns the master, to notify,
-    /// and the addresses released (handle first).
+    /// and the addresses released (handle first), or `None` for them if
+    /// there was no memory to list them (the notification is then
+    /// counted as lost).
+    #[allow(clippy::type_complexity)]
     pub(crate) fn leave(
         &self,
         sock: &BusSock,
-    ) -> Option<(ARef<BusSock>, KVec<[u8; SOCKADDR_BUS_SIZE]>)> {
+    ) -> Option<(ARef<BusSock>, Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>)> {
         let mut inner = self.inner.lock();
         let member = inner.members.remove(&sock_key(sock))?;
         inner.unindex(&member.matches);
@@ -228,12 +231,15 @@ impl Bus {
             inner.owners.remove(a);
         }
         let master = inner.master?;
-        // Allocation failure only loses the address list, not the news.
-        let mut addrs = KVec::with_capacity(1 + member.owned.len(), GFP_KERNEL).ok()?;
-        for a in Iterator::chain(core::iter::once(&member.handle), member.owned.iter()) {
-            // Capacity was reserved above.
-            let _ = addrs.push(self.addr(*a).encode(), GFP_KERNEL);
-        }
+        let addrs = KVec::with_capacity(1 + member.owned.len(), GFP_KERNEL)
+            .ok()
+            .map(|mut addrs| {
+                for a in Iterator::chain(core::iter::once(&member.handle), member.owned.iter()) {
+                    // Capacity was reserved above.
+                    let _ = addrs.push(self.addr(*a).encode(), GFP_KERNEL);
+                }
+                addrs
+            });
         // SAFETY: the master is listed while `inner.master` is set, which
         // we read under the bus lock.
         Some((unsafe { master.get() }, addrs))

@@ -211,11 +211,19 @@ impl Endpoint {
             Role::Endpoint(bus) => {
                 if let Some((master, addrs)) = bus.leave(sock) {
                     let mut bytes = KVec::new();
-                    let len = crate::notify::gone_len(addrs.len());
-                    if bytes.extend_with(len, 0u8, GFP_KERNEL).is_ok() {
-                        crate::notify::write_gone(&mut bytes, &addrs);
+                    let sent = addrs.is_some_and(|addrs| {
+                        let len = crate::notify::gone_len(addrs.len());
+                        let ok = bytes.extend_with(len, 0u8, GFP_KERNEL).is_ok();
+                        if ok {
+                            crate::notify::write_gone(&mut bytes, &addrs);
+                        }
+                        ok
+                    });
+                    if sent {
                         master.endpoint().notify(&master, &bus, &bytes);
                     } else {
+                        // No memory for the news: the master learns that
+                        // it lost some (BUS_NOTIFY_OVERFLOW).
                         master.endpoint().rx.lock().notify_dropped += 1;
                         master.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
                     }
@@ -386,6 +394,7 @@ impl Endpoint {
             Ok(skb) => skb,
             Err(_) => {
                 self.rx.lock().notify_dropped += 1;
+                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
                 return;
             }
         };
@@ -403,6 +412,11 @@ impl Endpoint {
                 drop(skb);
                 sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
             }
+            Err(e) if e == errno::emsgsize() => {
+                self.rx.lock().notify_dropped += 1;
+                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+            }
+            // The master is closing.
             Err(_) => {}
         }
     }
