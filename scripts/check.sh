@@ -45,6 +45,17 @@ else
 	problems+=("rustfmt would reformat the files above")
 fi
 
+echo "== host: Documentation/af_bus.rst is valid reStructuredText"
+if /usr/bin/python3 -c '
+import sys, docutils.core
+docutils.core.publish_string(open(sys.argv[1]).read(), writer_name="null",
+                             settings_overrides={"halt_level": 2})
+' "$top/Documentation/af_bus.rst"; then
+	echo "ok"
+else
+	problems+=("Documentation/af_bus.rst does not parse")
+fi
+
 echo "== host: include/uapi/linux/bus.h compiles alone as C and C++"
 if gcc -std=c99 -Wall -Wextra -Werror -pedantic -I "$top/include/uapi" -fsyntax-only \
 		-x c "$top/tests/uapi/bus_h.c" &&

@@ -15,7 +15,7 @@ PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make
 	gcc g++ libc6-dev linux-libc-dev
-	qemu-system-x86 busybox-static python3
+	qemu-system-x86 busybox-static python3 python3-docutils
 )
 
 missing=()
