@@ -69,4 +69,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
