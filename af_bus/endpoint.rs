@@ -885,11 +885,15 @@ impl Endpoint {
             msg.add_flags(bindings::MSG_TRUNC);
         }
         msg.copy_from_skb(&skb, copied)?;
+        // Grants always (without a control buffer: MSG_CTRUNC); the
+        // destination only for a caller that asked for control messages.
         for (kind, addr) in crate::meta::grants(skb.meta()) {
             msg.put_cmsg(SOL_BUS, kind, addr)?;
         }
-        let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
-        msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
+        if msg.has_control() {
+            let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
+            msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
+        }
         msg.put_scm(sock, &skb, flags, peek);
         Ok(if flags & bindings::MSG_TRUNC != 0 {
             skb.len()

@@ -939,6 +939,14 @@ impl Msg<'_> {
         }
     }
 
+    /// Whether the caller gave a control buffer: asking for control
+    /// messages.
+    pub(crate) fn has_control(&self) -> bool {
+        // SAFETY: `self.0` is live for the call; only the pointer and
+        // length are read.
+        unsafe { !(*self.0).__bindgen_anon_1.msg_control.is_null() && (*self.0).msg_controllen > 0 }
+    }
+
     /// Adds `MSG_*` flags to what `recvmsg` returns.
     pub(crate) fn add_flags(&mut self, flags: u32) {
         // SAFETY: `self.0` is live for the call.

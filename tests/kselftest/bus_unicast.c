@@ -286,6 +286,15 @@ TEST_F(bus, order_is_kept_and_truncation_is_datagram)
 		ASSERT_EQ(4, recvmsg(self->b, &h, 0));
 		ASSERT_EQ(MSG_TRUNC, h.msg_flags & MSG_TRUNC);
 	}
+	/* Without a control buffer: no SCM_DST_ADDR, and no MSG_CTRUNC for it. */
+	{
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+		ASSERT_EQ(3, bus_send_str(self->a, &self->baddr, "no", 0));
+		ASSERT_EQ(3, recvmsg(self->b, &h, 0));
+		ASSERT_EQ(0, h.msg_flags & (MSG_CTRUNC | MSG_TRUNC));
+	}
 	/* Zero-length datagrams exist. */
 	ASSERT_EQ(0, bus_send(self->a, &self->baddr, "", 0, NULL, 0, 0));
 	ASSERT_EQ(0, recv(self->b, buf, sizeof(buf), 0));
