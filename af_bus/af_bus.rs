@@ -41,10 +41,9 @@ static REGISTRY: AtomicPtr<bus::Registry> = AtomicPtr::new(core::ptr::null_mut()
 /// The registry of buses and sockets.
 fn registry() -> &'static bus::Registry {
     let p = REGISTRY.load(Ordering::Acquire);
-    // SAFETY: `REGISTRY` is set before the family is registered and cleared
-    // after it is unregistered; every caller is a socket or procfs
-    // operation, which can only run in between (sockets hold a module
-    // reference, procfs entries are removed before unregistering).
+    // SAFETY: set before the family is registered, cleared after it is
+    // unregistered; callers (socket and procfs operations) run in between:
+    // sockets hold a module reference, procfs entries are removed first.
     unsafe { &*p }
 }
 
