@@ -383,7 +383,7 @@ impl Bus {
         &self,
         sender: &BusSock,
         dst: &BusAddr,
-        cmsgs: &BusCmsgs,
+        cmsgs: &BusCmsgs<'_>,
         mut skb: crate::socket::Skb,
     ) -> Result<Delivery> {
         let mut inner = self.inner.lock();

@@ -94,19 +94,76 @@ impl From<AddrError> for CmsgError {
     }
 }
 
-/// The `SOL_BUS` part of a control buffer.
-#[derive(Debug, Default)]
-pub struct BusCmsgs {
-    grants: [Option<Grant>; MAX_BUS_CMSGS],
+/// One control message: level, type, data.  `Err` for a header that
+/// overruns the buffer or claims less than itself.
+type RawCmsg<'a> = Result<(i32, i32, &'a [u8]), CmsgError>;
+
+/// The control messages of `buf`, as the kernel's `for_each_cmsghdr`
+/// walks them: it stops when no header fits.
+fn walk(buf: &[u8]) -> impl Iterator<Item = RawCmsg<'_>> {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        if buf.len() - at < CMSG_HDR {
+            return None;
+        }
+        let len = usize::from_ne_bytes(buf[at..at + 8].try_into().unwrap_or([0; 8]));
+        let level = i32::from_ne_bytes(buf[at + 8..at + 12].try_into().unwrap_or([0; 4]));
+        let kind = i32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or([0; 4]));
+        if len < CMSG_HDR || len > buf.len() - at {
+            // Nothing after a malformed header is looked at.
+            at = buf.len();
+            return Some(Err(CmsgError::Malformed));
+        }
+        let data = &buf[at + CMSG_HDR..at + len];
+        at += cmsg_align(len).min(buf.len() - at);
+        Some(Ok((level, kind, data)))
+    })
+}
+
+fn grant_kind(kind: i32) -> Option<GrantKind> {
+    match kind {
+        SCM_OWNED_ADDR => Some(GrantKind::Own),
+        SCM_REVOKE_ADDR => Some(GrantKind::Revoke),
+        SCM_MULTICAST_MATCH => Some(GrantKind::Match),
+        SCM_MULTICAST_UNMATCH => Some(GrantKind::Unmatch),
+        SCM_MULTICAST_SEND => Some(GrantKind::Send),
+        _ => None,
+    }
+}
+
+fn parse_grant(kind: GrantKind, data: &[u8]) -> Result<Grant, CmsgError> {
+    let addr = BusAddr::parse(data)?;
+    if addr.multicast != kind.is_multicast() {
+        return Err(CmsgError::WrongKind);
+    }
+    if !addr.multicast && (addr.addr.is_kernel() || addr.addr.is_reserved()) {
+        return Err(CmsgError::ReservedAddress);
+    }
+    Ok(Grant { kind, addr })
+}
+
+/// The `SOL_BUS` part of a control buffer, validated; the grants are
+/// read from the buffer again when iterated, so that a send without any
+/// costs nothing.
+#[derive(Debug)]
+pub struct BusCmsgs<'a> {
+    buf: &'a [u8],
     ngrants: usize,
     /// `SCM_SRC_ADDR`, if given.
     pub src: Option<BusAddr>,
 }
 
-impl BusCmsgs {
+impl<'a> BusCmsgs<'a> {
     /// The grants, in the order they were given.
-    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
-        self.grants[..self.ngrants].iter().flatten()
+    pub fn grants(&self) -> impl Iterator<Item = Grant> + '_ {
+        walk(self.buf).filter_map(|c| {
+            let (level, kind, data) = c.ok()?;
+            if level != SOL_BUS {
+                return None;
+            }
+            // Validated by `parse`.
+            parse_grant(grant_kind(kind)?, data).ok()
+        })
     }
 
     /// Whether there is any grant.
@@ -114,63 +171,45 @@ impl BusCmsgs {
         self.ngrants > 0
     }
 
-    /// Parses `buf`, a kernel copy of `msg_control`.  Control messages of
-    /// other levels are skipped: `SOL_SOCKET` is the socket layer's.
-    pub fn parse(buf: &[u8]) -> Result<BusCmsgs, CmsgError> {
-        let mut out = BusCmsgs::default();
-        let mut count = 0;
-        let mut at = 0;
-        // The kernel's for_each_cmsghdr: stop when no header fits.
-        while buf.len() - at >= CMSG_HDR {
-            let len = usize::from_ne_bytes(buf[at..at + 8].try_into().unwrap_or([0; 8]));
-            let level = i32::from_ne_bytes(buf[at + 8..at + 12].try_into().unwrap_or([0; 4]));
-            let kind = i32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or([0; 4]));
-            if len < CMSG_HDR || len > buf.len() - at {
-                return Err(CmsgError::Malformed);
-            }
-            let data = &buf[at + CMSG_HDR..at + len];
-            if level == SOL_BUS {
-                count += 1;
-                if count > MAX_BUS_CMSGS {
-                    return Err(CmsgError::TooMany);
-                }
-                out.push(kind, data)?;
-            }
-            at += cmsg_align(len).min(buf.len() - at);
-        }
-        Ok(out)
+    /// How many grants there are.
+    pub fn ngrants(&self) -> usize {
+        self.ngrants
     }
 
-    fn push(&mut self, kind: i32, data: &[u8]) -> Result<(), CmsgError> {
-        let grant = match kind {
-            SCM_OWNED_ADDR => GrantKind::Own,
-            SCM_REVOKE_ADDR => GrantKind::Revoke,
-            SCM_MULTICAST_MATCH => GrantKind::Match,
-            SCM_MULTICAST_UNMATCH => GrantKind::Unmatch,
-            SCM_MULTICAST_SEND => GrantKind::Send,
-            SCM_SRC_ADDR => {
-                if self.src.is_some() {
+    /// Parses `buf`, a kernel copy of `msg_control`.  Control messages of
+    /// other levels are skipped: `SOL_SOCKET` is the socket layer's.
+    pub fn parse(buf: &'a [u8]) -> Result<BusCmsgs<'a>, CmsgError> {
+        let mut out = BusCmsgs {
+            buf,
+            ngrants: 0,
+            src: None,
+        };
+        let mut count = 0;
+        for c in walk(buf) {
+            let (level, kind, data) = c?;
+            if level != SOL_BUS {
+                continue;
+            }
+            count += 1;
+            if count > MAX_BUS_CMSGS {
+                return Err(CmsgError::TooMany);
+            }
+            if kind == SCM_SRC_ADDR {
+                if out.src.is_some() {
                     return Err(CmsgError::DuplicateSource);
                 }
                 let addr = BusAddr::parse(data)?;
                 if addr.multicast {
                     return Err(CmsgError::MulticastSource);
                 }
-                self.src = Some(addr);
-                return Ok(());
+                out.src = Some(addr);
+                continue;
             }
-            // Includes SCM_DST_ADDR, which only the kernel writes.
-            _ => return Err(CmsgError::UnknownType),
-        };
-        let addr = BusAddr::parse(data)?;
-        if addr.multicast != grant.is_multicast() {
-            return Err(CmsgError::WrongKind);
+            // Anything else must be a grant (SCM_DST_ADDR is the kernel's).
+            let kind = grant_kind(kind).ok_or(CmsgError::UnknownType)?;
+            parse_grant(kind, data)?;
+            out.ngrants += 1;
         }
-        if !addr.multicast && (addr.addr.is_kernel() || addr.addr.is_reserved()) {
-            return Err(CmsgError::ReservedAddress);
-        }
-        self.grants[self.ngrants] = Some(Grant { kind: grant, addr });
-        self.ngrants += 1;
-        Ok(())
+        Ok(out)
     }
 }

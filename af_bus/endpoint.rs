@@ -58,6 +58,11 @@ struct RxState {
     no_enobufs: bool,
     /// The receive ring, if set up.
     ring: Option<RingCursor>,
+    /// Senders waiting on `writers` for room here.
+    waiters: usize,
+    /// The socket's bus once it has one (also in `inner`), for the
+    /// receive path, which holds this lock anyway.
+    bus: Option<Arc<Bus>>,
 }
 
 /// Where the kernel is in a receive ring, behind [`Endpoint::rx`].
@@ -111,6 +116,8 @@ impl Endpoint {
                     overrun: false,
                     no_enobufs: false,
                     ring: None,
+                    waiters: 0,
+                    bus: None,
                 },
                 "BusSock::rx"
             ),
@@ -174,6 +181,7 @@ impl Endpoint {
             Role::Endpoint(_) => return Err(errno::eisconn()),
         }
         let bus = crate::bus::register(sock, addr, key, node, slot, reservation)?;
+        self.rx.lock().bus = Some(bus.clone());
         inner.role = Role::Master(bus);
         Ok(())
     }
@@ -196,6 +204,7 @@ impl Endpoint {
                     return Err(EACCES);
                 }
                 bus.join(sock)?;
+                self.rx.lock().bus = Some(bus.clone());
                 inner.role = Role::Endpoint(bus.clone());
                 Ok(bus)
             }
@@ -238,12 +247,13 @@ impl Endpoint {
         }
         // Nothing more is queued; free what is, and let blocked senders
         // find the receiver gone.
-        let queued = {
+        let (queued, bus) = {
             let mut rx = self.rx.lock();
             rx.closed = true;
-            self.drain(sock, &mut rx)
+            (self.drain(sock, &mut rx), rx.bus.take())
         };
         drop(queued);
+        drop(bus);
         self.writers.notify_all();
     }
 
@@ -608,7 +618,10 @@ impl Endpoint {
         }
         let mut rx = self.rx.lock();
         let step = (*timeo).min(kernel::time::msecs_to_jiffies(50) as c_long);
-        match self.writers.wait_interruptible_timeout(&mut rx, step as _) {
+        rx.waiters += 1;
+        let woke = self.writers.wait_interruptible_timeout(&mut rx, step as _);
+        rx.waiters -= 1;
+        match woke {
             CondVarTimeoutResult::Signal { jiffies } => {
                 Err(crate::socket::intr_errno(jiffies as c_long))
             }
@@ -694,7 +707,7 @@ impl Endpoint {
                 return Ok(len);
             }
         }
-        let ngrants = cmsgs.grants().count();
+        let ngrants = cmsgs.ngrants();
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
         skb.put_from_msg(msg, len)?;
         scm.into_skb(&mut skb);
@@ -844,11 +857,13 @@ impl Endpoint {
                 if !peek {
                     Self::uncharge(&mut rx, &skb);
                 }
+                let wake = !peek && rx.waiters > 0;
+                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
                 drop(rx);
-                if !peek {
+                if wake {
                     self.writers.notify_all();
                 }
-                return self.deliver_to_user(sock, msg, skb, size, flags, peek);
+                return Self::deliver_to_user(&bus, sock, msg, skb, size, flags, peek);
             }
             if rx.notify_dropped > 0 {
                 let dropped = if peek {
@@ -856,8 +871,9 @@ impl Endpoint {
                 } else {
                     core::mem::take(&mut rx.notify_dropped)
                 };
+                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
                 drop(rx);
-                return self.deliver_overflow(msg, dropped, size);
+                return Self::deliver_overflow(&bus, msg, dropped, size);
             }
             let last = sock.queue_last(&mut token);
             drop(rx);
@@ -869,7 +885,7 @@ impl Endpoint {
     }
 
     fn deliver_to_user(
-        &self,
+        bus: &Bus,
         sock: &BusSock,
         msg: &mut Msg<'_>,
         skb: Skb,
@@ -877,7 +893,6 @@ impl Endpoint {
         flags: u32,
         peek: bool,
     ) -> Result<usize> {
-        let bus = self.bus().ok_or(errno::econnreset())?;
         let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
         msg.set_name(&bus.addr(meta.src).encode());
         let copied = skb.len().min(size);
@@ -903,8 +918,7 @@ impl Endpoint {
     }
 
     /// A `BUS_NOTIFY_OVERFLOW`, made up on the spot.
-    fn deliver_overflow(&self, msg: &mut Msg<'_>, dropped: u64, size: usize) -> Result<usize> {
-        let bus = self.bus().ok_or(errno::econnreset())?;
+    fn deliver_overflow(bus: &Bus, msg: &mut Msg<'_>, dropped: u64, size: usize) -> Result<usize> {
         msg.set_name(&BusAddr::kernel(*bus.path()).encode());
         let bytes = crate::notify::overflow(dropped);
         let copied = bytes.len().min(size);
@@ -932,7 +946,7 @@ impl Endpoint {
         if rx.total.msgs > 0 || rx.notify_dropped > 0 || ring_ready {
             mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
         }
-        if rx.ring.is_some() {
+        if rx.ring.is_some() && rx.waiters > 0 {
             // The reader may have handed frames back: let senders look.
             self.writers.notify_all();
         }

@@ -43,7 +43,7 @@ fn get_part(ncomp: u8, raw: &[u8]) -> Option<AddrPart> {
 }
 
 /// Writes `meta` and `grants` into `out`, `len(grants.len())` bytes.
-pub fn write<'a>(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = &'a Grant>) {
+pub fn write(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = Grant>) {
     out.fill(0);
     // `ncomp <= 8` by the invariant of `AddrPart`.
     out[0] = meta.src.ncomp() as u8;

@@ -891,7 +891,7 @@ impl Drop for Scm {
 /// A `struct msghdr` of a `sendmsg` or `recvmsg` in progress.
 pub(crate) struct Msg<'a>(*mut bindings::msghdr, core::marker::PhantomData<&'a mut ()>);
 
-impl Msg<'_> {
+impl<'a> Msg<'a> {
     /// The `MSG_*` flags of the call.
     pub(crate) fn flags(&self) -> u32 {
         // SAFETY: `self.0` is live for the call.
@@ -912,8 +912,10 @@ impl Msg<'_> {
         }
     }
 
-    /// The kernel's copy of a send's control buffer.
-    pub(crate) fn control(&self) -> &[u8] {
+    /// The kernel's copy of a send's control buffer, which lives as long
+    /// as the call (the socket layer frees it after `sendmsg` returns) and
+    /// which nothing here writes.
+    pub(crate) fn control(&self) -> &'a [u8] {
         // SAFETY: for a send, `msg_control` is a kernel buffer of
         // `msg_controllen` bytes (`____sys_sendmsg` copied it).
         unsafe {
