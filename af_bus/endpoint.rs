@@ -809,10 +809,12 @@ impl Endpoint {
                 return Err(EAGAIN);
             }
             // `timeo` is positive here.
-            match self
+            rx.waiters += 1;
+            let woke = self
                 .writers
-                .wait_interruptible_timeout(&mut rx, *timeo as _)
-            {
+                .wait_interruptible_timeout(&mut rx, *timeo as _);
+            rx.waiters -= 1;
+            match woke {
                 CondVarTimeoutResult::Timeout => return Err(EAGAIN),
                 CondVarTimeoutResult::Signal { jiffies } => {
                     return Err(crate::socket::intr_errno(jiffies as c_long))
