@@ -17,7 +17,9 @@ use crate::bus::{Bus, Delivery};
 use crate::cmsg::BusCmsgs;
 use crate::quota::{admit, Admit, Limits, Usage};
 use crate::ring::{FrameInfo, Geometry};
-use crate::socket::{errno, BusSock, FrameSource, Msg, RingBuf, RxLocked, Scm, Skb, Slot};
+use crate::socket::{
+    errno, BusSock, FrameSource, Msg, RingBuf, RingCursor, RxQueue, Scm, Skb, Slot,
+};
 use crate::uapi::{BUS_FRAME_F_MULTICAST, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
 
 /// Most distinct sending users a receive queue accounts separately;
@@ -39,9 +41,10 @@ struct EndpointInner {
     role: Role,
 }
 
-/// The receive side, behind [`Endpoint::rx`].  The skbs themselves are on
-/// `sk_receive_queue`, which only this lock protects.
+/// The receive side, behind [`Endpoint::rx`].
 struct RxState {
+    /// The skbs (`sk_receive_queue`, which only this lock protects).
+    queue: RxQueue,
     total: Usage,
     /// Per sending uid, for the fairness rule.
     users: RBTree<u32, Usage>,
@@ -63,20 +66,6 @@ struct RxState {
     /// The socket's bus once it has one (also in `inner`), for the
     /// receive path, which holds this lock anyway.
     bus: Option<Arc<Bus>>,
-}
-
-/// Where the kernel is in a receive ring, behind [`Endpoint::rx`].
-///
-/// Frames `tail..head` (modulo the ring) are reserved by senders still
-/// copying; they are published to the reader strictly from `tail` on, so
-/// frames become visible in delivery order.
-struct RingCursor {
-    buf: Arc<RingBuf>,
-    head: usize,
-    tail: usize,
-    reserved: usize,
-    /// Per frame: copied, waiting for the frames before it.
-    done: KVec<bool>,
 }
 
 /// What a reservation in a receive ring came to.
@@ -103,11 +92,12 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(queue: RxQueue) -> impl PinInit<Self> {
         pin_init!(Endpoint {
             inner <- new_mutex!(EndpointInner { role: Role::Unattached }, "BusSock::inner"),
             rx <- new_mutex!(
                 RxState {
+                    queue,
                     total: Usage::default(),
                     users: RBTree::new(),
                     closed: false,
@@ -250,7 +240,7 @@ impl Endpoint {
         let (queued, bus) = {
             let mut rx = self.rx.lock();
             rx.closed = true;
-            (self.drain(sock, &mut rx), rx.bus.take())
+            (Self::drain(&mut rx), rx.bus.take())
         };
         drop(queued);
         drop(bus);
@@ -259,11 +249,9 @@ impl Endpoint {
 
     /// Takes every queued message out, to be freed by the caller after
     /// the lock is dropped.
-    fn drain(&self, sock: &BusSock, rx: &mut RxState) -> KVec<Skb> {
+    fn drain(rx: &mut RxState) -> KVec<Skb> {
         let mut out = KVec::new();
-        // SAFETY: the caller holds this socket's rx lock (`rx`).
-        let mut token = unsafe { RxLocked::new() };
-        while let Some(skb) = sock.dequeue(&mut token) {
+        while let Some(skb) = rx.queue.pop() {
             // Without room to defer it, `push` frees it here (a mutex,
             // not a spinlock, is held).
             let _ = out.push(skb, GFP_KERNEL);
@@ -278,7 +266,7 @@ impl Endpoint {
         let queued = {
             let mut rx = self.rx.lock();
             rx.dead = true;
-            self.drain(sock, &mut rx)
+            Self::drain(&mut rx)
         };
         drop(queued);
         sock.shutdown_rx();
@@ -358,8 +346,7 @@ impl Endpoint {
         rx.total.add(size);
         skb.set_charged(fair);
         skb.set_dropcount(sock.drops());
-        // SAFETY: we hold this socket's rx lock.
-        sock.queue_tail(&mut unsafe { RxLocked::new() }, skb);
+        rx.queue.push(skb);
         drop(rx);
         sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
         Ok(Delivery::Queued)
@@ -437,25 +424,12 @@ impl Endpoint {
         let geom = Geometry::new(frame_size, frame_nr, bindings::PAGE_SIZE).map_err(|_| EINVAL)?;
         let new = match geom {
             None => None,
-            Some(geom) => {
-                let buf = RingBuf::new(geom)?;
-                let mut done = KVec::with_capacity(geom.frames(), GFP_KERNEL)?;
-                for _ in 0..geom.frames() {
-                    done.push(false, GFP_KERNEL)?;
-                }
-                Some(RingCursor {
-                    buf,
-                    head: 0,
-                    tail: 0,
-                    reserved: 0,
-                    done,
-                })
-            }
+            Some(geom) => Some(RingCursor::new(RingBuf::new(geom)?)?),
         };
         let old = {
             let mut rx = self.rx.lock();
             if let Some(cur) = &rx.ring {
-                if cur.buf.is_mapped() || cur.reserved > 0 {
+                if cur.ring().is_mapped() || cur.busy() {
                     return Err(EBUSY);
                 }
             }
@@ -470,7 +444,7 @@ impl Endpoint {
     /// `set_ring` checks that count under), for `mmap`.
     pub(crate) fn map_ring(&self) -> Option<Arc<RingBuf>> {
         let rx = self.rx.lock();
-        let buf = rx.ring.as_ref()?.buf.clone();
+        let buf = rx.ring.as_ref()?.ring().clone();
         buf.map();
         Some(buf)
     }
@@ -503,21 +477,16 @@ impl Endpoint {
             None => return Ok(Reserve::NoRing),
             Some(cur) => cur,
         };
-        let geom = cur.buf.geometry();
-        if len > geom.payload_max() {
+        if len > cur.ring().geometry().payload_max() {
             return Err(errno::emsgsize());
         }
-        if cur.reserved == geom.frames() || !cur.buf.is_free(cur.head) {
-            return Ok(Reserve::Full);
-        }
-        // SAFETY: frame `head` is free and not reserved (it is outside
-        // `tail..head`, all of which are reserved), and only this slot is
-        // made for it until it is committed.
-        let slot = unsafe { Slot::new(cur.head) };
-        cur.head = (cur.head + 1) % geom.frames();
-        cur.reserved += 1;
-        let creds = cur.buf.creds_for_reader(creds, sock);
-        Ok(Reserve::Frame(slot, cur.buf.clone(), creds))
+        Ok(match cur.reserve() {
+            None => Reserve::Full,
+            Some(slot) => {
+                let creds = cur.ring().creds_for_reader(creds, sock);
+                Reserve::Frame(slot, cur.ring().clone(), creds)
+            }
+        })
     }
 
     /// Whether a message may go into a ring: not one carrying files or
@@ -528,25 +497,10 @@ impl Endpoint {
 
     /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
     /// publishes every frame that is ready, in order.
-    fn commit(&self, sock: &BusSock, mut slot: Slot, ok: bool) {
-        {
-            let mut rx = self.rx.lock();
-            let cur = match rx.ring.as_mut() {
-                Some(cur) => cur,
-                // The ring cannot change while a frame is reserved.
-                None => return,
-            };
-            if !ok {
-                cur.buf.discard(&mut slot);
-            }
-            let frames = cur.buf.geometry().frames();
-            cur.done[slot.index()] = true;
-            while cur.reserved > 0 && cur.done[cur.tail] {
-                cur.done[cur.tail] = false;
-                cur.buf.publish(cur.tail);
-                cur.tail = (cur.tail + 1) % frames;
-                cur.reserved -= 1;
-            }
+    fn commit(&self, sock: &BusSock, slot: Slot, ok: bool) {
+        if let Some(cur) = self.rx.lock().ring.as_mut() {
+            // The ring cannot change while a frame is reserved.
+            cur.commit(slot, ok);
         }
         sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
     }
@@ -848,12 +802,10 @@ impl Endpoint {
                     return Err(errno::enobufs());
                 }
             }
-            // SAFETY: we hold this socket's rx lock.
-            let mut token = unsafe { RxLocked::new() };
             let skb = if peek {
-                sock.peek(&mut token)
+                rx.queue.peek()
             } else {
-                sock.dequeue(&mut token)
+                rx.queue.pop()
             };
             if let Some(skb) = skb {
                 if !peek {
@@ -877,7 +829,7 @@ impl Endpoint {
                 drop(rx);
                 return Self::deliver_overflow(&bus, msg, dropped, size);
             }
-            let last = sock.queue_last(&mut token);
+            let last = rx.queue.last();
             drop(rx);
             if timeo == 0 {
                 return Err(EAGAIN);
@@ -941,10 +893,7 @@ impl Endpoint {
         if rx.overrun && !rx.no_enobufs {
             mask |= bindings::EPOLLERR;
         }
-        let ring_ready = rx.ring.as_ref().is_some_and(|cur| {
-            let frames = cur.buf.geometry().frames();
-            cur.buf.is_ready((cur.tail + frames - 1) % frames)
-        });
+        let ring_ready = rx.ring.as_ref().is_some_and(RingCursor::ready);
         if rx.total.msgs > 0 || rx.notify_dropped > 0 || ring_ready {
             mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
         }

@@ -9,6 +9,7 @@
 use core::ptr::{self, NonNull};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::bindings;
 use kernel::error::{code::*, Error, Result};
 use kernel::init::PinInit;
@@ -490,47 +491,6 @@ impl BusSock {
         };
     }
 
-    /// Appends `skb` to the receive queue.
-    pub(crate) fn queue_tail(&self, _rx: &mut RxLocked, skb: Skb) {
-        // SAFETY: the receive queue is only touched under this socket's rx
-        // lock, which `RxLocked` proves is held; the queue takes the skb.
-        unsafe {
-            bindings::__skb_queue_tail(&raw mut (*self.sk()).sk_receive_queue, skb.into_raw())
-        };
-    }
-
-    /// Takes the first message of the receive queue.
-    pub(crate) fn dequeue(&self, _rx: &mut RxLocked) -> Option<Skb> {
-        // SAFETY: as for `queue_tail`.
-        let skb = unsafe { bindings::__skb_dequeue(&raw mut (*self.sk()).sk_receive_queue) };
-        // SAFETY: a dequeued skb is owned by the caller.
-        NonNull::new(skb).map(|p| unsafe { Skb::from_raw(p) })
-    }
-
-    /// Another reference to the first message, for `MSG_PEEK`.
-    pub(crate) fn peek(&self, _rx: &mut RxLocked) -> Option<Skb> {
-        // SAFETY: as for `queue_tail`; the extra user keeps the skb alive
-        // after the lock is dropped.
-        unsafe {
-            let skb = bindings::skb_peek(&raw const (*self.sk()).sk_receive_queue);
-            let skb = NonNull::new(skb)?;
-            bindings::refcount_inc(&raw mut (*skb.as_ptr()).users);
-            Some(Skb::from_raw(skb))
-        }
-    }
-
-    /// The last queued skb (or the queue head), to tell new arrivals.
-    pub(crate) fn queue_last(&self, _rx: &mut RxLocked) -> usize {
-        // SAFETY: as for `queue_tail`; only the pointer value is used.
-        unsafe {
-            (*self.sk())
-                .sk_receive_queue
-                .__bindgen_anon_1
-                .__bindgen_anon_1
-                .prev as usize
-        }
-    }
-
     /// Waits until the receive queue's tail is no longer `last`, a signal,
     /// the timeout, or shutdown.
     pub(crate) fn wait_for_data(&self, timeo: &mut c_long, last: usize) -> Result {
@@ -559,16 +519,61 @@ pub(crate) fn intr_errno(timeo: c_long) -> Error {
     Error::from_errno(unsafe { bindings::sock_intr_errno(timeo) })
 }
 
-/// Proof that a socket's rx lock is held; handed out by the lock's guard.
-pub(crate) struct RxLocked(());
+/// A socket's receive queue (`sk_receive_queue`), owned by the state
+/// behind the socket's rx lock: holding `&mut RxQueue` is holding that
+/// lock, so the queue needs no lock of its own.
+///
+/// # Invariants
+///
+/// `0` is the `sk_receive_queue` of a live sock, which only this value
+/// touches, and which outlives it (the value is dropped by the sock's
+/// destructor).
+pub(crate) struct RxQueue(NonNull<bindings::sk_buff_head>);
 
-impl RxLocked {
+// SAFETY: the queue is only touched through `&mut RxQueue`, which the rx
+// mutex hands out to one task at a time.
+unsafe impl Send for RxQueue {}
+
+impl RxQueue {
     /// # Safety
     ///
-    /// The caller must hold the rx lock of every socket it then passes
-    /// this token to, for the token's lifetime.
-    pub(crate) unsafe fn new() -> Self {
-        RxLocked(())
+    /// `sk` must be a sock being set up whose receive queue nothing else
+    /// will touch, and the value must be dropped before the sock is freed.
+    pub(crate) unsafe fn new(sk: *mut bindings::sock) -> RxQueue {
+        // SAFETY: `sk` is valid (function safety requirement).
+        RxQueue(unsafe { NonNull::new_unchecked(&raw mut (*sk).sk_receive_queue) })
+    }
+
+    /// Appends `skb`.
+    pub(crate) fn push(&mut self, skb: Skb) {
+        // SAFETY: the queue is ours alone (type invariant, `&mut self`);
+        // it takes the skb.
+        unsafe { bindings::__skb_queue_tail(self.0.as_ptr(), skb.into_raw()) };
+    }
+
+    /// Takes the first message.
+    pub(crate) fn pop(&mut self) -> Option<Skb> {
+        // SAFETY: as for `push`.
+        let skb = unsafe { bindings::__skb_dequeue(self.0.as_ptr()) };
+        // SAFETY: a dequeued skb of ours is owned by the caller.
+        NonNull::new(skb).map(|p| unsafe { Skb::from_raw(p) })
+    }
+
+    /// Another reference to the first message, for `MSG_PEEK`.
+    pub(crate) fn peek(&mut self) -> Option<Skb> {
+        // SAFETY: as for `push`; the extra user keeps the skb alive after
+        // the lock is dropped.
+        unsafe {
+            let skb = NonNull::new(bindings::skb_peek(self.0.as_ptr()))?;
+            bindings::refcount_inc(&raw mut (*skb.as_ptr()).users);
+            Some(Skb::from_raw(skb))
+        }
+    }
+
+    /// The last queued skb (or the queue head), to tell new arrivals.
+    pub(crate) fn last(&self) -> usize {
+        // SAFETY: as for `push`; only the pointer value is used.
+        unsafe { (*self.0.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.prev as usize }
     }
 }
 
@@ -1105,7 +1110,7 @@ unsafe extern "C" fn bus_create(
     let bs = unsafe {
         bindings::sock_init_data(sock, sk);
         let bs = sk.cast::<BusSock>();
-        let init = Endpoint::new();
+        let init = Endpoint::new(RxQueue::new(sk));
         match init.__pinned_init(&raw mut (*bs).endpoint) {
             Ok(()) => {}
             Err(e) => match e {},
@@ -1564,8 +1569,8 @@ unsafe impl Send for RingBuf {}
 // SAFETY: see above.
 unsafe impl Sync for RingBuf {}
 
-/// The exclusive right to fill one frame, handed out by the ring's
-/// cursor under the owning socket's rx lock.
+/// The exclusive right to fill one frame, handed out by
+/// [`RingCursor::reserve`] under the owning socket's rx lock.
 pub(crate) struct Slot(usize);
 
 impl Slot {
@@ -1573,13 +1578,92 @@ impl Slot {
     ///
     /// At most one `Slot` may exist for frame `i` at a time, and only
     /// while the frame's status is `BUS_FRAME_KERNEL`.
-    pub(crate) unsafe fn new(i: usize) -> Slot {
+    unsafe fn new(i: usize) -> Slot {
         Slot(i)
     }
+}
 
-    /// The frame index.
-    pub(crate) fn index(&self) -> usize {
-        self.0
+/// Where the kernel is in a receive ring; lives behind the owning
+/// socket's rx lock.
+///
+/// # Invariants
+///
+/// Frames `tail..head` (modulo the ring), `reserved` of them, are the ones
+/// a [`Slot`] exists for; `done[i]` says frame `i`'s slot was committed.
+/// Frames are published strictly from `tail` on, so they become visible
+/// in delivery order.
+pub(crate) struct RingCursor {
+    buf: kernel::sync::Arc<RingBuf>,
+    head: usize,
+    tail: usize,
+    reserved: usize,
+    done: KVec<bool>,
+}
+
+impl RingCursor {
+    /// A cursor at the start of a fresh ring.
+    pub(crate) fn new(buf: kernel::sync::Arc<RingBuf>) -> Result<RingCursor> {
+        let frames = buf.geometry().frames();
+        let mut done = KVec::with_capacity(frames, GFP_KERNEL)?;
+        for _ in 0..frames {
+            done.push(false, GFP_KERNEL)?;
+        }
+        // INVARIANT: no slot exists yet.
+        Ok(RingCursor {
+            buf,
+            head: 0,
+            tail: 0,
+            reserved: 0,
+            done,
+        })
+    }
+
+    /// The ring.
+    pub(crate) fn ring(&self) -> &kernel::sync::Arc<RingBuf> {
+        &self.buf
+    }
+
+    /// Whether a sender is filling a frame.
+    pub(crate) fn busy(&self) -> bool {
+        self.reserved > 0
+    }
+
+    /// Whether the last published frame is still the reader's.
+    pub(crate) fn ready(&self) -> bool {
+        let frames = self.buf.geometry().frames();
+        self.buf.is_ready((self.tail + frames - 1) % frames)
+    }
+
+    /// Reserves the next frame, unless the ring is full.
+    pub(crate) fn reserve(&mut self) -> Option<Slot> {
+        let frames = self.buf.geometry().frames();
+        if self.reserved == frames || !self.buf.is_free(self.head) {
+            return None;
+        }
+        // SAFETY: frame `head` is free and outside `tail..head`, so no slot
+        // exists for it (type invariant).
+        let slot = unsafe { Slot::new(self.head) };
+        // INVARIANT: `head` advances over the frame its slot now holds.
+        self.head = (self.head + 1) % frames;
+        self.reserved += 1;
+        Some(slot)
+    }
+
+    /// Commits a filled slot (discarding the frame if `ok` is false) and
+    /// publishes every frame that is ready, in order.
+    pub(crate) fn commit(&mut self, mut slot: Slot, ok: bool) {
+        if !ok {
+            self.buf.discard(&mut slot);
+        }
+        let frames = self.buf.geometry().frames();
+        self.done[slot.0] = true;
+        // INVARIANT: frames leave `tail..head` as they are published.
+        while self.reserved > 0 && self.done[self.tail] {
+            self.done[self.tail] = false;
+            self.buf.publish(self.tail);
+            self.tail = (self.tail + 1) % frames;
+            self.reserved -= 1;
+        }
     }
 }
 
