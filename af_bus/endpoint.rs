@@ -324,8 +324,11 @@ impl Endpoint {
         }
         if rx.ring.is_some() && Self::ring_eligible(&skb) {
             let reserved = Self::reserve_locked(&mut rx, sock, skb.len(), skb.creds())?;
+            // The bus as this lock has it: no role lock needed, and none
+            // taken under a caller's bus lock.
+            let bus = rx.bus.clone();
             drop(rx);
-            return self.skb_to_ring(sock, reserved, skb);
+            return self.skb_to_ring(sock, bus, reserved, skb);
         }
         match Self::admission(sock, &rx, uid, size, fair) {
             Admit::TooBig => return Err(errno::emsgsize()),
@@ -592,7 +595,13 @@ impl Endpoint {
 
     /// Copies a message that is already in an skb into the frame reserved
     /// for it (a filtered unicast, or a multicast copy).
-    fn skb_to_ring(&self, sock: &ARef<BusSock>, reserved: Reserve, skb: Skb) -> Result<Delivery> {
+    fn skb_to_ring(
+        &self,
+        sock: &ARef<BusSock>,
+        bus: Option<Arc<Bus>>,
+        reserved: Reserve,
+        skb: Skb,
+    ) -> Result<Delivery> {
         let (slot, buf, creds) = match reserved {
             Reserve::Frame(slot, buf, creds) => (slot, buf, creds),
             Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
@@ -600,7 +609,7 @@ impl Endpoint {
             Reserve::NoRing => return Err(errno::ehostunreach()),
         };
         let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
-        let (src, dst, flags) = match self.bus() {
+        let (src, dst, flags) = match bus {
             Some(bus) => {
                 let multicast = meta.flags & crate::meta::META_MULTICAST != 0;
                 (
