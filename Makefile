@@ -3,7 +3,9 @@
 # AF_BUS: build the module, boot it, test it.
 #
 #   make               build af_bus.ko (against KDIR, or the cached debug kernel)
-#   make run           boot the guest with AF_BUS and show it working
+#   make run           boot the guest with AF_BUS and play a session on a bus
+#                      with busctl; at a terminal, then give a guest shell
+#                      (NOSHELL=1: just the session)
 #   make run PROG=/path/to/static-binary ARGS='...'
 #                      run your own program in the guest instead
 #   make check         host tests, then every kselftest in the debug guest
@@ -51,10 +53,16 @@ run:
 		scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
 			--add "$(PROG):/usr/bin/" -- sh -c "$$(basename $(PROG)) $(ARGS)"; \
 	else \
-		scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
-			--add $$EXAMPLES/bus-demo --add $$EXAMPLES/readme-example \
-			--add scripts/demo.sh:/usr/bin/ \
-			-- sh /usr/bin/demo.sh; \
+		guest=(--add $$BUSCTL --add scripts/demo.sh:/usr/bin/ \
+			--add tools/busctl/demo-policy.toml:/etc/busctl/demo.toml); \
+		for e in $$EXAMPLES/*; do guest+=(--add $$e); done; \
+		if [ -t 0 ] && [ -t 1 ] && [ -z "$(NOSHELL)" ]; then \
+			scripts/vm.sh --kernel $$BZIMAGE --module $$KO --interactive \
+				"$${guest[@]}" -- sh /usr/bin/demo.sh --then-shell; \
+		else \
+			scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
+				"$${guest[@]}" -- sh /usr/bin/demo.sh; \
+		fi; \
 	fi
 
 check:
@@ -69,4 +77,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build AF_BUS for one kernel: the kernel (cached), af_bus.ko, the
-# kselftests and the examples.
+# kselftests, the examples and busctl.
 #
 #   scripts/build.sh base|debug       use the cached kernel of that config
 #   KDIR=/path scripts/build.sh custom use a kernel you built
@@ -62,6 +62,16 @@ for e in "$top"/examples/*.c; do
 	gcc "${cflags[@]}" -o "$out/examples/$(basename "$e" .c)" "$e"
 done
 
+# busctl, the userspace tool and reference master: Rust, crates from
+# crates.io (pinned by Cargo.lock), linked statically for the guest.  Its
+# target directory lives in the cache, so a fresh clone reuses it.
+mkdir -p "$out/tools"
+busctl_target=$AF_BUS_CACHE/cargo-target/busctl
+(cd "$top/tools/busctl" &&
+	RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$busctl_target" \
+	cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu) >&2
+cp -p "$busctl_target/x86_64-unknown-linux-gnu/release/busctl" "$out/tools/busctl"
+
 cat >"$out/vars" <<VARS
 KDIR=$kdir
 KSRC=$ksrc
@@ -71,5 +81,6 @@ SPLAT_KO=$out/splat/af_bus_splat.ko
 TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
+BUSCTL=$out/tools/busctl
 VARS
 echo "$out/vars"

@@ -37,9 +37,33 @@ if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet
 	problems+=("host unit tests failed")
 fi
 
+echo "== host: busctl: cargo test, clippy, and its bloom scheme against the C helper"
+busctl_host=$AF_BUS_CACHE/cargo-target/busctl-host
+if (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host cargo test --quiet --locked 2>&1); then
+	:
+else
+	problems+=("busctl's unit tests failed")
+fi
+if command -v cargo-clippy >/dev/null || cargo clippy --version >/dev/null 2>&1; then
+	if ! (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host \
+			cargo clippy --quiet --locked --all-targets -- -D warnings 2>&1); then
+		problems+=("busctl has clippy warnings")
+	fi
+else
+	echo "(cargo clippy is not installed here: skipped for busctl)"
+fi
+bloom_pairs=(interface=org.example.Echo member=Changed "path=/org/example/Echo" "k=v with spaces" x=)
+if gcc -Wall -Wextra -Werror -o "$out/bus-bloom-host" "$top/examples/bus-bloom.c" &&
+	[ "$("$out/bus-bloom-host" "${bloom_pairs[@]}")" = \
+	  "$("$BUSCTL" bloom "${bloom_pairs[@]}" | grep '^bitmap:')" ]; then
+	echo "ok: tools/busctl/bus-bloom.h and busctl compute the same bitmap"
+else
+	problems+=("bus-bloom.h and busctl disagree on the bloom scheme")
+fi
+
 echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
-		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs; then
+		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/tools/busctl/src/*.rs; then
 	echo "ok"
 else
 	problems+=("rustfmt would reformat the files above")
@@ -80,7 +104,7 @@ else
 fi
 
 echo "== guest: kselftests on the $flavour kernel"
-adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/")
+adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/" --add "$BUSCTL")
 for t in "$TESTS"/*; do
 	adds+=(--add "$t:/usr/libexec/af_bus/tests/")
 done

@@ -10,7 +10,7 @@
 #   --add FILE[:DEST]  put FILE into the guest (default DEST /usr/bin/NAME)
 #   --timeout SECONDS  kill the guest after this long (default 900)
 #   --log DIR          keep console.log and output.log here
-#   --interactive      give a shell on the console instead of COMMAND
+#   --interactive      run COMMAND (if any) on the console, then give a shell
 #
 # The exit status is COMMAND's.  It is 1 when the kernel log shows a
 # splat (BUG, WARNING, KASAN, lockdep, kmemleak, panic), when af_bus does
@@ -114,6 +114,8 @@ fi
 [ "${AF_BUS_ACCEL:-auto}" = auto ] || accel=$AF_BUS_ACCEL
 
 cmdline="console=ttyS0 panic=-1 loglevel=7 nokaslr"
+# A person at the console wants the demo and a prompt, not boot chatter.
+[ $interactive -eq 0 ] || cmdline="console=ttyS0 panic=-1 loglevel=3 nokaslr"
 qemu=(qemu-system-x86_64 -accel "$accel" -smp 2 -m "${AF_BUS_GUEST_MEM:-1G}"
 	-kernel "$kernel" -initrd "$work/initramfs.gz" -no-reboot -nographic
 	-append "$cmdline" -monitor none)
