@@ -61,6 +61,14 @@ for e in "$top"/examples/*.c; do
 	[ -e "$e" ] || continue
 	gcc "${cflags[@]}" -o "$out/examples/$(basename "$e" .c)" "$e"
 done
+# The documentation's worked examples, extracted so they cannot rot.
+rm -rf "$out/doc-examples"
+/usr/bin/python3 "$top/scripts/doc-examples.py" "$top/Documentation/af_bus.rst" \
+	"$out/doc-examples" >/dev/null
+for e in "$out"/doc-examples/*.c; do
+	gcc "${cflags[@]}" -I "$out/doc-examples" -I "$top/tools/busctl" \
+		-o "$out/examples/$(basename "$e" .c)" "$e"
+done
 
 # busctl, the userspace tool and reference master: Rust, crates from
 # crates.io (pinned by Cargo.lock), linked statically for the guest.  Its
