@@ -116,8 +116,9 @@ enum Cmd {
     },
     /// Subscribe to signals matching KEY=VALUE pairs and print them
     Listen {
-        /// A KEY=VALUE the signals must carry (repeatable)
-        #[arg(long = "match", required = true)]
+        /// A KEY=VALUE the signals must carry (repeatable; none: every
+        /// signal, which the policy's [monitor] must allow)
+        #[arg(long = "match")]
         matches: Vec<String>,
         /// Stop after this many messages
         #[arg(long)]
@@ -356,6 +357,11 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(syserr("setsockopt(SO_ATTACH_FILTER)"))?;
             c.add_match(&pairs)?;
             let shown: Vec<String> = pairs.iter().map(|p| p.to_string()).collect();
+            let shown = if shown.is_empty() {
+                vec!["every signal".to_string()]
+            } else {
+                shown
+            };
             println!(
                 "listening as {} for {} (bloom bits {}, BPF filter attached)",
                 c.unique,
