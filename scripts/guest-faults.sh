@@ -20,6 +20,7 @@ mode=$1 prob=$2 iters=$3 seed=$4 tlimit=$5
 shift 5
 dbg=/sys/kernel/debug
 big=1000000000
+space=1048576
 tests=/usr/libexec/af_bus/tests
 rc=0
 
@@ -103,13 +104,29 @@ t0=$(date +%s)
 for t in "$@"; do
 	[ -x $tests/$t ] || { echo "# faults: no test $t"; rc=1; continue; }
 	before=$(injected)
-	timeout $tlimit sh -c 'echo 1 >/proc/self/make-it-fail; exec "$0"' $tests/$t \
-		>/tmp/faults.out 2>&1
-	trc=$?
-	reap
+	# Until the harness starts (an exec that fails under injection
+	# is tried again), and in anywhere mode with the first bytes the
+	# test processes allocate spared, so that exec mostly works.
+	tries=0
+	while [ $tries -lt 20 ]; do
+		tries=$((tries + 1))
+		if [ $mode = anywhere ]; then
+			for f in failslab fail_page_alloc fail_usercopy; do
+				echo $space >$dbg/$f/space
+			done
+		fi
+		timeout $tlimit sh -c 'echo 1 >/proc/self/make-it-fail; exec "$0"' $tests/$t \
+			>/tmp/faults.out 2>&1
+		trc=$?
+		reap
+		grep -q '^TAP version' /tmp/faults.out && break
+	done
+	for f in failslab fail_page_alloc fail_usercopy; do
+		echo 0 >$dbg/$f/space
+	done
 	ok=$(grep -c '^ok ' /tmp/faults.out)
 	nok=$(grep -c '^not ok ' /tmp/faults.out)
-	echo "# faults: $t: $ok passed, $nok failed under injection (exit $trc), $(($(injected) - before)) failures injected"
+	echo "# faults: $t: $ok passed, $nok failed under injection (exit $trc, $tries start(s)), $(($(injected) - before)) failures injected"
 done
 before=$(injected)
 uflag=
