@@ -26,7 +26,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 BUILD=${BUILD:-$top/build}
-iters=200 seed=$(date +%s) prob=10 tests= tlimit=120 quick=0 vars=
+iters=200 seed=$(date +%s) prob=10 tests= tlimit=90 quick=0 vars=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1; shift ;;
