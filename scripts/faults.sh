@@ -61,6 +61,9 @@ adds=(--add "$top/scripts/guest-faults.sh:/usr/bin/" --add "$out/faults/bus_faul
 for t in $tests; do
 	adds+=(--add "$TESTS/$t:/usr/libexec/af_bus/tests/")
 done
+for e in "$EXAMPLES"/*; do
+	adds+=(--add "$e:/usr/bin/")
+done
 
 start=$(date +%s)
 mkdir -p "$out/faults/log"

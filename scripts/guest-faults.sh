@@ -23,6 +23,7 @@ big=1000000000
 space=1048576
 tests=/usr/libexec/af_bus/tests
 rc=0
+range=
 
 # The address range of a function: its address and the next symbol's.
 sym_range() {
@@ -52,17 +53,8 @@ configure() {
 	done
 	case $mode in
 	module)
-		start=$(cat /sys/module/af_bus/sections/.text)
-		# The last text symbol (modules live in the top 2 GiB, so the
-		# high half of the address is all ones); its length is unknown:
-		# one page past its start.
-		set -- $(sort /proc/kallsyms | awk '$4 == "[af_bus]" && ($2 == "t" || $2 == "T") { a = $1 }
-			END { print substr(a, 1, 8), substr(a, 9) }')
-		end=$(printf '0x%s%08x' $1 $((0x$2 + 4096)))
-		echo "# faults: mode module, af_bus text $start..$end"
+		module_range
 		for f in failslab fail_page_alloc; do
-			echo $start >$dbg/$f/require-start
-			echo $end >$dbg/$f/require-end
 			echo $prob >$dbg/$f/probability
 		done
 		;;
@@ -81,6 +73,25 @@ configure() {
 		exit 2
 		;;
 	esac
+}
+
+# Limits module mode to af_bus.ko's text, wherever it is loaded now (a
+# test may have unloaded and loaded it again).
+module_range() {
+	[ -e /sys/module/af_bus ] || insmod /lib/modules/af_bus.ko
+	start=$(cat /sys/module/af_bus/sections/.text)
+	# The last text symbol (modules live in the top 2 GiB, so the
+	# high half of the address is all ones); its length is unknown:
+	# one page past its start.
+	set -- $(sort /proc/kallsyms | awk '$4 == "[af_bus]" && ($2 == "t" || $2 == "T") { a = $1 }
+		END { print substr(a, 1, 8), substr(a, 9) }')
+	end=$(printf '0x%s%08x' $1 $((0x$2 + 4096)))
+	[ "$start..$end" = "$range" ] || echo "# faults: mode module, af_bus text $start..$end"
+	range=$start..$end
+	for f in failslab fail_page_alloc; do
+		echo $start >$dbg/$f/require-start
+		echo $end >$dbg/$f/require-end
+	done
 }
 
 injected() {
@@ -107,6 +118,7 @@ for t in "$@"; do
 	# Until the harness starts (an exec that fails under injection
 	# is tried again), and in anywhere mode with the first bytes the
 	# test processes allocate spared, so that exec mostly works.
+	[ $mode = module ] && module_range
 	tries=0
 	while [ $tries -lt 20 ]; do
 		tries=$((tries + 1))
