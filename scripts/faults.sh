@@ -17,7 +17,10 @@
 #
 #   scripts/faults.sh [--quick] [--iterations N] [--seed S]
 #                     [--probability P] [--tests "bus_unicast bus_grants"]
-#                     [--vars build/debug/vars]   (skip the build)
+#                     [--sweep N] [--vars build/debug/vars]   (skip the build)
+#
+# --sweep N: after the random module pass, bus_faults -n fails the k-th
+# call of each operation in iteration k, for k = 1..N (fail-nth).
 #
 # --quick is the short variant make check runs (about a minute).
 
@@ -26,11 +29,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 BUILD=${BUILD:-$top/build}
-iters=200 seed=$(date +%s) prob=10 tests= tlimit=90 quick=0 vars=
+iters=200 seed=$(date +%s) prob=10 tests= tlimit=90 quick=0 vars= sweep=40
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1; shift ;;
 	--iterations) iters=$2; shift 2 ;;
+	--sweep) sweep=$2; shift 2 ;;
 	--seed) seed=$2; shift 2 ;;
 	--probability) prob=$2; shift 2 ;;
 	--tests) tests=$2; shift 2 ;;
@@ -48,7 +52,7 @@ gcc -static -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-o "$out/faults/bus_faults" "$top/tests/faults/bus_faults.c"
 
 if [ $quick -eq 1 ]; then
-	iters=30 tlimit=30
+	iters=30 tlimit=30 sweep=12
 	[ -n "$tests" ] || tests="bus_grants"
 fi
 if [ -z "$tests" ]; then
@@ -69,8 +73,8 @@ start=$(date +%s)
 mkdir -p "$out/faults/log"
 set +e
 "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout 3000 --log "$out/faults/log" \
-	"${adds[@]}" -- sh -c "sh /usr/bin/guest-faults.sh module $prob $iters $seed $tlimit $tests; a=\$?
-		sh /usr/bin/guest-faults.sh anywhere $((prob / 2 > 0 ? prob / 2 : 1)) $anyiters $seed $tlimit $tests
+	"${adds[@]}" -- sh -c "sh /usr/bin/guest-faults.sh module $prob $iters $seed $tlimit $sweep $tests; a=\$?
+		sh /usr/bin/guest-faults.sh anywhere $((prob / 2 > 0 ? prob / 2 : 1)) $anyiters $seed $tlimit 0 $tests
 		exit \$((a | \$?))" >"$out/faults/run.log" 2>&1
 rc=$?
 set -e
@@ -87,7 +91,7 @@ results=$(grep -ac '^FAULTS-RESULT' "$out/faults/log/output.log" || true)
 [ "$results" -eq 2 ] || rc=1
 injected=$(grep -a '^FAULTS-RESULT' "$out/faults/log/output.log" |
 	sed 's/.*injected=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
-echo "faults: seed $seed, $iters + $anyiters bus_faults iterations, tests:$tests"
+echo "faults: seed $seed, $iters + $anyiters bus_faults iterations, a sweep of $sweep, tests:$tests"
 echo "faults: $injected failures injected in $(($(date +%s) - start)) s (boot included); " \
 	"$([ $rc -eq 0 ] && echo 'no splat, no leak, clean errnos' || echo FAILED)"
 exit $rc

@@ -5,10 +5,12 @@
 # with allocation failures injected into the test processes only
 # (task-filter, /proc/self/make-it-fail set by a wrapper before exec).
 #
-#   guest-faults.sh MODE PROBABILITY ITERATIONS SEED TIMEOUT [TEST...]
+#   guest-faults.sh MODE PROBABILITY ITERATIONS SEED TIMEOUT SWEEP [TEST...]
 #
 # MODE module:   failslab and fail_page_alloc fail allocations made with
-#                af_bus.ko's text on the stack (require-start/-end).
+#                af_bus.ko's text on the stack (require-start/-end);
+#                then bus_faults -n sweeps the first SWEEP calls of
+#                each of its operations (fail-nth), user copies too.
 # MODE anywhere: any allocation of the test processes fails, and user
 #                copies too (fail_usercopy); vmalloc is left alone, as it
 #                warns by design when a caller without __GFP_NOWARN
@@ -16,8 +18,8 @@
 #
 # Prints one "# faults:" line per program and a FAULTS-RESULT line.
 
-mode=$1 prob=$2 iters=$3 seed=$4 tlimit=$5
-shift 5
+mode=$1 prob=$2 iters=$3 seed=$4 tlimit=$5 nth=$6
+shift 6
 dbg=/sys/kernel/debug
 big=1000000000
 space=1048576
@@ -88,7 +90,7 @@ module_range() {
 	end=$(printf '0x%s%08x' $1 $((0x$2 + 4096)))
 	[ "$start..$end" = "$range" ] || echo "# faults: mode module, af_bus text $start..$end"
 	range=$start..$end
-	for f in failslab fail_page_alloc; do
+	for f in failslab fail_page_alloc fail_usercopy; do
 		echo $start >$dbg/$f/require-start
 		echo $end >$dbg/$f/require-end
 	done
@@ -155,6 +157,10 @@ uflag=
 bus_faults -i $iters -s $seed $uflag || rc=1
 reap
 echo "# faults: bus_faults: $(($(injected) - before)) failures injected"
+if [ $mode = module ]; then
+	# The sweep: iteration k fails the k-th call of each operation.
+	bus_faults -n -i $nth -s $seed || rc=1
+fi
 for f in failslab fail_page_alloc fail_usercopy; do
 	echo 0 >$dbg/$f/probability
 done

@@ -17,7 +17,13 @@
  * - an endpoint that closes is reported to its master (GONE, or the
  *   OVERFLOW count if the news could not be built).
  *
- *   bus_faults [-i ITERATIONS] [-s SEED] [-u]
+ * With -n the same loop is a sweep instead: in iteration k every
+ * operation fails its k-th call that may fail (/proc/thread-self/
+ * fail-nth, limited by the stack filter set up for failslab,
+ * fail_page_alloc and fail_usercopy), so that each allocation and user
+ * copy of each operation is failed once, in turn.
+ *
+ *   bus_faults [-i ITERATIONS] [-s SEED] [-u] [-n]
  *
  * Prints the operations tried, how many failed (by errno) and every
  * violation; exits 1 if there was any.
@@ -38,17 +44,35 @@
 #include "../kselftest/bus_test.h"
 
 static int fail_fd = -1;
-static int usercopy;
-static unsigned long ops, failed, violations, by_errno[256];
+static int usercopy, nth;
+static unsigned int cur_iter;
+static unsigned long ops, failed, violations, by_errno[256], swept;
 
 /* Switches injection for this task; the write itself may fail (EFAULT
- * from fail_usercopy), so it is retried with injection on.
+ * from fail_usercopy), so it is retried with injection on.  With -n,
+ * arms fail-nth for the iteration's call, and on the way off counts
+ * whether it was used.
  */
 static void faults(int on)
 {
-	const char *v = on ? "1" : "0";
+	char buf[16];
+	int len;
 
-	while (write(fail_fd, v, 1) != 1)
+	if (!nth) {
+		while (write(fail_fd, on ? "1" : "0", 1) != 1)
+			;
+		return;
+	}
+	if (on) {
+		len = snprintf(buf, sizeof(buf), "%u", cur_iter + 1);
+		while (pwrite(fail_fd, buf, len, 0) != len)
+			;
+		return;
+	}
+	len = pread(fail_fd, buf, sizeof(buf) - 1, 0);
+	if (len > 0 && buf[0] == '0')
+		swept++;
+	while (pwrite(fail_fd, "0", 1, 0) != 1)
 		;
 }
 
@@ -542,7 +566,7 @@ int main(int argc, char **argv)
 	int iters = 100, i, opt;
 	struct timespec t0, t1;
 
-	while ((opt = getopt(argc, argv, "i:s:u")) != -1) {
+	while ((opt = getopt(argc, argv, "i:s:un")) != -1) {
 		switch (opt) {
 		case 'i':
 			iters = atoi(optarg);
@@ -553,23 +577,33 @@ int main(int argc, char **argv)
 		case 'u':
 			usercopy = 1;
 			break;
+		case 'n':
+			nth = 1;
+			usercopy = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-i ITERATIONS] [-s SEED] [-u]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-i ITERATIONS] [-s SEED] [-u] [-n]\n", argv[0]);
 			return 2;
 		}
 	}
-	fail_fd = open("/proc/self/make-it-fail", O_WRONLY);
+	fail_fd = nth ? open("/proc/thread-self/fail-nth", O_RDWR) :
+			open("/proc/self/make-it-fail", O_WRONLY);
 	if (fail_fd < 0) {
-		perror("/proc/self/make-it-fail");
+		perror(nth ? "/proc/thread-self/fail-nth" : "/proc/self/make-it-fail");
 		return 2;
 	}
 	srand(seed);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < iters; i++)
+	for (i = 0; i < iters; i++) {
+		cur_iter = i;
 		iteration(i);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("# bus_faults: seed %u, %d iterations, %lu operations under injection, "
-	       "%lu failed (", seed, iters, ops, failed);
+	printf("# bus_faults%s: seed %u, %d iterations, %lu operations under injection, ",
+	       nth ? " -n" : "", seed, iters, ops);
+	if (nth)
+		printf("%lu with their n-th call failed, ", swept);
+	printf("%lu failed (", failed);
 	for (i = 1; i < 256; i++)
 		if (by_errno[i])
 			printf(" %s %lu", strerrorname_np(i), by_errno[i]);
