@@ -10,6 +10,10 @@
 #                      run your own program in the guest instead
 #   make check         host tests, then every kselftest in the debug guest
 #   make ring-bench    recvmsg versus the receive ring, on the base kernel
+#   make faults        the kselftests and bus_faults with allocation failures
+#                      injected (failslab, fail_page_alloc, fail_usercopy) on
+#                      the debug kernel; FAULTS_ARGS='--iterations N --seed S
+#                      --probability P --tests "bus_unicast ..."'
 #   make clippy        build the module with CLIPPY=1
 #   make kernel        only build (or find) the cached kernels
 #   make clean         remove build/
@@ -32,7 +36,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help ring-bench
+.PHONY: all modules run check clippy kernel clean help ring-bench faults
 
 all: modules
 
@@ -73,8 +77,11 @@ ring-bench:
 	scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
 		--add $$BENCH/bus_ring_bench -- bus_ring_bench $(SCALE)
 
+faults:
+	@scripts/faults.sh $(FAULTS_ARGS)
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,23p' Makefile | sed 's/^# \{0,1\}//'

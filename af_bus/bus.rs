@@ -259,9 +259,16 @@ impl Bus {
                 // SAFETY: the members were listed under the bus lock we
                 // hold, and release needs it to unlist them.
                 let sock = unsafe { m.sock.get() };
-                // Without memory a member is not woken, but still fails
-                // with ECONNRESET at its next call.
-                let _ = out.push(sock, GFP_KERNEL);
+                if out.reserve(1, GFP_KERNEL).is_ok() {
+                    // Room was reserved just above.
+                    let _ = out.push(sock, GFP_KERNEL);
+                } else {
+                    // Without memory to defer it, the member dies here,
+                    // under the bus lock (a mutex: its rx lock comes
+                    // after it, and it may be woken), so that no reader
+                    // is left waiting on a dead bus.
+                    sock.endpoint().die(&sock);
+                }
             }
             out
         };

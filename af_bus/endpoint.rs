@@ -262,7 +262,7 @@ impl Endpoint {
     }
 
     /// The bus died under this member.
-    fn die(&self, sock: &BusSock) {
+    pub(crate) fn die(&self, sock: &BusSock) {
         let queued = {
             let mut rx = self.rx.lock();
             rx.dead = true;
@@ -709,16 +709,23 @@ impl Endpoint {
         };
         crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
         for r in receivers.iter() {
-            let copy = skb.clone_for_receiver()?;
+            // No memory for this receiver's copy: a counted drop for it
+            // (as netlink does), and the others still get theirs.
+            let Ok(copy) = skb.clone_for_receiver() else {
+                r.endpoint().overrun(r);
+                continue;
+            };
             match r.endpoint().enqueue(r, copy, true, true) {
                 Ok(Delivery::Queued) => {}
                 Ok(Delivery::Full(copy, _)) => {
                     drop(copy);
                     r.endpoint().overrun(r);
                 }
-                // Too large for its queue or its ring: a counted drop.
-                Err(e) if e == errno::emsgsize() => r.endpoint().overrun(r),
-                Err(_) => {}
+                // The receiver is going, or its bus is: nobody to tell.
+                Err(e) if e == errno::econnreset() || e == errno::ehostunreach() => {}
+                // Too large for its queue or its ring, or no memory to
+                // queue it: a counted drop.
+                Err(_) => r.endpoint().overrun(r),
             }
         }
         Ok(())

@@ -1544,8 +1544,9 @@ impl Drop for Registration {
     }
 }
 
-/// The memory of a receive ring (`vmalloc_user`, zeroed, so every frame
-/// starts `BUS_FRAME_KERNEL`), shared by the socket and its mappings.
+/// The memory of a receive ring (vmalloc'ed, zeroed, so every frame
+/// starts `BUS_FRAME_KERNEL`, and charged to the memory cgroup of the
+/// task that set it up), shared by the socket and its mappings.
 ///
 /// # Invariants
 ///
@@ -1670,8 +1671,11 @@ impl RingCursor {
 impl RingBuf {
     /// Allocates a ring of `geom`, its pids shown to the calling task.
     pub(crate) fn new(geom: crate::ring::Geometry) -> Result<kernel::sync::Arc<RingBuf>> {
-        // SAFETY: plain allocation, zeroed and fit for `remap_vmalloc_range`.
-        let mem = unsafe { bindings::vmalloc_user_noprof(geom.size() as c_ulong) };
+        // Zeroed (user space maps it), charged to the caller's memory
+        // cgroup, and quiet on failure: the size is the caller's choice.
+        let gfp = bindings::GFP_KERNEL_ACCOUNT | bindings::__GFP_ZERO | bindings::__GFP_NOWARN;
+        // SAFETY: plain allocation.
+        let mem = unsafe { bindings::__vmalloc_noprof(geom.size() as c_ulong, gfp) };
         let mem = NonNull::new(mem.cast::<u8>()).ok_or(ENOMEM)?;
         // SAFETY: the current task's thread group pid, counted.
         let reader = unsafe { bindings::get_pid(bindings::task_tgid(bindings::get_current())) };
@@ -1828,6 +1832,44 @@ impl RingBuf {
     }
 }
 
+impl RingBuf {
+    /// Maps every page of the ring into `vma`, as `remap_vmalloc_range`
+    /// does for `vmalloc_user` memory (which cannot be charged to a
+    /// memory cgroup).  Returns 0 or a negative errno.
+    ///
+    /// # Safety
+    ///
+    /// `vma` is a mapping being set up by `mmap`, with the mm's lock held,
+    /// exactly `self.geom.size()` bytes long.
+    unsafe fn insert_pages(&self, vma: *mut bindings::vm_area_struct) -> c_int {
+        let page = bindings::PAGE_SIZE;
+        // SAFETY: the caller's contract: `vma` is ours to fill.
+        let start = unsafe { (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start };
+        let mut off = 0;
+        while off < self.geom.size() {
+            // SAFETY: `off` is inside the allocation (type invariant); the
+            // page is the vmalloc'ed one, and `vm_insert_page` takes its
+            // own reference for the mapping.
+            let err = unsafe {
+                let p = bindings::vmalloc_to_page(self.mem.as_ptr().add(off).cast::<c_void>());
+                bindings::vm_insert_page(vma, start + off as c_ulong, p)
+            };
+            if err != 0 {
+                return err;
+            }
+            off += page;
+        }
+        // SAFETY: the mapping is not visible yet (set up under the mm's
+        // lock), so its flags may be written directly, as
+        // `vm_flags_init` does.
+        unsafe {
+            (*vma).__bindgen_anon_2.__vm_flags |=
+                (bindings::VM_DONTEXPAND | bindings::VM_DONTDUMP) as bindings::vm_flags_t;
+        }
+        0
+    }
+}
+
 impl Drop for RingBuf {
     fn drop(&mut self) {
         // SAFETY: no mapping is left (each holds a reference), and the
@@ -1943,7 +1985,7 @@ unsafe extern "C" fn bus_mmap(
         let err = if (*vma).vm_pgoff != 0 || len != ring.geometry().size() {
             EINVAL.to_errno()
         } else {
-            bindings::remap_vmalloc_range(vma, ring.mem.as_ptr().cast::<c_void>(), 0)
+            ring.insert_pages(vma)
         };
         if err != 0 {
             ring.mapped

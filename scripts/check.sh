@@ -103,6 +103,15 @@ else
 	problems+=("the deliberate WARN and leak were not both reported")
 fi
 
+echo "== guest: fault injection, short run (scripts/faults.sh --quick, debug kernel)"
+fargs=(--quick)
+[ "$flavour" != debug ] || fargs+=(--vars "$vars")
+if "$top/scripts/faults.sh" "${fargs[@]}"; then
+	echo "ok"
+else
+	problems+=("fault injection: a splat, a leak or an unclean errno (scripts/faults.sh --quick)")
+fi
+
 echo "== guest: kselftests on the $flavour kernel"
 adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/" --add "$BUSCTL")
 for t in "$TESTS"/*; do
