@@ -886,8 +886,10 @@ impl Endpoint {
         flags: u32,
         peek: bool,
     ) -> Result<usize> {
-        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
-        msg.set_name(&bus.addr(meta.src).encode());
+        // The source, straight from the headroom; the rest of the
+        // metadata only for a caller with a control buffer.
+        let (ncomp, src) = crate::meta::src_raw(skb.meta()).ok_or(EINVAL)?;
+        msg.set_name(&bus.encode_raw(ncomp, src).ok_or(EINVAL)?);
         let copied = skb.len().min(size);
         if copied < skb.len() {
             msg.add_flags(bindings::MSG_TRUNC);
@@ -899,6 +901,7 @@ impl Endpoint {
             msg.put_cmsg(SOL_BUS, kind, addr)?;
         }
         if msg.has_control() {
+            let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
             let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
             msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
         }
