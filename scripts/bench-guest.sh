@@ -36,7 +36,7 @@ if [ $# -gt 0 ] && [ -z "$dgroups" ]; then
 	:
 elif [ -S /tmp/bench-bus.sock ]; then
 	# shellcheck disable=SC2086 # a list of words
-	bus_dbus_bench -r "$reps" -s "$scale" unix:path=/tmp/bench-bus.sock $dgroups ||
+	bus_dbus_bench -r "$reps" -s "$scale" -p "$daemon" unix:path=/tmp/bench-bus.sock $dgroups ||
 		{ echo "# bench: bus_dbus_bench failed"; rc=1; }
 else
 	echo "# bench: dbus-daemon did not start"

@@ -3,10 +3,12 @@
  * bus_dbus_bench: the user-space bus peer of bus_bench, through a real
  * dbus-daemon with libdbus.  Prints the same CSV lines (see ../bench.h).
  *
- *   bus_dbus_bench [-r REPS] [-s SCALE] ADDRESS [rtt] [mcast]
+ *   bus_dbus_bench [-r REPS] [-s SCALE] [-p DAEMON_PID] ADDRESS [rtt] [mcast]
  *
  * rtt    a method call "Echo" with a 64 B or 4 KiB byte array, answered
- *        by a service on the other CPU, through the daemon
+ *        by a service through the daemon: "2cpu" has the client on CPU 0,
+ *        the service on CPU 1 and the daemon free; "1cpu" all three on
+ *        CPU 0 (the daemon is pinned when -p gives its pid)
  * mcast  a signal to 1, 8, 64 subscribers holding a match rule for it
  *
  * ADDRESS is the daemon's (unix:path=...).  Linked against libdbus-1;
@@ -25,6 +27,22 @@
 
 static struct bench_opts opts = { .reps = 7, .scale = 1 };
 static const char *address;
+static pid_t daemon_pid;
+
+/* Pins the daemon to @cpu, or lets it run anywhere (-1). */
+static void pin_daemon(int cpu)
+{
+	cpu_set_t set;
+	int i;
+
+	if (!daemon_pid)
+		return;
+	CPU_ZERO(&set);
+	for (i = 0; i < sysconf(_SC_NPROCESSORS_ONLN); i++)
+		if (cpu < 0 || i == cpu)
+			CPU_SET(i, &set);
+	sched_setaffinity(daemon_pid, sizeof(set), &set);
+}
 
 static DBusConnection *connect_bus(void)
 {
@@ -85,7 +103,7 @@ static void service(int ready)
 	_exit(1);
 }
 
-static void rtt_case(int size)
+static void rtt_case(int size, int cpu_service, const char *config)
 {
 	long n = bench_count(&opts, 1000), i;
 	unsigned char *buf = calloc(1, size);
@@ -100,9 +118,10 @@ static void rtt_case(int size)
 	dbus_error_init(&err);
 	if (pipe(ready))
 		bench_die("pipe");
+	pin_daemon(cpu_service == 0 ? 0 : -1);
 	pid = fork();
 	if (pid == 0) {
-		bench_pin(1);
+		bench_pin(cpu_service);
 		service(ready[1]);
 	}
 	bench_read(ready[0], &b, 1);
@@ -146,7 +165,8 @@ static void rtt_case(int size)
 	close(ready[0]);
 	close(ready[1]);
 	bench_pin(-1);
-	bench_report("rtt", "dbus_daemon", "2cpu", size, "rtt", "us", v, opts.reps);
+	pin_daemon(-1);
+	bench_report("rtt", "dbus_daemon", config, size, "rtt", "us", v, opts.reps);
 	free(buf);
 }
 
@@ -247,8 +267,11 @@ int main(int argc, char **argv)
 {
 	int c, i, all;
 
-	while ((c = getopt(argc, argv, "r:s:")) != -1) {
+	while ((c = getopt(argc, argv, "r:s:p:")) != -1) {
 		switch (c) {
+		case 'p':
+			daemon_pid = atoi(optarg);
+			break;
 		case 'r':
 			opts.reps = atoi(optarg);
 			break;
@@ -269,8 +292,10 @@ int main(int argc, char **argv)
 
 		if (!g || !strcmp(g, "rtt")) {
 			fprintf(stderr, "bus_dbus_bench: rtt\n");
-			rtt_case(64);
-			rtt_case(4096);
+			rtt_case(64, 0, "1cpu");
+			rtt_case(64, 1, "2cpu");
+			rtt_case(4096, 0, "1cpu");
+			rtt_case(4096, 1, "2cpu");
 		}
 		if (!g || !strcmp(g, "mcast")) {
 			fprintf(stderr, "bus_dbus_bench: mcast\n");
@@ -283,6 +308,6 @@ int main(int argc, char **argv)
 	}
 	return 0;
 usage:
-	fprintf(stderr, "usage: bus_dbus_bench [-r REPS] [-s SCALE] ADDRESS [rtt] [mcast]\n");
+	fprintf(stderr, "usage: bus_dbus_bench [-r REPS] [-s SCALE] [-p PID] ADDRESS [rtt] [mcast]\n");
 	return 2;
 }
