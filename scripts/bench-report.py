@@ -24,17 +24,22 @@ def get(group, case, config, param, metric):
     return rows.get((group, case, config, param, metric))
 
 
-def cell(v, width=22):
+def num(x):
+    if x >= 10000:
+        return "%.0fk" % (x / 1000)
+    return "%.0f" % x if x >= 100 else "%.3g" % x
+
+
+def cell(v, width=25):
     if v is None:
         return "-".rjust(width)
     m, lo, hi = v
-    f = "%.0f" if m >= 1000 else "%.3g"
-    return ("%s [%s..%s]" % (f % m, f % lo, f % hi)).rjust(width)
+    return (" %s [%s..%s]" % (num(m), num(lo), num(hi))).rjust(width)
 
 
 def table(title, head, lines):
     print(title)
-    print("  " + "".join(h.rjust(22) if i else h.ljust(12) for i, h in enumerate(head)))
+    print("  " + "".join((" " + h).rjust(25) if i else h.ljust(12) for i, h in enumerate(head)))
     for line in lines:
         print("  " + line[0].ljust(12) + "".join(cell(v) for v in line[1:]))
     print()
@@ -98,7 +103,8 @@ for size in (64, 4096, 65536):
         lines.append(line)
 table("One-way throughput: msg/s (higher is better), then busy CPU us per message "
       "(2cpu: sender CPU 0, receiver CPU 1; 1cpu: both on CPU 0)",
-      ["size config"] + [c + " msg/s" for c in tput_cases] + [c + " cpu" for c in tput_cases],
+      ["size config", "recvmsg msg/s", "ring msg/s", "unix msg/s", "recvmsg cpu", "ring cpu",
+       "unix cpu"],
       lines)
 for cfg in CONFIGS:
     ratio_target("ring throughput at 64 KiB %s at least 1.5x recvmsg" % cfg,
@@ -117,7 +123,8 @@ for n in (1, 8, 64):
                  [get("mcast", c, "2cpu", n, "cpu") for c in mc_cases])
 table("Multicast fan-out, 64 B: delivered msg/s, then busy CPU us per delivered message "
       "(sender CPU 0, receivers CPU 1)",
-      ["receivers"] + [c + " msg/s" for c in mc_cases] + [c + " cpu" for c in mc_cases], lines)
+      ["receivers"] + ["af_bus msg/s", "unix_n_sends msg/s", "dbus_signal msg/s",
+                       "af_bus cpu", "unix_n_sends cpu", "dbus_signal cpu"], lines)
 ratio_target("one AF_BUS multicast to 64 receivers cheaper than 64 AF_UNIX sends (CPU)",
              get("mcast", "af_bus_over_unix_cpu", "2cpu", 64, "ratio"), "< 1x",
              lambda r: r < 1)

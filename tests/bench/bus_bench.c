@@ -225,8 +225,8 @@ static void rtt_close(struct rtt_pair *p)
 
 /*
  * Every transport at one size and configuration, their repetitions
- * interleaved (one burst of each per round), so that a slow spell of a
- * shared host hits them alike.  AF_BUS over AF_UNIX SOCK_DGRAM is also
+ * interleaved (one burst of each per round, in a rotating order), so that
+ * a slow spell of a shared host hits them alike.  AF_BUS over AF_UNIX SOCK_DGRAM is also
  * reported round by round, as "ratio".
  */
 static void rtt_round(size_t size, int cpu_a, int cpu_b, const char *config)
@@ -235,7 +235,7 @@ static void rtt_round(size_t size, int cpu_a, int cpu_b, const char *config)
 	double v[K_PIPE + 1][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
 	struct rtt_pair p[K_PIPE + 1];
 	char *buf = calloc(1, size + 1);
-	int k, r, want[K_PIPE + 1];
+	int j, k, r, want[K_PIPE + 1];
 
 	for (k = K_BUS; k <= K_PIPE; k++) {
 		want[k] = !only || !strcmp(only, kind_name[k]);
@@ -244,9 +244,13 @@ static void rtt_round(size_t size, int cpu_a, int cpu_b, const char *config)
 	}
 	bench_pin(cpu_a);
 	for (r = -1; r < opts.reps; r++) {
-		for (k = K_BUS; k <= K_PIPE; k++) {
+		/* Each round starts with the next transport: none always
+		 * follows the same one.
+		 */
+		for (j = 0; j <= K_PIPE; j++) {
 			double t0 = bench_now();
 
+			k = (j + r + 1) % (K_PIPE + 1);
 			if (!want[k])
 				continue;
 			for (i = 0; i < n; i++) {
