@@ -198,6 +198,7 @@ with open(data, "w") as f:
 plot = """
 set terminal svg size 1200,900 dynamic font "sans,11"
 set output '%(out)s/plot.svg'
+set termoption noenhanced
 set multiplot layout 2,2 title "AF_BUS benchmarks (median, bars min..max)"
 set style data histogram
 set style histogram errorbars gap 2 lw 1
@@ -221,8 +222,6 @@ plot '%(d)s' index 2 using 1:2:3:4 with yerrorlines title "AF_BUS, one send", \\
 set title "Match scaling: sender's time per multicast (us)"
 set xlabel "non-matching grants (0 drawn at 1)"
 set xtics ("0" 1, "100" 100, "1000" 1000, "10000" 10000)
-unset logscale y
-set yrange [0:*]
 plot '%(d)s' index 3 using 1:2:3:4 with yerrorlines title "bloom4 masks", \\
      '' index 3 using 1:5:6:7 with yerrorlines title "lowbit masks"
 unset multiplot
