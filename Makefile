@@ -9,7 +9,10 @@
 #   make run PROG=/path/to/static-binary ARGS='...'
 #                      run your own program in the guest instead
 #   make check         host tests, then every kselftest in the debug guest
-#   make ring-bench    recvmsg versus the receive ring, on the base kernel
+#   make bench         the benchmarks against AF_UNIX, a pipe and dbus-daemon,
+#                      on the base kernel: a table, a CSV and a plot in
+#                      bench-results/<UTC time>/ (REPS=7 SCALE=1 BENCH_GROUPS=)
+#   make ring-bench    recvmsg versus the receive ring only (SCALE=N)
 #   make faults        the kselftests and bus_faults with allocation failures
 #                      injected (failslab, fail_page_alloc, fail_usercopy) on
 #                      the debug kernel; FAULTS_ARGS='--iterations N --seed S
@@ -36,7 +39,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help ring-bench faults
+.PHONY: all modules run check clippy kernel clean help bench ring-bench faults
 
 all: modules
 
@@ -72,10 +75,13 @@ run:
 check:
 	@scripts/check.sh $(FLAVOUR)
 
+bench:
+	@scripts/bench.sh $(RUN_FLAVOUR)
+
 ring-bench:
 	@vars=$$(scripts/build.sh $(RUN_FLAVOUR)) && . $$vars && \
 	scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
-		--add $$BENCH/bus_ring_bench -- bus_ring_bench $(SCALE)
+		--add $$BENCH/bus_bench -- bus_bench -s $(or $(SCALE),1) tput
 
 faults:
 	@scripts/faults.sh $(FAULTS_ARGS)
@@ -84,4 +90,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,23p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,26p' Makefile | sed 's/^# \{0,1\}//'

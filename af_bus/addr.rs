@@ -339,6 +339,43 @@ impl BusAddr {
     }
 }
 
+/// The fixed-layout encoding of the unicast addresses of one bus, with
+/// the family and the path part written once: [`NamePrefix::encode`]
+/// only adds an address part, as the receive path does per message.
+#[derive(Clone, Copy)]
+pub struct NamePrefix([u8; SBUS_ADDR_OFFSET]);
+
+impl NamePrefix {
+    /// The prefix of the unicast addresses on `path`.
+    pub fn new(path: &BusPath) -> NamePrefix {
+        let mut out = [0u8; SBUS_ADDR_OFFSET];
+        out[0..2].copy_from_slice(&AF_BUS.to_ne_bytes());
+        let mut enc = [0u8; BUS_PATH_MAX];
+        path.encode(false, &mut enc);
+        out[SBUS_PATH_OFFSET..].copy_from_slice(&enc);
+        NamePrefix(out)
+    }
+
+    /// The fixed layout of the address part `addr` (`ncomp` components,
+    /// all `BUS_ADDR_MAX` bytes, zero past them) on this bus; `None` if
+    /// `ncomp` is out of range.
+    pub fn encode(
+        &self,
+        ncomp: usize,
+        addr: &[u8; BUS_ADDR_MAX],
+    ) -> Option<[u8; SOCKADDR_BUS_SIZE]> {
+        if ncomp > BUS_ADDR_COMP_MAX {
+            return None;
+        }
+        let mut out = [0u8; SOCKADDR_BUS_SIZE];
+        out[..SBUS_ADDR_OFFSET].copy_from_slice(&self.0);
+        // `ncomp <= 8`, checked above.
+        out[2..4].copy_from_slice(&(ncomp as u16).to_ne_bytes());
+        out[SBUS_ADDR_OFFSET..].copy_from_slice(addr);
+        Some(out)
+    }
+}
+
 /// The fixed-layout encoding of an unattached socket's name: the family
 /// alone, with an empty path and no component.
 pub fn encode_unattached() -> [u8; SOCKADDR_BUS_SIZE] {

@@ -15,7 +15,7 @@ use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
-use crate::addr::{AddrPart, BusAddr, BusPath, PathKind};
+use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
 use crate::bloom::{Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
 use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
@@ -145,6 +145,8 @@ fn sock_key(sock: &BusSock) -> usize {
 #[pin_data]
 pub(crate) struct Bus {
     path: BusPath,
+    /// The family and path part of every unicast address on the bus.
+    prefix: NamePrefix,
     key: BusKey,
     master_addr: AddrPart,
     /// The socket inode of a filesystem bus, held while the bus lives.
@@ -174,6 +176,16 @@ impl Bus {
             addr,
             multicast: false,
         }
+    }
+
+    /// The fixed layout of the address part `ncomp`, `addr` on this bus
+    /// (see [`NamePrefix::encode`]).
+    pub(crate) fn encode_raw(
+        &self,
+        ncomp: usize,
+        addr: &[u8; crate::uapi::BUS_ADDR_MAX],
+    ) -> Option<[u8; SOCKADDR_BUS_SIZE]> {
+        self.prefix.encode(ncomp, addr)
     }
 
     /// The master's address.
@@ -722,6 +734,7 @@ pub(crate) fn register(
     let mut made = None;
     let init = pin_init!(Bus {
         path: addr.path,
+        prefix: NamePrefix::new(&addr.path),
         key,
         master_addr: addr.addr,
         _node: node.map(NewSocketNode::commit),

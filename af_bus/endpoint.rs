@@ -3,6 +3,7 @@
 //! The family's state of one socket: its role on a bus, its receive
 //! queue, and the send and receive paths.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::bindings;
 use kernel::error::{code::*, Result};
 use kernel::ffi::c_long;
@@ -89,6 +90,11 @@ pub(crate) struct Endpoint {
     /// Senders waiting for room in this socket's receive queue.
     #[pin]
     writers: CondVar,
+    /// Whether a receive ring was ever set up: lets a unicast sender skip
+    /// the rx lock of a receiver that has none.  Only a hint, written
+    /// under the rx lock and never cleared: a sender that misses a ring
+    /// just set up queues an skb, which `enqueue` moves into the ring.
+    ring_ever: AtomicBool,
 }
 
 impl Endpoint {
@@ -112,6 +118,7 @@ impl Endpoint {
                 "BusSock::rx"
             ),
             writers <- new_condvar!("BusSock::writers"),
+            ring_ever: AtomicBool::new(false),
         })
     }
 
@@ -436,6 +443,9 @@ impl Endpoint {
                     return Err(EBUSY);
                 }
             }
+            if new.is_some() {
+                self.ring_ever.store(true, Ordering::Relaxed);
+            }
             core::mem::replace(&mut rx.ring, new)
         };
         // Freed unlocked (`vfree` may sleep).
@@ -658,17 +668,24 @@ impl Endpoint {
         scm.refuse_sockets()?;
         let bus = self.attach(sock, &dst)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
-        if !dst.multicast && !cmsgs.has_grants() && !scm.has_files() {
-            // One copy, when the receiver has a ring.
-            // A receiver's filter needs the message in an skb: those
-            // take the ordinary path, and the ring from there.
+        // A unicast without grants is routed once, here: the bus lock is
+        // only for the lookup, as in `Bus::deliver`.
+        let mut routed = None;
+        if !dst.multicast && !cmsgs.has_grants() {
             let (src, receiver) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
-            let creds = crate::socket::sender_creds(&scm);
-            if !receiver.has_filter()
-                && self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)?
+            // One copy, when the receiver has a ring.  A receiver's
+            // filter needs the message in an skb: those take the
+            // ordinary path, and the ring from there.
+            if !scm.has_files()
+                && receiver.endpoint().ring_ever.load(Ordering::Relaxed)
+                && !receiver.has_filter()
             {
-                return Ok(len);
+                let creds = crate::socket::sender_creds(&scm);
+                if self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)? {
+                    return Ok(len);
+                }
             }
+            routed = Some((src, receiver));
         }
         let ngrants = cmsgs.ngrants();
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
@@ -678,15 +695,28 @@ impl Endpoint {
             self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), skb)?;
             return Ok(len);
         }
+        let mut delivery = match routed {
+            Some((src, receiver)) => {
+                let meta = crate::meta::Meta {
+                    src,
+                    dst: dst.addr,
+                    flags: 0,
+                };
+                crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+                receiver.endpoint().enqueue(&receiver, skb, true, true)?
+            }
+            None => bus.deliver(sock, &dst, &cmsgs, skb)?,
+        };
         loop {
-            let (skb_back, receiver) = match bus.deliver(sock, &dst, &cmsgs, skb)? {
+            let (skb, receiver) = match delivery {
                 Delivery::Queued => return Ok(len),
                 Delivery::Full(skb, receiver) => (skb, receiver),
             };
-            skb = skb_back;
             receiver
                 .endpoint()
                 .wait_for_room(&receiver, &skb, &mut timeo)?;
+            // Routed again: the address may have moved meanwhile.
+            delivery = bus.deliver(sock, &dst, &cmsgs, skb)?;
         }
     }
 
@@ -863,8 +893,10 @@ impl Endpoint {
         flags: u32,
         peek: bool,
     ) -> Result<usize> {
-        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
-        msg.set_name(&bus.addr(meta.src).encode());
+        // The source, straight from the headroom; the rest of the
+        // metadata only for a caller with a control buffer.
+        let (ncomp, src) = crate::meta::src_raw(skb.meta()).ok_or(EINVAL)?;
+        msg.set_name(&bus.encode_raw(ncomp, src).ok_or(EINVAL)?);
         let copied = skb.len().min(size);
         if copied < skb.len() {
             msg.add_flags(bindings::MSG_TRUNC);
@@ -876,6 +908,7 @@ impl Endpoint {
             msg.put_cmsg(SOL_BUS, kind, addr)?;
         }
         if msg.has_control() {
+            let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
             let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
             msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
         }

@@ -43,22 +43,35 @@ fn get_part(ncomp: u8, raw: &[u8]) -> Option<AddrPart> {
 }
 
 /// Writes `meta` and `grants` into `out`, `len(grants.len())` bytes.
+/// Every byte is written once (the address parts whole, padding zeroed
+/// on its own): this runs for every message.
 pub fn write(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = Grant>) {
-    out.fill(0);
     // `ncomp <= 8` by the invariant of `AddrPart`.
     out[0] = meta.src.ncomp() as u8;
     out[1] = meta.dst.ncomp() as u8;
     out[2] = meta.flags;
+    out[4..8].fill(0);
     put_part(&mut out[8..8 + BUS_ADDR_MAX], &meta.src);
     put_part(&mut out[8 + BUS_ADDR_MAX..FIXED], &meta.dst);
     let mut n = 0u8;
+    let mut end = FIXED;
     for (i, g) in grants.enumerate() {
         let at = FIXED + i * GRANT;
         out[at..at + 4].copy_from_slice(&g.kind.cmsg_type().to_ne_bytes());
+        out[at + 4..at + 8].fill(0);
         out[at + 8..at + GRANT].copy_from_slice(&g.addr.encode());
         n += 1;
+        end = at + GRANT;
     }
+    out[end..].fill(0);
     out[3] = n;
+}
+
+/// The source's component count and raw address part, read in place:
+/// what the receive path needs for `msg_name`.
+pub fn src_raw(raw: &[u8]) -> Option<(usize, &[u8; BUS_ADDR_MAX])> {
+    let part = raw.get(8..8 + BUS_ADDR_MAX)?.try_into().ok()?;
+    Some((usize::from(*raw.first()?), part))
 }
 
 /// Reads back what [`write`] wrote; `None` if `raw` is not such bytes.

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make check: host unit tests, the UAPI header in C and C++, the guest
-# runner's own splat detection, and every kselftest in the debug guest.
+# runner's own splat detection, the benchmarks in smoke mode, and every
+# kselftest in the debug guest.
 # Ends with "N passed, N failed" counted from the kselftest results.
 
 set -uo pipefail
@@ -110,6 +111,14 @@ if "$top/scripts/faults.sh" "${fargs[@]}"; then
 	echo "ok"
 else
 	problems+=("fault injection: a splat, a leak or an unclean errno (scripts/faults.sh --quick)")
+fi
+
+echo "== guest: the benchmarks in smoke mode (tiny counts; figures not judged)"
+if "$top/scripts/bench.sh" --smoke --vars "$vars" "$flavour" >"$out/bench-smoke.log" 2>&1; then
+	tail -n 1 "$out/bench-smoke.log"
+else
+	tail -n 30 "$out/bench-smoke.log"
+	problems+=("a benchmark program failed in smoke mode (log: $out/bench-smoke.log)")
 fi
 
 echo "== guest: kselftests on the $flavour kernel"

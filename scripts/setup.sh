@@ -3,8 +3,9 @@
 #
 # Install what building and testing AF_BUS needs on a Debian 12 host:
 # Debian packages (kernel source, LLVM 19, the Rust compiler that ships
-# rust-src, QEMU, busybox) and bindgen from crates.io.  Idempotent: a
-# second run only checks.  Prints the environment the build uses.
+# rust-src, QEMU, busybox; dbus and gnuplot for the benchmarks) and
+# bindgen from crates.io.  Idempotent: a second run only checks.  Prints
+# the environment the build uses.
 
 set -euo pipefail
 
@@ -16,6 +17,7 @@ PACKAGES=(
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make
 	gcc g++ libc6-dev linux-libc-dev
 	qemu-system-x86 busybox-static python3 python3-docutils
+	dbus libdbus-1-dev pkg-config gnuplot-nox
 )
 
 missing=()

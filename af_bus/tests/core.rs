@@ -3,7 +3,7 @@
 //! Host tests of the control-message parser, queue admission, message
 //! metadata and notification layout.
 
-use af_bus_core::addr::{AddrPart, BusAddr};
+use af_bus_core::addr::{AddrPart, BusAddr, NamePrefix};
 use af_bus_core::cmsg::{BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
 use af_bus_core::meta::{self, Meta};
 use af_bus_core::notify;
@@ -150,9 +150,34 @@ fn metadata_round_trip() {
         dst: dst.addr,
         flags: 0,
     };
-    let mut raw = vec![0u8; meta::len(2)];
+    // Stale bytes in the headroom: everything gets written.
+    let mut raw = vec![0xa5u8; meta::len(2)];
     meta::write(&mut raw, &m, c.grants());
     assert_eq!(meta::read(&raw), Some(m));
+    assert!(raw[4..8].iter().all(|&b| b == 0));
+    // The receive path's in-place source and cached prefix give what
+    // the full encoding gives.
+    let (ncomp, part) = meta::src_raw(&raw).unwrap();
+    let prefix = NamePrefix::new(&dst.path);
+    assert_eq!(
+        prefix.encode(ncomp, part),
+        Some(
+            BusAddr {
+                path: dst.path,
+                addr: src,
+                multicast: false
+            }
+            .encode()
+        )
+    );
+    assert_eq!(prefix.encode(9, part), None);
+    assert_eq!(meta::src_raw(&raw[..20]), None);
+    let mut again = vec![0xa5u8; meta::len(0)];
+    meta::write(&mut again, &m, core::iter::empty());
+    // The same but for the grant count.
+    assert_eq!(again[3], 0);
+    assert_eq!(&again[..3], &raw[..3]);
+    assert_eq!(&again[4..], &raw[4..meta::len(0)]);
     let g: Vec<_> = meta::grants(&raw).collect();
     assert_eq!(g.len(), 2);
     assert_eq!(g[0].0, SCM_OWNED_ADDR);

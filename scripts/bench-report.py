@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+#
+# The report of a benchmark run: reads results.csv (scripts/bench.sh),
+# prints the tables and the targets with PASS or MISS, and draws
+# plot.svg with gnuplot into the results folder.
+#
+#   bench-report.py RESULTS.CSV OUTDIR
+
+import csv
+import os
+import subprocess
+import sys
+
+rows = {}
+with open(sys.argv[1]) as f:
+    for r in csv.DictReader(f):
+        key = (r["group"], r["case"], r["config"], int(r["param"]), r["metric"])
+        rows[key] = (float(r["median"]), float(r["min"]), float(r["max"]))
+outdir = sys.argv[2]
+
+
+def get(group, case, config, param, metric):
+    return rows.get((group, case, config, param, metric))
+
+
+def num(x):
+    if x >= 10000:
+        return "%.0fk" % (x / 1000)
+    return "%.0f" % x if x >= 100 else "%.3g" % x
+
+
+def cell(v, width=25):
+    if v is None:
+        return "-".rjust(width)
+    m, lo, hi = v
+    return (" %s [%s..%s]" % (num(m), num(lo), num(hi))).rjust(width)
+
+
+def table(title, head, lines):
+    print(title)
+    print("  " + "".join((" " + h).rjust(25) if i else h.ljust(12) for i, h in enumerate(head)))
+    for line in lines:
+        print("  " + line[0].ljust(12) + "".join(cell(v) for v in line[1:]))
+    print()
+
+
+targets = []
+
+
+def target(what, ratio, want, ok, spread=None):
+    if ratio is None:
+        targets.append("  %-66s  no figure" % what)
+        return
+    sp = " [%.2f..%.2f]" % spread if spread else ""
+    targets.append("  %-66s %6.2fx%s (want %s)  %s" % (what, ratio, sp, want,
+                                                      "PASS" if ok else "MISS"))
+
+
+def ratio_target(what, row, want, ok):
+    """A target on a ratio measured round by round (median [min..max])."""
+    if row is None:
+        target(what, None, want, False)
+        return
+    target(what, row[0], want, ok(row[0]), (row[1], row[2]))
+
+
+SIZE = {64: "64 B", 4096: "4 KiB", 65536: "64 KiB"}
+CONFIGS = ("2cpu", "1cpu")
+
+# Unicast round trip.
+rtt_cases = ("af_bus", "unix_dgram", "unix_seqpacket", "pipe", "dbus_daemon")
+lines = []
+for size in (64, 4096):
+    for cfg in CONFIGS:
+        lines.append(["%s %s" % (SIZE[size], cfg)] +
+                     [get("rtt", c, cfg, size, "rtt") for c in rtt_cases])
+table("Unicast round trip, us (lower is better; 1cpu: both ends on CPU 0, 2cpu: CPU 0 and 1; "
+      "dbus_daemon: its daemon on CPU 0 in 1cpu, free in 2cpu)",
+      ["size config"] + list(rtt_cases), lines)
+for size in (64, 4096):
+    for cfg in CONFIGS:
+        ratio_target("AF_BUS round trip %s %s within 1.15x of AF_UNIX SOCK_DGRAM" % (SIZE[size], cfg),
+                     get("rtt", "af_bus_over_unix_dgram", cfg, size, "ratio"), "<= 1.15x",
+                     lambda r: r <= 1.15)
+for size in (64, 4096):
+    for cfg in CONFIGS:
+        b, d = get("rtt", "af_bus", cfg, size, "rtt"), get("rtt", "dbus_daemon", cfg, size, "rtt")
+        r = d[0] / b[0] if b and d else None
+        target("AF_BUS round trip %s %s at least 20x faster than dbus-daemon" % (SIZE[size], cfg),
+               r, ">= 20x", r is not None and r >= 20)
+
+# Throughput.
+tput_cases = ("af_bus_recvmsg", "af_bus_ring", "unix_dgram")
+lines = []
+for size in (64, 4096, 65536):
+    for cfg in CONFIGS:
+        line = ["%s %s" % (SIZE[size], cfg)]
+        for c in tput_cases:
+            line.append(get("tput", c, cfg, size, "rate"))
+        for c in tput_cases:
+            line.append(get("tput", c, cfg, size, "cpu"))
+        lines.append(line)
+table("One-way throughput: msg/s (higher is better), then busy CPU us per message "
+      "(2cpu: sender CPU 0, receiver CPU 1; 1cpu: both on CPU 0)",
+      ["size config", "recvmsg msg/s", "ring msg/s", "unix msg/s", "recvmsg cpu", "ring cpu",
+       "unix cpu"],
+      lines)
+for cfg in CONFIGS:
+    ratio_target("ring throughput at 64 KiB %s at least 1.5x recvmsg" % cfg,
+                 get("tput", "ring_over_recvmsg", cfg, 65536, "ratio"), ">= 1.5x",
+                 lambda r: r >= 1.5)
+    ring, rx = get("tput", "af_bus_ring", cfg, 65536, "cpu"), get("tput", "af_bus_recvmsg", cfg, 65536, "cpu")
+    r = rx[0] / ring[0] if ring and rx else None
+    targets.append("  %-66s %6.2fx (information)" % (
+        "recvmsg CPU per 64 KiB message over the ring's, %s" % cfg, r or 0))
+
+# Multicast.
+mc_cases = ("af_bus", "unix_dgram_n_sends", "dbus_daemon_signal")
+lines = []
+for n in (1, 8, 64):
+    lines.append(["%d rx" % n] + [get("mcast", c, "2cpu", n, "delivered") for c in mc_cases] +
+                 [get("mcast", c, "2cpu", n, "cpu") for c in mc_cases])
+table("Multicast fan-out, 64 B: delivered msg/s, then busy CPU us per delivered message "
+      "(sender CPU 0, receivers CPU 1)",
+      ["receivers"] + ["af_bus msg/s", "unix_n_sends msg/s", "dbus_signal msg/s",
+                       "af_bus cpu", "unix_n_sends cpu", "dbus_signal cpu"], lines)
+ratio_target("one AF_BUS multicast to 64 receivers cheaper than 64 AF_UNIX sends (CPU)",
+             get("mcast", "af_bus_over_unix_cpu", "2cpu", 64, "ratio"), "< 1x",
+             lambda r: r < 1)
+
+# Match scaling.
+lines = []
+for g in (0, 100, 1000, 10000):
+    lines.append(["%d" % g, get("match", "af_bus", "bloom4", g, "send"),
+                  get("match", "af_bus", "lowbit", g, "send")])
+table("Match scaling: the sender's time per multicast, us, with N non-matching grants "
+      "(bloom4: 4 random bits of 512; lowbit: every grant filed under the message's lowest bit)",
+      ["grants", "bloom4", "lowbit"], lines)
+ratio_target("10,000 non-matching grants (bloom4) add at most 10% to a multicast",
+             get("match", "grants_10000_over_0", "bloom4", 10000, "ratio"), "<= 1.10x",
+             lambda r: r <= 1.10)
+r = get("match", "grants_10000_over_0", "lowbit", 10000, "ratio")
+if r:
+    targets.append("  %-66s %6.2fx [%.2f..%.2f] (information: adversarial masks)" % (
+        "10,000 non-matching grants (lowbit) over none", r[0], r[1], r[2]))
+
+lines = [["join", get("join", "af_bus", "2cpu", 0, "join")]]
+table("Joining: first sendmsg to holding a granted address, us (master on CPU 1)",
+      ["", "af_bus"], lines)
+
+print("Targets")
+print("\n".join(targets))
+
+# The plot.
+data = os.path.join(outdir, "plot.dat")
+
+
+def block(f, name, lines):
+    f.write("# %s\n" % name)
+    for line in lines:
+        f.write(" ".join(str(x) for x in line) + "\n")
+    f.write("\n\n")
+
+
+with open(data, "w") as f:
+    lines = []
+    for c in rtt_cases:
+        line = ['"%s"' % c]
+        for size in (64, 4096):
+            v = get("rtt", c, "1cpu", size, "rtt") or (0, 0, 0)
+            line += list(v)
+        lines.append(line)
+    block(f, "rtt", lines)
+    lines = []
+    for c in tput_cases:
+        line = ['"%s"' % c]
+        for size in (64, 4096, 65536):
+            v = get("tput", c, "2cpu", size, "rate") or (0, 0, 0)
+            line += list(v)
+        lines.append(line)
+    block(f, "tput", lines)
+    lines = []
+    for n in (1, 8, 64):
+        line = [n]
+        for c in mc_cases:
+            line += list(get("mcast", c, "2cpu", n, "cpu") or (0, 0, 0))
+        lines.append(line)
+    block(f, "mcast", lines)
+    lines = []
+    for g in (0, 100, 1000, 10000):
+        line = [max(g, 1)]
+        for cfg in ("bloom4", "lowbit"):
+            line += list(get("match", "af_bus", cfg, g, "send") or (0, 0, 0))
+        lines.append(line)
+    block(f, "match", lines)
+
+plot = """
+set terminal svg size 1200,900 dynamic font "sans,11"
+set output '%(out)s/plot.svg'
+set termoption noenhanced
+set multiplot layout 2,2 title "AF_BUS benchmarks (median, bars min..max)"
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.6 border -1
+set key top left
+set logscale y
+set title "Unicast round trip, 1cpu (us, lower is better)"
+plot '%(d)s' index 0 using 2:3:4:xtic(1) title "64 B", '' index 0 using 5:6:7 title "4 KiB"
+set title "One-way throughput, 2cpu (msg/s)"
+plot '%(d)s' index 1 using 2:3:4:xtic(1) title "64 B", '' index 1 using 5:6:7 title "4 KiB", \\
+     '' index 1 using 8:9:10 title "64 KiB"
+unset style
+set style data linespoints
+set logscale x
+set xtics (1, 8, 64)
+set title "Multicast: busy CPU per delivered message (us)"
+set xlabel "receivers"
+plot '%(d)s' index 2 using 1:2:3:4 with yerrorlines title "AF_BUS, one send", \\
+     '' index 2 using 1:5:6:7 with yerrorlines title "AF_UNIX, N sends", \\
+     '' index 2 using 1:8:9:10 with yerrorlines title "dbus-daemon signal"
+set title "Match scaling: sender's time per multicast (us)"
+set xlabel "non-matching grants (0 drawn at 1)"
+set xtics ("0" 1, "100" 100, "1000" 1000, "10000" 10000)
+plot '%(d)s' index 3 using 1:2:3:4 with yerrorlines title "bloom4 masks", \\
+     '' index 3 using 1:5:6:7 with yerrorlines title "lowbit masks"
+unset multiplot
+""" % {"out": outdir, "d": data}
+try:
+    subprocess.run(["gnuplot"], input=plot, text=True, check=True)
+except (OSError, subprocess.CalledProcessError) as e:
+    print("bench-report: gnuplot failed: %s" % e, file=sys.stderr)

@@ -1,0 +1,917 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bus_bench: AF_BUS against the kernel's other local transports, in one
+ * boot.  Every figure is the median of REPS measured repetitions after
+ * one warm-up, printed with its min and max as a CSV line (see bench.h).
+ * The dbus-daemon peer is tests/bench/dbus/bus_dbus_bench.c; `make bench`
+ * runs both and compares them (scripts/bench.sh).
+ *
+ *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [rtt] [tput] [mcast] [match] [join]
+ *
+ * -k runs only the round-trip and throughput cases named CASE (to
+ * profile one of them, e.g. -k af_bus rtt).
+ *
+ * rtt    unicast round trip at 64 B and 4 KiB: AF_BUS, AF_UNIX SOCK_DGRAM
+ *        and SOCK_SEQPACKET socketpairs, a pipe pair
+ * tput   one-way throughput at 64 B, 4 KiB, 64 KiB: AF_BUS recvmsg,
+ *        AF_BUS receive ring, AF_UNIX SOCK_DGRAM
+ * mcast  fan-out to 1, 8, 64 receivers: one AF_BUS multicast versus N
+ *        AF_UNIX sends
+ * match  a multicast's cost to its sender with 0 to 10,000 grants that
+ *        do not match it
+ * join   first sendmsg to a granted address, with a master in a loop
+ *
+ * Configurations: "2cpu" puts the two sides on CPU 0 and CPU 1, "1cpu"
+ * both on CPU 0 (the total CPU cost of a message, no parallelism).
+ */
+#include "bench.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/bus.h>
+
+#define FRAMES 128
+#define WINDOW 32	/* multicasts in flight before the receivers ack */
+
+static struct bench_opts opts = { .reps = 7, .scale = 1 };
+static int bus_serial;
+static const char *only;
+
+/* ---- AF_BUS set-up ------------------------------------------------- */
+
+struct bus {
+	int master;
+	struct sockaddr_bus maddr;
+};
+
+static struct sockaddr_bus bus_on(const struct bus *b, const char *s)
+{
+	struct sockaddr_bus a = b->maddr;
+
+	memset(a.sbus_addr, 0, sizeof(a.sbus_addr));
+	memcpy(a.sbus_addr, s, strlen(s) + 1);
+	a.sbus_addr_ncomp = (strlen(s) + 8) / 8;
+	return a;
+}
+
+static struct sockaddr_bus bus_mcast(const struct bus *b, const __u64 *bits)
+{
+	struct sockaddr_bus a = b->maddr;
+
+	memcpy(a.sbus_addr, bits, BUS_ADDR_MAX);
+	a.sbus_addr_ncomp = BUS_ADDR_COMP_MAX;
+	a.sbus_path[BUS_PATH_MAX - 1] = '*';
+	return a;
+}
+
+static void bus_new(struct bus *b)
+{
+	memset(&b->maddr, 0, sizeof(b->maddr));
+	b->maddr.sbus_family = AF_BUS;
+	snprintf(b->maddr.sbus_path + 1, BUS_PATH_MAX - 2, "bench-%d-%d", getpid(),
+		 bus_serial++);
+	memcpy(b->maddr.sbus_addr, "master", 7);
+	b->maddr.sbus_addr_ncomp = 1;
+	b->master = socket(AF_BUS, SOCK_DGRAM, 0);
+	if (b->master < 0 || bind(b->master, (struct sockaddr *)&b->maddr, sizeof(b->maddr)))
+		bench_die("bind a bus");
+}
+
+/* Sends @n grants of @type to @to, from the master, as one message. */
+static void bus_grant(const struct bus *b, const struct sockaddr_bus *to, int type,
+		      const struct sockaddr_bus *g, int n)
+{
+	char ctl[16 * CMSG_SPACE(sizeof(struct sockaddr_bus))];
+	struct iovec iov = { "g", 1 };
+	struct msghdr m = { (void *)to, sizeof(*to), &iov, 1, ctl, 0, 0 };
+	struct cmsghdr *c;
+	int i;
+
+	memset(ctl, 0, sizeof(ctl));
+	m.msg_controllen = n * CMSG_SPACE(sizeof(*g));
+	for (i = 0, c = CMSG_FIRSTHDR(&m); i < n; i++, c = CMSG_NXTHDR(&m, c)) {
+		c->cmsg_level = SOL_BUS;
+		c->cmsg_type = type;
+		c->cmsg_len = CMSG_LEN(sizeof(*g));
+		memcpy(CMSG_DATA(c), &g[i], sizeof(*g));
+	}
+	if (sendmsg(b->master, &m, 0) != 1)
+		bench_die("grant");
+}
+
+/* A new member of @b owning @name; @handle gets its handle. */
+static int bus_member(const struct bus *b, const char *name, struct sockaddr_bus *handle)
+{
+	struct sockaddr_bus from, g = bus_on(b, name);
+	socklen_t len = sizeof(from);
+	int fd = socket(AF_BUS, SOCK_DGRAM, 0), big = 4 << 20;
+	char buf[16];
+
+	if (fd < 0 || sendto(fd, "hi", 3, 0, (struct sockaddr *)&b->maddr, sizeof(b->maddr)) < 0)
+		bench_die("join");
+	do {
+		len = sizeof(from);
+		if (recvfrom(b->master, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) < 0)
+			bench_die("join: master recv");
+	} while (from.sbus_addr_ncomp == 0);	/* a kernel notification */
+	bus_grant(b, &from, SCM_OWNED_ADDR, &g, 1);
+	if (recv(fd, buf, sizeof(buf), 0) < 0)
+		bench_die("join: grant");
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	if (handle)
+		*handle = from;
+	return fd;
+}
+
+/* ---- unicast round trip -------------------------------------------- */
+
+enum kind { K_BUS, K_DGRAM, K_SEQPACKET, K_PIPE };
+static const char *const kind_name[] = { "af_bus", "unix_dgram", "unix_seqpacket", "pipe" };
+
+/* Two ends; each reads from rd and writes to wr (to dst for AF_BUS). */
+struct end {
+	int rd, wr;
+	struct sockaddr_bus dst;
+};
+
+static void xsend(enum kind k, const struct end *e, const void *p, size_t n)
+{
+	ssize_t r = k == K_BUS ? sendto(e->wr, p, n, 0, (struct sockaddr *)&e->dst, sizeof(e->dst))
+			       : write(e->wr, p, n);
+
+	if (r != (ssize_t)n)
+		bench_die("send");
+}
+
+static void xrecv(enum kind k, const struct end *e, void *p, size_t n)
+{
+	ssize_t r = k == K_PIPE ? (bench_read(e->rd, p, n), (ssize_t)n) : recv(e->rd, p, n + 1, 0);
+
+	if (r != (ssize_t)n)
+		bench_die("recv");
+}
+
+/* One transport's pair of ends, with its echo side running. */
+struct rtt_pair {
+	enum kind k;
+	struct end a, b;
+	struct bus bus;
+	int fds[4];
+	pid_t echo;
+};
+
+static void rtt_open(struct rtt_pair *p, enum kind k, size_t size, long total, int cpu_b)
+{
+	char *buf = calloc(1, size + 1);
+	int sv[2], sv2[2], i;
+
+	memset(p, 0, sizeof(*p));
+	p->k = k;
+	for (i = 0; i < 4; i++)
+		p->fds[i] = -1;
+	switch (k) {
+	case K_BUS:
+		bus_new(&p->bus);
+		p->a.rd = p->a.wr = p->fds[0] = bus_member(&p->bus, "a", NULL);
+		p->b.rd = p->b.wr = p->fds[1] = bus_member(&p->bus, "b", NULL);
+		p->fds[2] = p->bus.master;
+		p->a.dst = bus_on(&p->bus, "b");
+		p->b.dst = bus_on(&p->bus, "a");
+		break;
+	case K_DGRAM:
+	case K_SEQPACKET:
+		if (socketpair(AF_UNIX, k == K_DGRAM ? SOCK_DGRAM : SOCK_SEQPACKET, 0, sv))
+			bench_die("socketpair");
+		p->a.rd = p->a.wr = p->fds[0] = sv[0];
+		p->b.rd = p->b.wr = p->fds[1] = sv[1];
+		break;
+	case K_PIPE:
+		if (pipe(sv) || pipe(sv2))
+			bench_die("pipe");
+		p->a.wr = p->fds[0] = sv[1];
+		p->b.rd = p->fds[1] = sv[0];
+		p->b.wr = p->fds[2] = sv2[1];
+		p->a.rd = p->fds[3] = sv2[0];
+		break;
+	}
+	p->echo = fork();
+	if (p->echo == 0) {
+		long j;
+
+		bench_pin(cpu_b);
+		for (j = 0; j < total; j++) {
+			xrecv(k, &p->b, buf, size);
+			xsend(k, &p->b, buf, size);
+		}
+		_exit(0);
+	}
+	free(buf);
+}
+
+static void rtt_close(struct rtt_pair *p)
+{
+	int status, i;
+
+	waitpid(p->echo, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		bench_die("rtt: the echo side failed");
+	for (i = 0; i < 4; i++)
+		if (p->fds[i] >= 0)
+			close(p->fds[i]);
+}
+
+/*
+ * Every transport at one size and configuration, their repetitions
+ * interleaved (one burst of each per round, in a rotating order), so that
+ * a slow spell of a shared host hits them alike.  AF_BUS over AF_UNIX SOCK_DGRAM is also
+ * reported round by round, as "ratio".
+ */
+static void rtt_round(size_t size, int cpu_a, int cpu_b, const char *config)
+{
+	long n = bench_count(&opts, 2000), i;
+	double v[K_PIPE + 1][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
+	struct rtt_pair p[K_PIPE + 1];
+	char *buf = calloc(1, size + 1);
+	int j, k, r, want[K_PIPE + 1];
+
+	for (k = K_BUS; k <= K_PIPE; k++) {
+		want[k] = !only || !strcmp(only, kind_name[k]);
+		if (want[k])
+			rtt_open(&p[k], k, size, n * (opts.reps + 1), cpu_b);
+	}
+	bench_pin(cpu_a);
+	for (r = -1; r < opts.reps; r++) {
+		/* Each round starts with the next transport: none always
+		 * follows the same one.
+		 */
+		for (j = 0; j <= K_PIPE; j++) {
+			double t0 = bench_now();
+
+			k = (j + r + 1) % (K_PIPE + 1);
+			if (!want[k])
+				continue;
+			for (i = 0; i < n; i++) {
+				xsend(k, &p[k].a, buf, size);
+				xrecv(k, &p[k].a, buf, size);
+			}
+			if (r >= 0)
+				v[k][r] = (bench_now() - t0) * 1e6 / n;
+		}
+		if (r >= 0 && want[K_BUS] && want[K_DGRAM])
+			ratio[r] = v[K_BUS][r] / v[K_DGRAM][r];
+	}
+	bench_pin(-1);
+	for (k = K_BUS; k <= K_PIPE; k++) {
+		if (!want[k])
+			continue;
+		rtt_close(&p[k]);
+		bench_report("rtt", kind_name[k], config, size, "rtt", "us", v[k], opts.reps);
+	}
+	if (want[K_BUS] && want[K_DGRAM])
+		bench_report("rtt", "af_bus_over_unix_dgram", config, size, "ratio", "x", ratio,
+			     opts.reps);
+	free(buf);
+}
+
+static void bench_rtt(void)
+{
+	static const size_t sizes[] = { 64, 4096 };
+	unsigned int s;
+
+	for (s = 0; s < 2; s++) {
+		rtt_round(sizes[s], 0, 0, "1cpu");
+		rtt_round(sizes[s], 0, 1, "2cpu");
+	}
+}
+
+/* ---- one-way throughput -------------------------------------------- */
+
+enum tkind { T_RECVMSG, T_RING, T_UNIX };
+static const char *const tkind_name[] = { "af_bus_recvmsg", "af_bus_ring", "unix_dgram" };
+
+static unsigned int frame_size(size_t size)
+{
+	return (sizeof(struct bus_frame_hdr) + size + 15) & ~15u;
+}
+
+static void tput_receive(enum tkind k, int fd, size_t size, long count)
+{
+	char *buf = malloc(size + 1), *mem;
+	unsigned int fs = frame_size(size), next = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long i;
+
+	if (k != T_RING) {
+		for (i = 0; i < count; i++)
+			if (recv(fd, buf, size + 1, 0) != (ssize_t)size)
+				bench_die("tput recv");
+		return;
+	}
+	mem = mmap(NULL, (size_t)fs * FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		bench_die("mmap");
+	for (i = 0; i < count; i++) {
+		struct bus_frame_hdr *h = (void *)(mem + (size_t)next * fs);
+
+		while (__atomic_load_n(&h->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
+			poll(&p, 1, -1);
+		if (h->len != size)
+			bench_die("frame length");
+		/* Touch the payload as a reader would. */
+		memcpy(buf, (char *)h + h->data_offset, size < 64 ? size : 64);
+		__atomic_store_n(&h->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		next = (next + 1) % FRAMES;
+	}
+	munmap(mem, (size_t)fs * FRAMES);
+}
+
+/* One run: returns messages/s, and the busy CPU time per message in @cpu. */
+static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu_r, double *cpu)
+{
+	char *payload = calloc(1, size);
+	int s, r, big = 64 << 20, status, sv[2];
+	struct sockaddr_bus dst;
+	double t0, t1, c0, c1;
+	struct bus bus;
+	pid_t pid;
+	long i;
+
+	if (k == T_UNIX) {
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			bench_die("socketpair");
+		s = sv[0];
+		r = sv[1];
+		setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	} else {
+		bus_new(&bus);
+		s = bus_member(&bus, "sender", NULL);
+		r = bus_member(&bus, "receiver", NULL);
+		dst = bus_on(&bus, "receiver");
+	}
+	setsockopt(r, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	if (k == T_RING) {
+		struct bus_ring_req req = { frame_size(size), FRAMES };
+
+		if (setsockopt(r, SOL_BUS, BUS_RX_RING, &req, sizeof(req)))
+			bench_die("BUS_RX_RING");
+	}
+	c0 = bench_busy();
+	t0 = bench_now();
+	pid = fork();
+	if (pid == 0) {
+		bench_pin(cpu_r);
+		tput_receive(k, r, size, count);
+		_exit(0);
+	}
+	bench_pin(cpu_s);
+	for (i = 0; i < count; i++) {
+		ssize_t n = k == T_UNIX ? write(s, payload, size)
+					: sendto(s, payload, size, 0, (struct sockaddr *)&dst,
+						 sizeof(dst));
+
+		if (n != (ssize_t)size)
+			bench_die("tput send");
+	}
+	waitpid(pid, &status, 0);
+	t1 = bench_now();
+	c1 = bench_busy();
+	bench_pin(-1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		bench_die("tput: the receiver failed");
+	close(r);
+	close(s);
+	if (k != T_UNIX)
+		close(bus.master);
+	free(payload);
+	*cpu = (c1 - c0) * 1e6 / count;
+	return count / (t1 - t0);
+}
+
+/*
+ * The three receivers at one size and configuration, interleaved round
+ * by round; the ring over recvmsg is also reported per round ("ratio").
+ */
+static void bench_tput(void)
+{
+	static const size_t sizes[] = { 64, 4096, 65536 };
+	static const long counts[] = { 20000, 10000, 2000 };
+	static const struct { int s, r; const char *name; } cfg[] = {
+		{ 0, 1, "2cpu" }, { 0, 0, "1cpu" },
+	};
+	double v[T_UNIX + 1][BENCH_MAX_REPS], c[T_UNIX + 1][BENCH_MAX_REPS];
+	double ratio[BENCH_MAX_REPS], cpu;
+	unsigned int s, g;
+	int r, k;
+
+	for (s = 0; s < 3; s++)
+		for (g = 0; g < 2; g++) {
+			long n = bench_count(&opts, counts[s]);
+
+			for (r = -1; r < opts.reps; r++)
+				for (k = T_RECVMSG; k <= T_UNIX; k++) {
+					double m;
+
+					if (only && strcmp(only, tkind_name[k]))
+						continue;
+					m = tput_run(k, sizes[s], r < 0 ? n / 4 + 2 : n, cfg[g].s,
+						     cfg[g].r, &cpu);
+					if (r >= 0) {
+						v[k][r] = m;
+						c[k][r] = cpu;
+					}
+				}
+			/* Before bench_report sorts them. */
+			for (r = 0; r < opts.reps; r++)
+				ratio[r] = v[T_RING][r] / v[T_RECVMSG][r];
+			for (k = T_RECVMSG; k <= T_UNIX; k++) {
+				if (only && strcmp(only, tkind_name[k]))
+					continue;
+				bench_report("tput", tkind_name[k], cfg[g].name, sizes[s], "rate",
+					     "msg/s", v[k], opts.reps);
+				bench_report("tput", tkind_name[k], cfg[g].name, sizes[s], "cpu",
+					     "us/msg", c[k], opts.reps);
+			}
+			if (!only)
+				bench_report("tput", "ring_over_recvmsg", cfg[g].name, sizes[s],
+					     "ratio", "x", ratio, opts.reps);
+		}
+}
+
+/* ---- multicast fan-out -------------------------------------------- */
+
+/* The bitmap a multicast is sent to: 12 bits, as a bloom filter of a
+ * D-Bus signal's interface, member, path and sender would set; a
+ * receiver's match is 4 of them.
+ */
+static __u64 sent_bits[8], match_bits[8];
+
+static void make_bitmaps(void)
+{
+	static const int bits[12] = { 3, 41, 77, 130, 161, 200, 260, 301, 333, 390, 431, 500 };
+	int i;
+
+	for (i = 0; i < 12; i++)
+		sent_bits[bits[i] / 64] |= 1ULL << (bits[i] % 64);
+	for (i = 0; i < 12; i += 3)
+		match_bits[bits[i] / 64] |= 1ULL << (bits[i] % 64);
+}
+
+/* Receives @count messages of 64 bytes on @fd, acking every WINDOW. */
+static void mcast_receiver(int fd, long count, int ack)
+{
+	char buf[128];
+	long i;
+
+	for (i = 1; i <= count; i++) {
+		if (recv(fd, buf, sizeof(buf), 0) != 64)
+			bench_die("mcast recv");
+		if (i % WINDOW == 0)
+			bench_write(ack, "a", 1);
+	}
+}
+
+/* One way of reaching @nrecv receivers: one AF_BUS multicast, or one
+ * AF_UNIX SOCK_DGRAM send to each.
+ */
+struct fanout {
+	int bus_case, nrecv, s;
+	int *rx, *tx;
+	struct sockaddr_bus dst;
+	struct bus bus;
+};
+
+static void fanout_open(struct fanout *f, int bus_case, int nrecv)
+{
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	f->bus_case = bus_case;
+	f->nrecv = nrecv;
+	f->rx = calloc(nrecv, sizeof(int));
+	f->tx = calloc(nrecv, sizeof(int));
+	if (bus_case) {
+		struct sockaddr_bus h, m;
+		char name[16];
+
+		bus_new(&f->bus);
+		m = bus_mcast(&f->bus, match_bits);
+		for (i = 0; i < nrecv; i++) {
+			snprintf(name, sizeof(name), "r%d", i);
+			f->rx[i] = bus_member(&f->bus, name, &h);
+			bus_grant(&f->bus, &h, SCM_MULTICAST_MATCH, &m, 1);
+			if (recv(f->rx[i], name, sizeof(name), 0) < 0)
+				bench_die("match reply");
+		}
+		f->s = bus_member(&f->bus, "sender", NULL);
+		f->dst = bus_mcast(&f->bus, sent_bits);
+		return;
+	}
+	for (i = 0; i < nrecv; i++) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			bench_die("socketpair");
+		f->tx[i] = sv[0];
+		f->rx[i] = sv[1];
+	}
+}
+
+static void fanout_close(struct fanout *f)
+{
+	int i;
+
+	for (i = 0; i < f->nrecv; i++) {
+		close(f->rx[i]);
+		if (!f->bus_case)
+			close(f->tx[i]);
+	}
+	if (f->bus_case) {
+		close(f->s);
+		close(f->bus.master);
+	}
+	free(f->rx);
+	free(f->tx);
+}
+
+/* Sends @n messages to every receiver, WINDOW at a time; returns the
+ * delivered messages/s and the busy CPU time per delivered message.
+ */
+static double fanout_run(struct fanout *f, long n, double *cpu)
+{
+	char payload[64] = "signal", acks[64];
+	double t0, t1, c0, c1;
+	int ack[2], status, i;
+	long sent;
+
+	if (pipe(ack))
+		bench_die("pipe");
+	for (i = 0; i < f->nrecv; i++) {
+		if (fork() == 0) {
+			close(ack[0]);
+			bench_pin(1);
+			mcast_receiver(f->rx[i], n, ack[1]);
+			_exit(0);
+		}
+	}
+	close(ack[1]);
+	bench_pin(0);
+	c0 = bench_busy();
+	t0 = bench_now();
+	for (sent = 0; sent < n; sent += WINDOW) {
+		int j;
+
+		for (j = 0; j < WINDOW; j++) {
+			if (f->bus_case) {
+				if (sendto(f->s, payload, 64, 0, (struct sockaddr *)&f->dst,
+					   sizeof(f->dst)) != 64)
+					bench_die("multicast");
+				continue;
+			}
+			for (i = 0; i < f->nrecv; i++)
+				bench_write(f->tx[i], payload, 64);
+		}
+		bench_read(ack[0], acks, f->nrecv);
+	}
+	t1 = bench_now();
+	c1 = bench_busy();
+	bench_pin(-1);
+	for (i = 0; i < f->nrecv; i++) {
+		wait(&status);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			bench_die("mcast: a receiver failed");
+	}
+	close(ack[0]);
+	*cpu = (c1 - c0) * 1e6 / ((double)n * f->nrecv);
+	return (double)n * f->nrecv / (t1 - t0);
+}
+
+static void bench_mcast(void)
+{
+	static const int nrecv[] = { 1, 8, 64 };
+	static const char *const name[] = { "unix_dgram_n_sends", "af_bus" };
+	double v[2][BENCH_MAX_REPS], c[2][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
+	struct fanout f[2];
+	unsigned int i;
+	int r, b;
+
+	for (i = 0; i < 3; i++) {
+		long k = bench_count(&opts, 20000 / nrecv[i] + 200);
+
+		k = (k + WINDOW - 1) / WINDOW * WINDOW;
+		fanout_open(&f[0], 0, nrecv[i]);
+		fanout_open(&f[1], 1, nrecv[i]);
+		for (r = -1; r < opts.reps; r++)
+			for (b = 0; b < 2; b++) {
+				double cpu, m = fanout_run(&f[b], r < 0 ? WINDOW * 2 : k, &cpu);
+
+				if (r >= 0) {
+					v[b][r] = m;
+					c[b][r] = cpu;
+				}
+			}
+		for (r = 0; r < opts.reps; r++)
+			ratio[r] = c[1][r] / c[0][r];
+		for (b = 1; b >= 0; b--) {
+			bench_report("mcast", name[b], "2cpu", nrecv[i], "delivered", "msg/s", v[b],
+				     opts.reps);
+			bench_report("mcast", name[b], "2cpu", nrecv[i], "cpu", "us/delivered",
+				     c[b], opts.reps);
+			fanout_close(&f[b]);
+		}
+		bench_report("mcast", "af_bus_over_unix_cpu", "2cpu", nrecv[i], "ratio", "x", ratio,
+			     opts.reps);
+	}
+}
+
+/* ---- match scaling ------------------------------------------------- */
+
+static unsigned long long rng = 88172645463325252ULL;
+
+static unsigned int rand_bit(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng % 512;
+}
+
+static int lowest_sent_bit(void)
+{
+	int i;
+
+	for (i = 0; i < 512; i++)
+		if (sent_bits[i / 64] & (1ULL << (i % 64)))
+			return i;
+	return -1;
+}
+
+/* A grant mask that the sent bitmap does not match.  "bloom4": 4 random
+ * bits, as a match rule's bloom sets; "lowbit": its lowest bit is the
+ * sent bitmap's lowest, so the index files it where every send looks.
+ */
+static void filler_mask(int lowbit, __u64 *mask)
+{
+	int i, ok;
+
+	do {
+		memset(mask, 0, 64);
+		for (i = 0; i < 4; i++) {
+			unsigned int b = rand_bit();
+
+			if (lowbit && b <= (unsigned int)lowest_sent_bit())
+				b = 511 - b % 64;
+			mask[b / 64] |= 1ULL << (b % 64);
+		}
+		if (lowbit) {
+			int l = lowest_sent_bit();
+
+			mask[l / 64] |= 1ULL << (l % 64);
+		}
+		for (i = 0, ok = 0; i < 8; i++)
+			ok |= (mask[i] & ~sent_bits[i]) != 0;
+	} while (!ok);
+}
+
+#define GRANTS_PER_MEMBER 50
+
+/* A bus with one matching receiver, a sender, and @grants non-matching
+ * match grants held by other members (GRANTS_PER_MEMBER each).
+ */
+struct mlevel {
+	struct bus bus;
+	int rx, s, members, *fill;
+	struct sockaddr_bus dst;
+};
+
+static void mlevel_open(struct mlevel *l, int grants, int lowbit)
+{
+	struct sockaddr_bus h, m, g[16];
+	char buf[128];
+	int have = 0;
+
+	bus_new(&l->bus);
+	l->fill = calloc(grants / GRANTS_PER_MEMBER + 1, sizeof(int));
+	l->members = 0;
+	m = bus_mcast(&l->bus, match_bits);
+	l->rx = bus_member(&l->bus, "rx", &h);
+	bus_grant(&l->bus, &h, SCM_MULTICAST_MATCH, &m, 1);
+	if (recv(l->rx, buf, sizeof(buf), 0) < 0)
+		bench_die("match reply");
+	l->s = bus_member(&l->bus, "sender", NULL);
+	l->dst = bus_mcast(&l->bus, sent_bits);
+	while (have < grants) {
+		int in_member = 0, fd;
+
+		snprintf(buf, sizeof(buf), "f%d", l->members);
+		fd = l->fill[l->members++] = bus_member(&l->bus, buf, &h);
+		while (in_member < GRANTS_PER_MEMBER && have < grants) {
+			int j, batch = 0;
+
+			for (j = 0; j < 16 && in_member < GRANTS_PER_MEMBER && have < grants;
+			     j++, batch++, in_member++, have++) {
+				__u64 mask[8];
+
+				filler_mask(lowbit, mask);
+				g[j] = bus_mcast(&l->bus, mask);
+			}
+			bus_grant(&l->bus, &h, SCM_MULTICAST_MATCH, g, batch);
+			if (recv(fd, buf, sizeof(buf), 0) < 0)
+				bench_die("filler grant reply");
+		}
+	}
+}
+
+static void mlevel_close(struct mlevel *l)
+{
+	while (l->members > 0)
+		close(l->fill[--l->members]);
+	free(l->fill);
+	close(l->rx);
+	close(l->s);
+	close(l->bus.master);
+}
+
+/* The time spent in sendmsg per multicast, over @n of them, the
+ * receiver draining after every WINDOW outside the timed part.
+ */
+static double mlevel_run(struct mlevel *l, long n)
+{
+	char buf[128], payload[64] = "signal";
+	double spent = 0;
+	long sent;
+
+	for (sent = 0; sent < n; sent += WINDOW) {
+		double t0 = bench_now();
+		int j;
+
+		for (j = 0; j < WINDOW; j++)
+			if (sendto(l->s, payload, 64, 0, (struct sockaddr *)&l->dst,
+				   sizeof(l->dst)) != 64)
+				bench_die("multicast");
+		spent += bench_now() - t0;
+		for (j = 0; j < WINDOW; j++)
+			if (recv(l->rx, buf, sizeof(buf), 0) != 64)
+				bench_die("match recv");
+	}
+	return spent * 1e6 / n;
+}
+
+/* Every level on its own bus, measured round by round in turn. */
+static void match_levels(int lowbit)
+{
+	static const int levels[] = { 0, 100, 1000, 10000 };
+	double v[4][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
+	long k = bench_count(&opts, 2000);
+	const char *config = lowbit ? "lowbit" : "bloom4";
+	struct mlevel l[4];
+	int i, r;
+
+	k = (k + WINDOW - 1) / WINDOW * WINDOW;
+	for (i = 0; i < 4; i++)
+		mlevel_open(&l[i], levels[i], lowbit);
+	bench_pin(0);
+	for (r = -1; r < opts.reps; r++)
+		for (i = 0; i < 4; i++) {
+			double us = mlevel_run(&l[i], r < 0 ? WINDOW * 4 : k);
+
+			if (r >= 0)
+				v[i][r] = us;
+		}
+	bench_pin(-1);
+	for (r = 0; r < opts.reps; r++)
+		ratio[r] = v[3][r] / v[0][r];
+	for (i = 0; i < 4; i++) {
+		bench_report("match", "af_bus", config, levels[i], "send", "us/multicast", v[i],
+			     opts.reps);
+		mlevel_close(&l[i]);
+	}
+	bench_report("match", "grants_10000_over_0", config, 10000, "ratio", "x", ratio,
+		     opts.reps);
+}
+
+static void bench_match(void)
+{
+	match_levels(0);
+	match_levels(1);
+}
+
+/* ---- joining ------------------------------------------------------- */
+
+static void join_master(const struct bus *b)
+{
+	struct sockaddr_bus from, g;
+	char buf[64], name[24];
+	long next = 0;
+
+	for (;;) {
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(b->master, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+		if (n < 0 && errno == ENOBUFS)
+			continue;
+		if (n < 0)
+			bench_die("join master");
+		if (from.sbus_addr_ncomp == 0)
+			continue;	/* BUS_NOTIFY_GONE of an earlier joiner */
+		if (n == 5 && !memcmp(buf, "quit", 5))
+			return;
+		snprintf(name, sizeof(name), "j%ld", next++);
+		g = bus_on(b, name);
+		bus_grant(b, &from, SCM_OWNED_ADDR, &g, 1);
+	}
+}
+
+static void bench_join(void)
+{
+	long n = bench_count(&opts, 1000), i;
+	double v[BENCH_MAX_REPS];
+	struct bus bus;
+	int r, status;
+	char buf[16];
+	pid_t pid;
+
+	bus_new(&bus);
+	pid = fork();
+	if (pid == 0) {
+		bench_pin(1);
+		join_master(&bus);
+		_exit(0);
+	}
+	bench_pin(0);
+	for (r = -1; r < opts.reps; r++) {
+		double spent = 0;
+
+		for (i = 0; i < n; i++) {
+			int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+			double t0 = bench_now();
+
+			if (sendto(fd, "hi", 3, 0, (struct sockaddr *)&bus.maddr,
+				   sizeof(bus.maddr)) != 3 || recv(fd, buf, sizeof(buf), 0) < 0)
+				bench_die("join");
+			spent += bench_now() - t0;
+			close(fd);
+		}
+		if (r >= 0)
+			v[r] = spent * 1e6 / n;
+	}
+	{
+		int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+
+		if (sendto(fd, "quit", 5, 0, (struct sockaddr *)&bus.maddr, sizeof(bus.maddr)) != 5)
+			bench_die("quit");
+		waitpid(pid, &status, 0);
+		close(fd);
+	}
+	bench_pin(-1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		bench_die("join: the master failed");
+	close(bus.master);
+	bench_report("join", "af_bus", "2cpu", 0, "join", "us", v, opts.reps);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct { const char *name; void (*fn)(void); } groups[] = {
+		{ "rtt", bench_rtt }, { "tput", bench_tput }, { "mcast", bench_mcast },
+		{ "match", bench_match }, { "join", bench_join },
+	};
+	unsigned int g;
+	int c, i;
+
+	while ((c = getopt(argc, argv, "r:s:k:")) != -1) {
+		switch (c) {
+		case 'k':
+			only = optarg;
+			break;
+		case 'r':
+			opts.reps = atoi(optarg);
+			break;
+		case 's':
+			opts.scale = atof(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: bus_bench [-r REPS] [-s SCALE] [-k CASE] [GROUP...]\n");
+			return 2;
+		}
+	}
+	if (opts.reps < 1 || opts.reps > BENCH_MAX_REPS || opts.scale <= 0) {
+		fprintf(stderr, "bus_bench: REPS is 1..%d, SCALE above 0\n", BENCH_MAX_REPS);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	make_bitmaps();
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		int want = optind == argc;
+
+		for (i = optind; i < argc; i++)
+			want |= !strcmp(argv[i], groups[g].name);
+		if (want) {
+			fprintf(stderr, "bus_bench: %s\n", groups[g].name);
+			groups[g].fn();
+		}
+	}
+	return 0;
+}
