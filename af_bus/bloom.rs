@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Bloom-filter bitmaps of multicast addresses: matching, send-grant
-//! coverage, and the bit a match grant is indexed under.
+//! coverage, and the bits a match grant is indexed under.
 //! Kernel-independent.
 
 use crate::addr::AddrPart;
@@ -35,17 +35,41 @@ impl Bitmap {
         self.0.iter().zip(grant.0.iter()).all(|(b, g)| b & !g == 0)
     }
 
-    /// The key a match grant of this mask is indexed under: its lowest
-    /// set bit, or [`MONITOR_KEY`] for the zero mask.  A message can only
-    /// match grants whose key bit it has set (or monitors).
-    pub fn index_key(&self) -> u16 {
-        for (i, w) in self.0.iter().enumerate() {
-            if *w != 0 {
-                // `i < 8` and `trailing_zeros() < 64`: the key is below 512.
-                return (i * 64 + w.trailing_zeros() as usize) as u16;
-            }
+    /// The key a match grant of this mask is indexed under: its two
+    /// lowest set bits (the lowest twice for a one-bit mask), or
+    /// [`MONITOR_KEY`] twice for the zero mask.  A message can only match
+    /// grants whose two key bits it has both set (or monitors).
+    pub fn index_pair(&self) -> (u16, u16) {
+        let mut bits = self.bits();
+        match (bits.next(), bits.next()) {
+            (None, _) => (MONITOR_KEY, MONITOR_KEY),
+            (Some(a), None) => (a, a),
+            (Some(a), Some(b)) => (a, b),
         }
-        MONITOR_KEY
+    }
+
+    /// The bits set in both.
+    pub fn and(&self, other: &Bitmap) -> Bitmap {
+        let mut out = *self;
+        for (o, w) in out.0.iter_mut().zip(other.0.iter()) {
+            *o &= *w;
+        }
+        out
+    }
+
+    /// Sets bit `bit` (below [`BITS`]).
+    pub fn set(&mut self, bit: u16) {
+        self.0[usize::from(bit) / 64] |= 1 << (bit % 64);
+    }
+
+    /// Clears bit `bit` (below [`BITS`]).
+    pub fn clear(&mut self, bit: u16) {
+        self.0[usize::from(bit) / 64] &= !(1 << (bit % 64));
+    }
+
+    /// Whether no bit is set.
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
     }
 
     /// The set bits, lowest first.
@@ -58,7 +82,7 @@ impl Bitmap {
                 }
                 let b = w.trailing_zeros() as usize;
                 w &= w - 1;
-                // As for `index_key`.
+                // `i < 8` and `b < 64`: below 512.
                 Some((i * 64 + b) as u16)
             })
         })

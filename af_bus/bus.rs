@@ -16,7 +16,7 @@ use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
-use crate::bloom::{Bitmap, MONITOR_KEY};
+use crate::bloom::{self, Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
 use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
@@ -71,14 +71,38 @@ struct BusInner {
     owners: RBTree<AddrPart, usize>,
     /// Members by socket address.
     members: RBTree<usize, Member>,
-    /// Match grants by (index bit, id): a message with bitmap `B` only
-    /// looks at the grants filed under a bit set in `B`, and monitors.
-    matches: RBTree<(u16, u64), MatchGrant>,
+    /// Match grants, filed under the two lowest bits of their mask:
+    /// `filed[k1]` holds the grants whose lowest bit is `k1`, by (second
+    /// bit, id), and `filed[MONITOR_KEY]` the zero masks.  A message with
+    /// bitmap `B` only looks at the grants filed under two bits set in
+    /// `B`, and monitors.  Empty until the bus's first match grant (see
+    /// `reserve_index`).
+    filed: KVVec<RBTree<(u16, u64), MatchGrant>>,
+    /// The first index bits that have grants filed under them.
+    firsts: Bitmap,
+    /// For each first index bit, the second index bits that have grants
+    /// filed under them, so that a message seeks only pairs that exist.
+    seconds: KVVec<Bitmap>,
     next_match: u64,
 }
 
 impl BusInner {
-    /// Files match grants of `member` in the index.
+    /// Makes sure the index exists, so that filing grants cannot fail
+    /// (36 KiB for a bus that has match grants).
+    fn reserve_index(&mut self) -> Result {
+        if self.filed.is_empty() {
+            let mut filed = KVVec::with_capacity(bloom::BITS + 1, GFP_KERNEL)?;
+            for _ in 0..=bloom::BITS {
+                filed.push(RBTree::new(), GFP_KERNEL)?;
+            }
+            self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, GFP_KERNEL)?;
+            self.filed = filed;
+        }
+        Ok(())
+    }
+
+    /// Files match grants of `member` in the index; `reserve_index` has
+    /// succeeded before.
     fn index(
         &mut self,
         member: usize,
@@ -86,41 +110,90 @@ impl BusInner {
         nodes: KVec<RBTreeNodeReservation<(u16, u64), MatchGrant>>,
     ) {
         for (&(id, mask), node) in grants.iter().zip(nodes) {
-            self.matches
-                .insert(node.into_node((mask.index_key(), id), MatchGrant { mask, member }));
+            let (k1, k2) = mask.index_pair();
+            if let Some(tree) = self.filed.get_mut(usize::from(k1)) {
+                tree.insert(node.into_node((k2, id), MatchGrant { mask, member }));
+            }
+            if let Some(seconds) = self.seconds.get_mut(usize::from(k1)) {
+                seconds.set(k2);
+                self.firsts.set(k1);
+            }
         }
+    }
+
+    /// Whether any grant is filed under (`k1`, `k2`).
+    fn filed(&mut self, k1: u16, k2: u16) -> bool {
+        self.filed.get_mut(usize::from(k1)).is_some_and(|tree| {
+            tree.cursor_lower_bound(&(k2, 0))
+                .is_some_and(|c| c.current().0 .0 == k2)
+        })
     }
 
     /// Takes match grants out of the index.
     fn unindex(&mut self, grants: &[(u64, Bitmap)]) {
         for (id, mask) in grants {
-            self.matches.remove(&(mask.index_key(), *id));
+            let (k1, k2) = mask.index_pair();
+            if let Some(tree) = self.filed.get_mut(usize::from(k1)) {
+                tree.remove(&(k2, *id));
+            }
+            if self.filed(k1, k2) {
+                continue;
+            }
+            if let Some(seconds) = self.seconds.get_mut(usize::from(k1)) {
+                seconds.clear(k2);
+                if seconds.is_zero() {
+                    self.firsts.clear(k1);
+                }
+            }
         }
     }
 
-    /// The members holding a grant that a message to `b` matches, each
-    /// once, `except` the sender.  Only grants filed under a bit of `b`
-    /// are looked at.
+    /// Adds to `out` the members of the grants filed under (`k1`, `k2`)
+    /// that a message to `b` matches, but `except`.
+    fn scan(
+        &mut self,
+        k1: u16,
+        k2: u16,
+        b: &Bitmap,
+        except: usize,
+        out: &mut KVec<usize>,
+    ) -> Result {
+        let Some(tree) = self.filed.get_mut(usize::from(k1)) else {
+            return Ok(());
+        };
+        let mut cursor = match tree.cursor_lower_bound(&(k2, 0)) {
+            Some(c) => c,
+            None => return Ok(()),
+        };
+        loop {
+            let (k, g) = cursor.current();
+            if k.0 != k2 {
+                return Ok(());
+            }
+            if g.member != except && b.matches(&g.mask) {
+                out.push(g.member, GFP_KERNEL)?;
+            }
+            cursor = match cursor.move_next() {
+                Some(c) => c,
+                None => return Ok(()),
+            };
+        }
+    }
+
+    /// The members holding a grant that a message to `b` matches, sorted,
+    /// `except` the sender.  Only the pairs of bits of `b` that have
+    /// grants filed under them are looked at, and monitors.
     fn matching(&mut self, b: &Bitmap, except: usize) -> Result<KVec<usize>> {
         let mut out = KVec::new();
-        let keys = Iterator::chain(b.bits(), core::iter::once(MONITOR_KEY));
-        for key in keys {
-            let mut cursor = match self.matches.cursor_lower_bound(&(key, 0)) {
-                Some(c) => c,
-                None => continue,
+        self.scan(MONITOR_KEY, MONITOR_KEY, b, except, &mut out)?;
+        let firsts = b.and(&self.firsts);
+        for k1 in firsts.bits() {
+            let Some(seconds) = self.seconds.get(usize::from(k1)) else {
+                break;
             };
-            loop {
-                let (k, g) = cursor.current();
-                if k.0 != key {
-                    break;
-                }
-                if g.member != except && b.matches(&g.mask) {
-                    out.push(g.member, GFP_KERNEL)?;
-                }
-                cursor = match cursor.move_next() {
-                    Some(c) => c,
-                    None => break,
-                };
+            let seconds = b.and(seconds);
+            for k2 in seconds.bits() {
+                self.scan(k1, k2, b, except, &mut out)?;
             }
         }
         out.as_mut_slice().sort_unstable();
@@ -264,7 +337,9 @@ impl Bus {
             inner.alive = false;
             inner.master = None;
             inner.owners = RBTree::new();
-            inner.matches = RBTree::new();
+            inner.filed = KVVec::new();
+            inner.seconds = KVVec::new();
+            inner.firsts = Bitmap::default();
             let members = core::mem::take(&mut inner.members);
             let mut out = KVec::new();
             for m in members.values() {
@@ -493,6 +568,9 @@ impl Bus {
         for m in matches.iter().filter(|(id, _)| *id >= inner.next_match) {
             nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
             fresh.push(*m, GFP_KERNEL)?;
+        }
+        if !fresh.is_empty() {
+            inner.reserve_index()?;
         }
         let mut gone = KVec::new();
         for m in old_matches.iter() {
@@ -746,7 +824,9 @@ pub(crate) fn register(
                 policy: 0,
                 owners: RBTree::new(),
                 members: RBTree::new(),
-                matches: RBTree::new(),
+                filed: KVVec::new(),
+                firsts: Bitmap::default(),
+                seconds: KVVec::new(),
                 next_match: 1,
             },
             "Bus::inner"

@@ -224,13 +224,27 @@ fn bloom_matching() {
     assert!(Bitmap([0b0011, 0, 0, 0, 0, 0, 0, 0]).within(&b));
     assert!(!Bitmap([0b0100, 0, 0, 0, 0, 0, 0, 0]).within(&b));
     // Index keys and bits.
-    assert_eq!(b.index_key(), 0);
-    assert_eq!(Bitmap([0, 0, 0b100, 0, 0, 0, 0, 0]).index_key(), 130);
-    assert_eq!(Bitmap::default().index_key(), MONITOR_KEY);
+    assert_eq!(b.index_pair(), (0, 1));
+    assert_eq!(
+        Bitmap([0, 0, 0b100, 0, 0, 0, 0, 0]).index_pair(),
+        (130, 130)
+    );
+    assert_eq!(Bitmap::default().index_pair(), (MONITOR_KEY, MONITOR_KEY));
     assert_eq!(b.bits().collect::<Vec<_>>(), vec![0, 1, 3, 511]);
-    // A mask matches a message only if the message has the mask's key bit.
+    // A mask matches a message only if the message has both key bits.
     let m = Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]);
-    assert!(b.matches(&m) && b.bits().any(|x| x == m.index_key()));
+    assert!(b.matches(&m));
+    let (k1, k2) = m.index_pair();
+    assert!(b.bits().any(|x| x == k1) && b.bits().any(|x| x == k2) && k1 <= k2);
+    assert_eq!((k1, k2), (1, 3));
+    // The summary operations.
+    let mut s = Bitmap::default();
+    s.set(511);
+    s.set(3);
+    assert_eq!(s.and(&b).bits().collect::<Vec<_>>(), vec![3, 511]);
+    s.clear(3);
+    s.clear(511);
+    assert!(s.is_zero() && !b.is_zero());
 }
 
 #[test]

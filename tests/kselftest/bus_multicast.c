@@ -284,6 +284,58 @@ TEST_F(bus, unmatch_and_revoke_take_effect_for_the_next_message)
 	ASSERT_EQ(EACCES, errno);
 }
 
+/*
+ * Grants are indexed by the two lowest bits of their mask.  Grants that
+ * share those bits, one-bit masks, and a key whose last grant goes away
+ * (and comes back) must all keep matching exactly.
+ */
+TEST_F(bus, grants_sharing_an_index_key)
+{
+	struct sockaddr_bus m125 = mcast1(&self->maddr, 0x26);	/* bits 1, 2, 5 */
+	struct sockaddr_bus m129 = mcast1(&self->maddr, 0x206);	/* bits 1, 2, 9 */
+	struct sockaddr_bus m1 = mcast1(&self->maddr, 0x2);	/* bit 1 alone */
+	struct sockaddr_bus to125 = mcast1(&self->maddr, 0x2f);
+	struct sockaddr_bus to129 = mcast1(&self->maddr, 0x20f);
+	char buf[8];
+
+	ASSERT_EQ(0, match(self->master, self->r1, &self->r1h, &m125));
+	ASSERT_EQ(0, match(self->master, self->r2, &self->r2h, &m129));
+	ASSERT_EQ(2, bus_send_str(self->s, &to125, "x", 0));
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(1, pending(self->r1));
+	ASSERT_EQ(1, pending(self->r2));
+	/* The one-bit mask under bit 1 alone. */
+	ASSERT_EQ(0, match(self->master, self->r1, &self->r1h, &m1));
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(1, pending(self->r1));
+	ASSERT_EQ(1, pending(self->r2));
+	/* r1 loses {1,2,5}: r2's {1,2,9}, filed under the same bits, stays. */
+	ASSERT_EQ(0, grant_mcast(self->master, &self->r1h, SCM_MULTICAST_UNMATCH, &m125));
+	ASSERT_EQ(1, recv(self->r1, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, bus_send_str(self->s, &to125, "x", 0));
+	ASSERT_EQ(1, pending(self->r1));	/* through its one-bit grant */
+	ASSERT_EQ(0, pending(self->r2));
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(1, pending(self->r1));	/* its one-bit grant again */
+	ASSERT_EQ(1, pending(self->r2));
+	/* The last grants under (1, 2) and (1, 1) go: nobody matches. */
+	ASSERT_EQ(0, grant_mcast(self->master, &self->r2h, SCM_MULTICAST_UNMATCH, &m129));
+	ASSERT_EQ(1, recv(self->r2, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, grant_mcast(self->master, &self->r1h, SCM_MULTICAST_UNMATCH, &m1));
+	ASSERT_EQ(1, recv(self->r1, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(0, pending(self->r1));
+	ASSERT_EQ(0, pending(self->r2));
+	/* And a key that comes back works again; so does a member's close. */
+	ASSERT_EQ(0, match(self->master, self->r2, &self->r2h, &m129));
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(1, pending(self->r2));
+	close(self->r2);
+	self->r2 = socket(AF_BUS, SOCK_DGRAM, 0);
+	ASSERT_EQ(2, bus_send_str(self->s, &to129, "x", 0));
+	ASSERT_EQ(0, pending(self->r1));
+}
+
 TEST_F(bus, match_grant_errors)
 {
 	struct sockaddr_bus a = mcast1(&self->maddr, 1), uni = bus_on(&self->maddr, "u");
