@@ -7,7 +7,7 @@
 #   scripts/build.sh base|debug       use the cached kernel of that config
 #   KDIR=/path scripts/build.sh custom use a kernel you built
 #
-# Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO) for the other
+# Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO, TESTS, STRESS...) for the other
 # scripts and prints its path.
 
 set -euo pipefail
@@ -56,6 +56,11 @@ mkdir -p "$out/bench"
 for b in "$top"/tests/bench/*.c; do
 	gcc "${cflags[@]}" -o "$out/bench/$(basename "$b" .c)" "$b"
 done
+mkdir -p "$out/stress"
+for s in "$top"/tests/stress/*.c "$top"/tests/fuzz/*.c; do
+	[ -e "$s" ] || continue
+	gcc "${cflags[@]}" -o "$out/stress/$(basename "$s" .c)" "$s" -lpthread
+done
 mkdir -p "$out/examples"
 for e in "$top"/examples/*.c; do
 	[ -e "$e" ] || continue
@@ -71,5 +76,6 @@ SPLAT_KO=$out/splat/af_bus_splat.ko
 TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
+STRESS=$out/stress
 VARS
 echo "$out/vars"
