@@ -8,6 +8,8 @@
 #                      run your own program in the guest instead
 #   make check         host tests, then every kselftest in the debug guest
 #   make ring-bench    recvmsg versus the receive ring, on the base kernel
+#   make stress        stress (bus_stress) then fuzz (bus_fuzz) on the debug
+#                      kernel; SEED=, DURATION= (seconds, default 180)
 #   make clippy        build the module with CLIPPY=1
 #   make kernel        only build (or find) the cached kernels
 #   make clean         remove build/
@@ -30,7 +32,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help ring-bench
+.PHONY: all modules run check clippy kernel clean help ring-bench stress
 
 all: modules
 
@@ -65,8 +67,11 @@ ring-bench:
 	scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
 		--add $$BENCH/bus_ring_bench -- bus_ring_bench $(SCALE)
 
+stress:
+	@scripts/stress.sh $(FLAVOUR)
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'

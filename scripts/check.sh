@@ -79,6 +79,21 @@ else
 	problems+=("the deliberate WARN and leak were not both reported")
 fi
 
+echo "== guest: short stress and fuzz profile on the $flavour kernel"
+# About a minute: a fixed seed, so that CI is reproducible; make stress
+# runs the long profile with a fresh seed.
+stress_seed=${STRESS_SEED:-1}
+if "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout 600 \
+		--log "$out/stress-short-log" \
+		--add "$STRESS/bus_stress" --add "$STRESS/bus_fuzz" \
+		--add "$top/scripts/guest-stress.sh:/usr/bin/" \
+		-- sh /usr/bin/guest-stress.sh "$stress_seed" 25 15 4 3 \
+		2>&1 | grep -aE '^bus_(stress|fuzz): |^vm: |FAIL'; then
+	echo "ok (seed $stress_seed)"
+else
+	problems+=("the short stress/fuzz profile failed (seed $stress_seed; logs in $out/stress-short-log)")
+fi
+
 echo "== guest: kselftests on the $flavour kernel"
 adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/")
 for t in "$TESTS"/*; do
