@@ -39,7 +39,8 @@ fi
 
 echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
-		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs; then
+		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
+		"$top"/af_bus/fuzz/fuzz_targets/*.rs; then
 	echo "ok"
 else
 	problems+=("rustfmt would reformat the files above")

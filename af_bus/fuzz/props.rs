@@ -49,7 +49,10 @@ pub fn check_addr(data: &[u8]) {
     };
     assert_eq!(u16::from_ne_bytes([data[0], data[1]]), AF_BUS);
     assert!(a.addr.ncomp() <= BUS_ADDR_COMP_MAX);
-    assert_eq!(a.addr.ncomp(), usize::from(u16::from_ne_bytes([data[2], data[3]])));
+    assert_eq!(
+        a.addr.ncomp(),
+        usize::from(u16::from_ne_bytes([data[2], data[3]]))
+    );
     assert!(!a.path.name().is_empty());
     assert!(!a.path.name().contains(&0));
     assert!(!a.multicast || a.addr.ncomp() >= 1);

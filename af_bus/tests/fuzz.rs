@@ -41,7 +41,11 @@ fn valid_addr(r: &mut Rng) -> Vec<u8> {
     let mut raw = vec![0u8; SOCKADDR_BUS_SIZE];
     raw[0..2].copy_from_slice(&AF_BUS.to_ne_bytes());
     let multicast = r.below(4) == 0;
-    let ncomp = if multicast { 1 + r.below(8) } else { r.below(9) };
+    let ncomp = if multicast {
+        1 + r.below(8)
+    } else {
+        r.below(9)
+    };
     raw[2..4].copy_from_slice(&(ncomp as u16).to_ne_bytes());
     let abstract_ = r.below(2) == 0;
     let name_len = 1 + r.below(if abstract_ { 57 } else { 58 });

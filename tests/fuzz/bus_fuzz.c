@@ -34,6 +34,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,7 +67,7 @@ static struct map maps[NMAP];
 struct thr {
 	int id;
 	uint64_t s;
-	long calls, ok, failed_calls, foreign;
+	long calls, ok, failed_calls, foreign, forks;
 	char log[LOGN][LOGW];
 	int logi;
 	unsigned long errs[134];
@@ -487,16 +489,21 @@ static void op_sockopt(struct thr *t)
 	if (set) {
 		snprintf(what, sizeof(what), "setsockopt(%d, %d, %d, len %u)", fd, level, opt, len);
 		rc = setsockopt(fd, level, opt, val, len);
-		check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(EPERM) | E(EBUSY) | E(ENOENT) |
-		      E(EOPNOTSUPP) | E(ECONNRESET) |
-		      (opt == BUS_RX_RING && level == SOL_BUS ? E(ENOMEM) : 0), what);
+		if (level == SOL_BUS)
+			check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(EPERM) | E(EBUSY) |
+			      E(ECONNRESET) | (opt == BUS_RX_RING ? E(ENOMEM) : 0), what);
+		else
+			check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(EPERM) | E(ENOENT) |
+			      E(EOPNOTSUPP), what);
 	} else {
 		len = rn(t, 2) ? sizeof(val) : rn(t, 200);
 		snprintf(what, sizeof(what), "getsockopt(%d, %d, %d, len %u)", fd, level, opt, len);
 		rc = getsockopt(fd, level, opt, val, &len);
-		check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(ERANGE) | E(EOPNOTSUPP) |
-		      E(ECONNRESET) | (level == SOL_BUS && opt == BUS_POLICY ? E(ENOTCONN) : 0),
-		      what);
+		if (level == SOL_BUS)
+			check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(ERANGE) | E(ECONNRESET) |
+			      (opt == BUS_POLICY ? E(ENOTCONN) : 0), what);
+		else
+			check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(EOPNOTSUPP), what);
 		if (rc == 0 && level == SOL_BUS && opt == BUS_ADDRS && len % sizeof(struct sockaddr_bus))
 			die(t, "BUS_ADDRS returned %u bytes", len);
 	}
@@ -673,15 +680,54 @@ static void op_master(struct thr *t)
 	check(t, sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
 }
 
+static void fuzz_calls(struct thr *t, long n);
+
+/*
+ * A child inherits the descriptors and mappings, makes calls of its own
+ * and is SIGKILLed a few milliseconds later, wherever it is: in a send,
+ * a receive, holding a ring mapping.
+ */
+static void op_fork(struct thr *t)
+{
+	struct timespec ts = { 0, 1000000L * rn(t, 20) };
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		t->s ^= 0x9e3779b97f4a7c15ull;
+		fuzz_calls(t, 500);
+		_exit(0);
+	}
+	t->forks++;
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status))
+		die(t, "a forked child failed (its report is above)");
+}
+
 static void *fuzz_thread(void *arg)
 {
 	struct thr *t = arg;
+
+	fuzz_calls(t, g_calls);
+	return NULL;
+}
+
+static void fuzz_calls(struct thr *t, long n)
+{
 	long i;
 	int fd;
 
-	for (i = 0; i < g_calls && !stop; i++) {
+	for (i = 0; i < n && !stop; i++) {
 		if ((i & 63) == 0 && now() > g_end)
 			break;
+		if (rn(t, 1000) == 0) {
+			op_fork(t);
+			continue;
+		}
 		switch (rn(t, 16)) {
 		case 0:
 			fd = new_socket(t);
@@ -714,14 +760,13 @@ static void *fuzz_thread(void *arg)
 			break;
 		}
 	}
-	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/bus_fuzz.XXXXXX";
 	unsigned long errs[134] = { 0 };
-	long calls = 0, ok = 0, foreign = 0;
+	long calls = 0, ok = 0, foreign = 0, forks = 0;
 	double start;
 	int opt, i, j, sv[2];
 
@@ -768,6 +813,7 @@ int main(int argc, char **argv)
 		calls += thr[i].calls;
 		ok += thr[i].ok;
 		foreign += thr[i].foreign;
+		forks += thr[i].forks;
 		for (j = 0; j < 134; j++)
 			errs[j] += thr[i].errs[j];
 	}
@@ -779,8 +825,8 @@ int main(int argc, char **argv)
 			close(fds[i]);
 	close(sv[1]);
 	printf("bus_fuzz: seed=%llu threads=%d iterations=%ld duration=%.1fs calls=%ld ok=%ld "
-	       "errors=%ld (of other files: %ld)\nbus_fuzz: errnos:", g_seed, g_threads, calls,
-	       now() - start, calls, ok, calls - ok, foreign);
+	       "errors=%ld (of other files: %ld) forks=%ld\nbus_fuzz: errnos:", g_seed, g_threads,
+	       calls, now() - start, calls, ok, calls - ok, foreign, forks);
 	for (j = 0; j < 134; j++)
 		if (errs[j])
 			printf(" %s=%lu", strerrorname_np(j) ? strerrorname_np(j) : "?", errs[j]);

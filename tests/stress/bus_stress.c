@@ -1386,6 +1386,30 @@ static void kill_all(void)
 		;
 }
 
+/* Reads or writes a module parameter; -1 if it cannot be read. */
+static long param(const char *name, long set)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/af_bus/parameters/%s", name);
+	f = fopen(path, set >= 0 ? "w" : "r");
+	if (!f)
+		return -1;
+	if (set >= 0)
+		fprintf(f, "%ld\n", set);
+	else if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static void set_param(const char *name, long v)
+{
+	param(name, v);
+}
+
 static void run_epoch(int epoch, double end, struct rng *r)
 {
 	int i, fs_path = rn(r, 4) == 0, policy = rn(r, 2);
@@ -1422,6 +1446,12 @@ static void run_epoch(int epoch, double end, struct rng *r)
 			master_pid = 0;
 			ST_ADD(master_kills, 1);
 			break;
+		}
+		if (rn(r, 20) == 0) {
+			/* Limits change under full queues. */
+			static const int qmsgs[] = { 8, 32, 128, 256 };
+
+			set_param("max_queue_msgs", qmsgs[rn(r, 4)]);
 		}
 		if (rn(r, 10) == 0) {
 			i = rn(r, g_workers);
@@ -1546,6 +1576,7 @@ static void report_failure(int epochs)
 int main(int argc, char **argv)
 {
 	struct counts before, after;
+	long qmsgs;
 	double start, end;
 	struct rng r;
 	int opt, epoch, i;
@@ -1577,6 +1608,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	rng_init(&r, 0, 0xff, 0);
 	before = read_counts();
+	qmsgs = param("max_queue_msgs", -1);
 	start = now();
 	end = start + g_duration;
 	for (epoch = 1; epoch <= g_epochs && now() < end && !shm->failed; epoch++) {
@@ -1584,7 +1616,10 @@ int main(int argc, char **argv)
 		if (shm->failed)
 			break;
 	}
-	epoch--;
+	if (!shm->failed)
+		epoch--;	/* the loop went one past the last epoch run */
+	if (qmsgs > 0)
+		set_param("max_queue_msgs", qmsgs);
 	if (shm->failed) {
 		kill_all();
 		goto failed;
