@@ -100,6 +100,9 @@ struct shm {
 	volatile uint32_t inc[MAXW];
 	volatile int tx_stopped, drained, burst_done, counted;
 	uint64_t burst_k[NSRC], burst_flagged[NSRC];
+	/* At quiesce: each sender's last sequence numbers, per destination. */
+	uint64_t final_useq[MAXW][MAXW], final_fseq[MAXW][MAXW];
+	uint32_t final_inc[MAXW];
 	struct sockaddr_bus bus;	/* the master's address */
 	struct stats st;
 	volatile int failed;
@@ -775,6 +778,31 @@ static int rx_drain(void)
 	return 0;
 }
 
+/*
+ * Everything is drained and every sender stopped: from each sender whose
+ * messages reached this incarnation, the last one it had accepted for us
+ * must have arrived (no message lost at the tail of a stream).
+ */
+static void tail_check(void)
+{
+	int j;
+
+	for (j = 0; j < g_workers; j++) {
+		if (j == my_slot)
+			continue;
+		if (W.us[j].valid && W.us[j].inc == shm->final_inc[j] &&
+		    W.us[j].last != shm->final_useq[j][my_slot])
+			fail("unicast from slot %d lost at the tail: last %llu, sent %llu", j,
+			     (unsigned long long)W.us[j].last,
+			     (unsigned long long)shm->final_useq[j][my_slot]);
+		if (W.fs[j].valid && W.fs[j].inc == shm->final_inc[j] &&
+		    W.fs[j].last != shm->final_fseq[j][my_slot])
+			fail("unicast with a file from slot %d lost at the tail: last %llu, sent %llu",
+			     j, (unsigned long long)W.fs[j].last,
+			     (unsigned long long)shm->final_fseq[j][my_slot]);
+	}
+}
+
 static void wait_phase_leave(int ph)
 {
 	while (shm->phase == ph && !shm->failed)
@@ -795,6 +823,7 @@ static void *rx_thread(void *arg)
 		case PH_DRAIN:
 			if (rx_drain() < 0)
 				goto gone;
+			tail_check();
 			W.drops0 = drops_of(W.fd);
 			W.burst_recv = 0;
 			__atomic_fetch_add(&shm->drained, 1, __ATOMIC_SEQ_CST);
@@ -1283,6 +1312,9 @@ static void worker_main(int slot)
 			if (chaos_started)
 				pthread_join(chaos, NULL);
 			chaos_started = 0;
+			memcpy(shm->final_useq[slot], W.useq, sizeof(W.useq));
+			memcpy(shm->final_fseq[slot], W.fseq, sizeof(W.fseq));
+			shm->final_inc[slot] = my_inc;
 			__atomic_fetch_add(&shm->tx_stopped, 1, __ATOMIC_SEQ_CST);
 			wait_phase_leave(PH_QUIESCE);
 			wait_phase_leave(PH_DRAIN);
