@@ -1264,6 +1264,14 @@ static void worker_main(int slot)
 			bus_gone_check(W.fd);
 			_exit(0);
 		}
+		/*
+		 * The match grant applies when the reply is queued: multicast
+		 * may overrun the queue before the reply is read.
+		 */
+		if (errno == ENOBUFS && !W.no_enobufs) {
+			ST_ADD(enobufs, 1);
+			continue;
+		}
 		if (errno != EAGAIN)
 			fail("join reply: %s", strerror(errno));
 		if (shm->phase == PH_STOP || shm->failed)
