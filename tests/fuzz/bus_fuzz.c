@@ -651,6 +651,23 @@ static void op_master(struct thr *t)
 	long rc;
 
 	if (rn(t, 3) == 0) {
+		/* A fresh endpoint says hello to a fuzz master. */
+		fd = new_socket(t);
+		if (fd < 0)
+			return;
+		memset(&a, 0, sizeof(a));
+		a.sbus_family = AF_BUS;
+		snprintf(a.sbus_path + 1, 8, "fz%u", rn(t, NBUS));
+		strcpy((char *)a.sbus_addr, "m");
+		a.sbus_addr_ncomp = 1;
+		cur_fd = fd;
+		check(t, sendto(fd, "hello", 5, MSG_DONTWAIT, (void *)&a, sizeof(a)),
+		      E(EAGAIN) | E(ECONNREFUSED) | E(ECONNRESET) | E(EACCES) |
+		      E(EHOSTUNREACH), "sendto(hello)");
+		put_fd(fd);
+		return;
+	}
+	if (rn(t, 3) == 0) {
 		/* A new master on a fuzz bus. */
 		fd = new_socket(t);
 		if (fd < 0)
@@ -672,7 +689,43 @@ static void op_master(struct thr *t)
 		return;
 	check_name(t, &from, m.msg_namelen, what);
 	iov.iov_len = rn(t, 64);
-	m.msg_controllen = gen_cmsgs(t, ctl, sizeof(ctl), &nf);
+	if (rn(t, 2)) {
+		/* Valid grants on the master's own bus, so that endpoints
+		 * become members, own names and match multicast.
+		 */
+		static const char *names[] = { "a", "bb", "c1", "c2", "org.example.bus" };
+		socklen_t l = sizeof(a);
+		size_t off = 0;
+		unsigned int i, n = 1 + rn(t, 3);
+
+		if (getsockname(fd, (void *)&a, &l))
+			return;
+		for (i = 0; i < n; i++) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + off);
+			struct sockaddr_bus g = a;
+			int type = 1 + rn(t, 5);
+
+			memset(g.sbus_addr, 0, sizeof(g.sbus_addr));
+			if (type >= SCM_MULTICAST_MATCH) {
+				g.sbus_path[BUS_PATH_MAX - 1] = '*';
+				g.sbus_addr[0] = rn(t, 4) ? 1ull << rn(t, 8) : 0;
+				g.sbus_addr_ncomp = 1;
+			} else {
+				const char *nm = names[rn(t, 5)];
+
+				memcpy(g.sbus_addr, nm, strlen(nm) + 1);
+				g.sbus_addr_ncomp = (strlen(nm) + 8) / 8;
+			}
+			c->cmsg_level = SOL_BUS;
+			c->cmsg_type = type;
+			c->cmsg_len = CMSG_LEN(sizeof(g));
+			memcpy(CMSG_DATA(c), &g, sizeof(g));
+			off += CMSG_SPACE(sizeof(g));
+		}
+		m.msg_controllen = off;
+	} else {
+		m.msg_controllen = gen_cmsgs(t, ctl, sizeof(ctl), &nf);
+	}
 	m.msg_control = m.msg_controllen ? ctl : NULL;
 	cur_fd = fd;
 	snprintf(what, sizeof(what), "sendmsg(master %d reply, ctl %zu)", fd,
