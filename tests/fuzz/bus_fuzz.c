@@ -407,6 +407,8 @@ static void op_sendmsg(struct thr *t)
 
 static void op_recvmsg(struct thr *t)
 {
+	static const int rflags[] = { MSG_PEEK, MSG_TRUNC, MSG_CMSG_CLOEXEC, MSG_ERRQUEUE,
+				      MSG_OOB, MSG_WAITALL };
 	struct sockaddr_bus name;
 	char data[512], ctl[512], what[96];
 	struct iovec iov = { data, rn(t, 513) };
@@ -422,8 +424,7 @@ static void op_recvmsg(struct thr *t)
 		m.msg_controllen = rn(t, 513);
 	}
 	if (rn(t, 3) == 0)
-		flags |= (int[]){ MSG_PEEK, MSG_TRUNC, MSG_CMSG_CLOEXEC, MSG_ERRQUEUE, MSG_OOB,
-				  MSG_WAITALL }[rn(t, 6)];
+		flags |= rflags[rn(t, 6)];
 	snprintf(what, sizeof(what), "recvmsg(%d, iov %zu, ctl %zu, flags %#x)", fd,
 		 iov.iov_len, (size_t)m.msg_controllen, flags);
 	rc = recvmsg(fd, &m, flags);
@@ -504,7 +505,8 @@ static void op_sockopt(struct thr *t)
 			      (opt == BUS_POLICY ? E(ENOTCONN) : 0), what);
 		else
 			check(t, rc, E(EINVAL) | E(ENOPROTOOPT) | E(EOPNOTSUPP), what);
-		if (rc == 0 && level == SOL_BUS && opt == BUS_ADDRS && len % sizeof(struct sockaddr_bus))
+		if (rc == 0 && level == SOL_BUS && opt == BUS_ADDRS &&
+		    len % sizeof(struct sockaddr_bus))
 			die(t, "BUS_ADDRS returned %u bytes", len);
 	}
 }
@@ -826,10 +828,18 @@ int main(int argc, char **argv)
 	g_seed = time(NULL);
 	while ((opt = getopt(argc, argv, "s:n:d:t:")) != -1) {
 		switch (opt) {
-		case 's': g_seed = strtoull(optarg, NULL, 0); break;
-		case 'n': g_calls = atol(optarg); break;
-		case 'd': g_duration = atoi(optarg); break;
-		case 't': g_threads = atoi(optarg); break;
+		case 's':
+			g_seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			g_calls = atol(optarg);
+			break;
+		case 'd':
+			g_duration = atoi(optarg);
+			break;
+		case 't':
+			g_threads = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: %s [-s SEED] [-n CALLS] [-d SECONDS] [-t THREADS]\n",
 				argv[0]);

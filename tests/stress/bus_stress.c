@@ -595,7 +595,9 @@ static void stream_check(const struct pay *p, size_t len, int nfds, int *fds,
 
 	if (len < sizeof(*p) || p->magic != MAGIC || check_fill(p, len))
 		fail("corrupt payload (%zu bytes, kind %c)", len, p->kind);
-	if (p->src > MSLOT || (p->src == MSLOT) != (p->kind == 'G' || (p->kind == 'M' && p->src == MSLOT)))
+	/* The master sends grants and multicast only; workers no grants. */
+	if (p->src > MSLOT ||
+	    (p->src == MSLOT) != (p->kind == 'G' || (p->kind == 'M' && p->src == MSLOT)))
 		fail("bad source slot %d for kind %c", p->src, p->kind);
 	if (p->src == my_slot)
 		fail("got my own message (kind %c)", p->kind);
@@ -1024,7 +1026,8 @@ static void tx_probe(struct rng *r)
 			fail("BUS_ADDRS: %u bytes, first not a handle", l);
 		slot_name(name, 'w', my_slot);
 		if (strcmp((char *)list[1].sbus_addr, name))
-			fail("BUS_ADDRS: second address %s, want %s", (char *)list[1].sbus_addr, name);
+			fail("BUS_ADDRS: second address %s, want %s", (char *)list[1].sbus_addr,
+			     name);
 		l = sizeof(a);
 		memset(&a, 0, sizeof(a));
 		if (getsockname(W.fd, (void *)&a, &l)) {
@@ -1125,8 +1128,9 @@ static void *chaos_thread(void *arg)
 				     strerror(err));
 			if (!err && req.frame_nr) {
 				sz = (size_t)req.frame_size * req.frame_nr;
-				map = mmap(NULL, sz + (rn(&r, 4) ? 0 : 4096), PROT_READ | PROT_WRITE,
-					   MAP_SHARED, fd, 0);
+				size_t len = sz + (rn(&r, 4) ? 0 : 4096);
+
+				map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 				if (map == MAP_FAILED && errno != EINVAL)
 					fail("mmap ring: %s", strerror(errno));
 			}
@@ -1624,10 +1628,18 @@ int main(int argc, char **argv)
 	g_seed = time(NULL);
 	while ((opt = getopt(argc, argv, "s:d:i:w:")) != -1) {
 		switch (opt) {
-		case 's': g_seed = strtoull(optarg, NULL, 0); break;
-		case 'd': g_duration = atoi(optarg); break;
-		case 'i': g_epochs = atoi(optarg); break;
-		case 'w': g_workers = atoi(optarg); break;
+		case 's':
+			g_seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'd':
+			g_duration = atoi(optarg);
+			break;
+		case 'i':
+			g_epochs = atoi(optarg);
+			break;
+		case 'w':
+			g_workers = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: %s [-s SEED] [-d SECONDS] [-i EPOCHS] [-w WORKERS]\n",
 				argv[0]);
