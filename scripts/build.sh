@@ -56,10 +56,12 @@ mkdir -p "$out/bench"
 for b in "$top"/tests/bench/*.c; do
 	gcc "${cflags[@]}" -o "$out/bench/$(basename "$b" .c)" "$b"
 done
-mkdir -p "$out/stress"
-for s in "$top"/tests/stress/*.c "$top"/tests/fuzz/*.c; do
-	[ -e "$s" ] || continue
-	gcc "${cflags[@]}" -o "$out/stress/$(basename "$s" .c)" "$s" -lpthread
+for kind in stress fuzz; do
+	mkdir -p "$out/$kind"
+	for s in "$top/tests/$kind"/*.c; do
+		[ -e "$s" ] || continue
+		gcc "${cflags[@]}" -o "$out/$kind/$(basename "$s" .c)" "$s" -lpthread
+	done
 done
 mkdir -p "$out/examples"
 for e in "$top"/examples/*.c; do
@@ -77,5 +79,6 @@ TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
 STRESS=$out/stress
+FUZZ=$out/fuzz
 VARS
 echo "$out/vars"

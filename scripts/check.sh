@@ -86,7 +86,7 @@ echo "== guest: short stress and fuzz profile on the $flavour kernel"
 stress_seed=${STRESS_SEED:-1}
 if "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout 600 \
 		--log "$out/stress-short-log" \
-		--add "$STRESS/bus_stress" --add "$STRESS/bus_fuzz" \
+		--add "$STRESS/bus_stress" --add "$FUZZ/bus_fuzz" \
 		--add "$top/scripts/guest-stress.sh:/usr/bin/" \
 		-- sh /usr/bin/guest-stress.sh "$stress_seed" 25 15 4 3 \
 		2>&1 | grep -aE '^bus_(stress|fuzz): |^vm: |FAIL'; then

@@ -32,7 +32,7 @@ start=$(date +%s)
 rc=0
 "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" \
 	--timeout $((duration * 3 + fuzz * 3 + 600)) --log "$log" \
-	--add "$STRESS/bus_stress" --add "$STRESS/bus_fuzz" \
+	--add "$STRESS/bus_stress" --add "$FUZZ/bus_fuzz" \
 	--add "$top/scripts/guest-stress.sh:/usr/bin/" \
 	-- sh /usr/bin/guest-stress.sh "$seed" "$duration" "$fuzz" "$workers" "$threads" || rc=$?
 echo "stress: seed=$seed guest run of $(( $(date +%s) - start ))s, exit $rc (logs in $log)"
