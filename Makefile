@@ -17,6 +17,8 @@
 #                      injected (failslab, fail_page_alloc, fail_usercopy) on
 #                      the debug kernel; FAULTS_ARGS='--iterations N --seed S
 #                      --probability P --tests "bus_unicast ..."'
+#   make stress        stress (bus_stress) then fuzz (bus_fuzz) on the debug
+#                      kernel; SEED=, DURATION= (seconds, default 180)
 #   make clippy        build the module with CLIPPY=1
 #   make kernel        only build (or find) the cached kernels
 #   make clean         remove build/
@@ -39,7 +41,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help bench ring-bench faults
+.PHONY: all modules run check clippy kernel clean help bench ring-bench faults stress
 
 all: modules
 
@@ -86,8 +88,11 @@ ring-bench:
 faults:
 	@scripts/faults.sh $(FAULTS_ARGS)
 
+stress:
+	@scripts/stress.sh $(FLAVOUR)
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,26p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,28p' Makefile | sed 's/^# \{0,1\}//'

@@ -376,12 +376,17 @@ impl Bus {
         }
     }
 
-    /// Every address `sock` owns, handle first.
+    /// Every address `sock` owns, handle first.  `ECONNRESET` once the
+    /// bus is dead: its sockets own nothing any more.
     pub(crate) fn addrs(&self, sock: &BusSock) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
         let inner = self.inner.lock();
         let mut out = KVec::new();
+        if !inner.alive {
+            return Err(errno::econnreset());
+        }
         match inner.sender(sock) {
-            None => {}
+            // Only a dead bus drops a socket attached to it.
+            None => return Err(errno::econnreset()),
             Some(Sender::Master) => out.push(self.master_addr().encode(), GFP_KERNEL)?,
             Some(Sender::Member(m)) => {
                 for a in Iterator::chain(core::iter::once(&m.handle), m.owned.iter()) {
@@ -404,9 +409,13 @@ impl Bus {
         }
     }
 
-    /// The bus policy.
-    pub(crate) fn policy(&self) -> u32 {
-        self.inner.lock().policy
+    /// The bus policy; `ECONNRESET` once the bus is dead.
+    pub(crate) fn policy(&self) -> Result<u32> {
+        let inner = self.inner.lock();
+        if !inner.alive {
+            return Err(errno::econnreset());
+        }
+        Ok(inner.policy)
     }
 
     /// Where a unicast from `sender` to `dst` goes: the source address it

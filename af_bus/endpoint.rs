@@ -979,6 +979,6 @@ impl Endpoint {
 
     /// `BUS_POLICY`, read: that of the socket's bus.
     pub(crate) fn policy(&self) -> Result<u32> {
-        self.bus().map(|b| b.policy()).ok_or(errno::enotconn())
+        self.bus().ok_or(errno::enotconn())?.policy()
     }
 }

@@ -7,7 +7,7 @@
 #   scripts/build.sh base|debug       use the cached kernel of that config
 #   KDIR=/path scripts/build.sh custom use a kernel you built
 #
-# Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO) for the other
+# Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO, TESTS, STRESS...) for the other
 # scripts and prints its path.
 
 set -euo pipefail
@@ -56,6 +56,13 @@ mkdir -p "$out/bench"
 for b in "$top"/tests/bench/*.c; do
 	gcc "${cflags[@]}" -o "$out/bench/$(basename "$b" .c)" "$b"
 done
+for kind in stress fuzz; do
+	mkdir -p "$out/$kind"
+	for s in "$top/tests/$kind"/*.c; do
+		[ -e "$s" ] || continue
+		gcc "${cflags[@]}" -o "$out/$kind/$(basename "$s" .c)" "$s" -lpthread
+	done
+done
 mkdir -p "$out/examples"
 for e in "$top"/examples/*.c; do
 	[ -e "$e" ] || continue
@@ -90,5 +97,7 @@ TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
 BUSCTL=$out/tools/busctl
+STRESS=$out/stress
+FUZZ=$out/fuzz
 VARS
 echo "$out/vars"

@@ -64,7 +64,8 @@ fi
 
 echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
-		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/tools/busctl/src/*.rs; then
+		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
+		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs; then
 	echo "ok"
 else
 	problems+=("rustfmt would reformat the files above")
@@ -119,6 +120,21 @@ if "$top/scripts/bench.sh" --smoke --vars "$vars" "$flavour" >"$out/bench-smoke.
 else
 	tail -n 30 "$out/bench-smoke.log"
 	problems+=("a benchmark program failed in smoke mode (log: $out/bench-smoke.log)")
+fi
+
+echo "== guest: short stress and fuzz profile on the $flavour kernel"
+# About a minute: a fixed seed, so that CI is reproducible; make stress
+# runs the long profile with a fresh seed.
+stress_seed=${STRESS_SEED:-1}
+if "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout 600 \
+		--log "$out/stress-short-log" \
+		--add "$STRESS/bus_stress" --add "$FUZZ/bus_fuzz" \
+		--add "$top/scripts/guest-stress.sh:/usr/bin/" \
+		-- sh /usr/bin/guest-stress.sh "$stress_seed" 25 15 4 3 \
+		2>&1 | grep -aE '^bus_(stress|fuzz): |^vm: |FAIL'; then
+	echo "ok (seed $stress_seed)"
+else
+	problems+=("the short stress/fuzz profile failed (seed $stress_seed; logs in $out/stress-short-log)")
 fi
 
 echo "== guest: kselftests on the $flavour kernel"

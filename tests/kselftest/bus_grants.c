@@ -291,4 +291,21 @@ TEST_F(bus, bus_policy_is_the_masters)
 	ASSERT_EQ(ENOPROTOOPT, errno);
 }
 
+/* Found by bus_fuzz: an unattached socket has no bus, hence no policy. */
+TEST(bus_policy_of_an_unattached_socket)
+{
+	int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+	unsigned int v = 0;
+	socklen_t len = sizeof(v);
+
+	ASSERT_LE(0, fd);
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(fd, SOL_BUS, BUS_POLICY, &v, &len));
+	ASSERT_EQ(ENOTCONN, errno);
+	errno = 0;
+	ASSERT_EQ(-1, setsockopt(fd, SOL_BUS, BUS_POLICY, &v, sizeof(v)));
+	ASSERT_EQ(EPERM, errno);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

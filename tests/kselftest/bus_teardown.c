@@ -267,6 +267,30 @@ TEST_F(bus, pending_endpoint_dies_with_the_bus)
 	close(p);
 }
 
+/*
+ * Found by bus_stress: a member of a dead bus read an empty BUS_ADDRS
+ * (and the old policy) instead of ECONNRESET.
+ */
+TEST_F(bus, socket_options_of_a_dead_bus_are_econnreset)
+{
+	struct sockaddr_bus list[4];
+	unsigned int policy;
+	socklen_t len = sizeof(list);
+
+	ASSERT_EQ(0, getsockopt(self->b, SOL_BUS, BUS_ADDRS, list, &len));
+	ASSERT_EQ(2 * sizeof(list[0]), len);
+	close(self->master);
+	self->master = -1;
+	len = sizeof(list);
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(self->b, SOL_BUS, BUS_ADDRS, list, &len));
+	ASSERT_EQ(ECONNRESET, errno);
+	len = sizeof(policy);
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(self->a, SOL_BUS, BUS_POLICY, &policy, &len));
+	ASSERT_EQ(ECONNRESET, errno);
+}
+
 TEST_F(bus, members_close_after_the_master)
 {
 	close(self->master);
