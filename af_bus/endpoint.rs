@@ -584,6 +584,13 @@ impl Endpoint {
             return Err(EAGAIN);
         }
         let mut rx = self.rx.lock();
+        // Look again under the lock that `poll` notifies under: a frame
+        // handed back, and the reader's `poll` that followed, between the
+        // failed reservation and now would otherwise leave us asleep.
+        let full = rx.ring.as_ref().is_some_and(|c| !c.has_room());
+        if rx.dead || rx.closed || !full {
+            return Ok(());
+        }
         let step = (*timeo).min(kernel::time::msecs_to_jiffies(50) as c_long);
         rx.waiters += 1;
         let woke = self.writers.wait_interruptible_timeout(&mut rx, step as _);

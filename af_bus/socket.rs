@@ -1635,6 +1635,11 @@ impl RingCursor {
         self.buf.is_ready((self.tail + frames - 1) % frames)
     }
 
+    /// Whether `reserve` would find a frame now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.reserved < self.buf.geometry().frames() && self.buf.is_free(self.head)
+    }
+
     /// Reserves the next frame, unless the ring is full.
     pub(crate) fn reserve(&mut self) -> Option<Slot> {
         let frames = self.buf.geometry().frames();
