@@ -88,14 +88,16 @@ struct BusInner {
 
 impl BusInner {
     /// Makes sure the index exists, so that filing grants cannot fail
-    /// (36 KiB for a bus that has match grants).
+    /// (36 KiB for a bus that has match grants, charged to the master's
+    /// memory cgroup; a failure is the grant's ENOMEM, not a warning).
     fn reserve_index(&mut self) -> Result {
         if self.filed.is_empty() {
-            let mut filed = KVVec::with_capacity(bloom::BITS + 1, GFP_KERNEL)?;
+            let gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
+            let mut filed = KVVec::with_capacity(bloom::BITS + 1, gfp)?;
             for _ in 0..=bloom::BITS {
-                filed.push(RBTree::new(), GFP_KERNEL)?;
+                filed.push(RBTree::new(), gfp)?;
             }
-            self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, GFP_KERNEL)?;
+            self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, gfp)?;
             self.filed = filed;
         }
         Ok(())
