@@ -1864,13 +1864,15 @@ impl RingBuf {
             }
             off += page;
         }
-        // SAFETY: the mapping is not visible yet (set up under the mm's
-        // lock), so its flags may be written directly, as
-        // `vm_flags_init` does.
+        // SAFETY: `vma` is being set up under the mm's write lock (the
+        // caller's contract), as `vm_flags_set` requires; these are the
+        // flags `remap_vmalloc_range` sets.
         unsafe {
-            (*vma).__bindgen_anon_2.__vm_flags |=
-                (bindings::VM_DONTEXPAND | bindings::VM_DONTDUMP) as bindings::vm_flags_t;
-        }
+            bindings::vm_flags_set(
+                vma,
+                (bindings::VM_DONTEXPAND | bindings::VM_DONTDUMP) as bindings::vm_flags_t,
+            )
+        };
         0
     }
 }
