@@ -11,7 +11,9 @@
 #   make check         host tests, then every kselftest in the debug guest
 #   make bench         the benchmarks against AF_UNIX, a pipe and dbus-daemon,
 #                      on the base kernel: a table, a CSV and a plot in
-#                      bench-results/<UTC time>/ (REPS=7 SCALE=1 BENCH_GROUPS=)
+#                      bench-results/<UTC time>/ (REPS=7 SCALE=1 BENCH_GROUPS=
+#                      BENCH_CASE=); PERF=1 profiles the groups with perf
+#                      instead (perf.txt and perf.folded there)
 #   make ring-bench    recvmsg versus the receive ring only (SCALE=N)
 #   make faults        the kselftests and bus_faults with allocation failures
 #                      injected (failslab, fail_page_alloc, fail_usercopy) on

@@ -26,6 +26,7 @@ impl Bitmap {
 
     /// Whether a message sent to `self` reaches a grant of `mask`:
     /// `(B & M) == M`.
+    #[inline]
     pub fn matches(&self, mask: &Bitmap) -> bool {
         self.0.iter().zip(mask.0.iter()).all(|(b, m)| b & m == *m)
     }
@@ -49,6 +50,7 @@ impl Bitmap {
     }
 
     /// The bits set in both.
+    #[inline]
     pub fn and(&self, other: &Bitmap) -> Bitmap {
         let mut out = *self;
         for (o, w) in out.0.iter_mut().zip(other.0.iter()) {
@@ -65,6 +67,14 @@ impl Bitmap {
     /// Clears bit `bit` (below [`BITS`]).
     pub fn clear(&mut self, bit: u16) {
         self.0[usize::from(bit) / 64] &= !(1 << (bit % 64));
+    }
+
+    /// Whether bit `bit` is set (never for `bit >= BITS`).
+    #[inline]
+    pub fn test(&self, bit: u16) -> bool {
+        self.0
+            .get(usize::from(bit) / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
     }
 
     /// Whether no bit is set.

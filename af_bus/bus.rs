@@ -8,6 +8,7 @@
 //! queue).  Nothing takes a `BusSock::inner` while holding a bus or
 //! registry lock.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -50,6 +51,7 @@ struct Member {
 }
 
 /// A match grant in the bus's multicast index.
+#[derive(Clone, Copy)]
 struct MatchGrant {
     mask: Bitmap,
     member: usize,
@@ -59,6 +61,31 @@ struct MatchGrant {
 enum Sender<'a> {
     Master,
     Member(&'a Member),
+}
+
+/// The most bits of a multicast bitmap that [`BusInner::matching`] pairs
+/// one by one.
+const MATCHING_BITS: usize = 64;
+
+/// Fewest and most buckets of a bus's multicast index.
+const INDEX_MIN_BUCKETS: usize = 64;
+const INDEX_MAX_BUCKETS: usize = 16384;
+
+/// What a match grant is filed under: its index pair, then its id.
+type FiledKey = (u16, u16, u64);
+
+/// The bucket of the index pair (`k1`, `k2`) in an index of `buckets`
+/// buckets (a power of two): Fibonacci hashing of the pair.
+#[inline]
+fn index_bucket(k1: u16, k2: u16, buckets: usize) -> usize {
+    if buckets <= 1 {
+        // No index yet (or one bucket): whatever is asked of it is empty.
+        return 0;
+    }
+    let pair = u32::from(k1) * (bloom::BITS as u32 + 1) + u32::from(k2);
+    // `buckets` is a power of two from 2 to `INDEX_MAX_BUCKETS`.
+    let shift = buckets.trailing_zeros().min(31);
+    (pair.wrapping_mul(0x9e37_79b9) >> (32 - shift)) as usize
 }
 
 /// State of a bus behind [`Bus::inner`].
@@ -71,13 +98,16 @@ struct BusInner {
     owners: RBTree<AddrPart, usize>,
     /// Members by socket address.
     members: RBTree<usize, Member>,
-    /// Match grants, filed under the two lowest bits of their mask:
-    /// `filed[k1]` holds the grants whose lowest bit is `k1`, by (second
-    /// bit, id), and `filed[MONITOR_KEY]` the zero masks.  A message with
+    /// Match grants, filed under the two lowest bits of their mask (the
+    /// zero masks under `(MONITOR_KEY, MONITOR_KEY)`) in a hash table of
+    /// small trees: bucket [`index_bucket`]`(k1, k2)` holds the grants
+    /// of that pair by (k1, k2, id).  A message with
     /// bitmap `B` only looks at the grants filed under two bits set in
     /// `B`, and monitors.  Empty until the bus's first match grant (see
-    /// `reserve_index`).
-    filed: KVVec<RBTree<(u16, u64), MatchGrant>>,
+    /// `reserve_index`), and holds about two grants per bucket.
+    filed: KVVec<RBTree<FiledKey, MatchGrant>>,
+    /// Grants in `filed`.
+    nfiled: usize,
     /// The first index bits that have grants filed under them.
     firsts: Bitmap,
     /// For each first index bit, the second index bits that have grants
@@ -87,20 +117,51 @@ struct BusInner {
 }
 
 impl BusInner {
-    /// Makes sure the index exists, so that filing grants cannot fail
-    /// (36 KiB for a bus that has match grants, charged to the master's
-    /// memory cgroup; a failure is the grant's ENOMEM, not a warning).
-    fn reserve_index(&mut self) -> Result {
-        if self.filed.is_empty() {
-            let gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
-            let mut filed = KVVec::with_capacity(bloom::BITS + 1, gfp)?;
-            for _ in 0..=bloom::BITS {
-                filed.push(RBTree::new(), gfp)?;
-            }
+    /// Makes sure the index exists with buckets for `extra` more
+    /// grants, so that filing them cannot fail: 32 KiB of summaries and
+    /// 512 B to 128 KiB of buckets, charged to the master's memory
+    /// cgroup; a failure is the grant's ENOMEM, not a warning.  Growing
+    /// moves the filed grants' nodes to the new buckets, allocating
+    /// nothing else.
+    fn reserve_index(&mut self, extra: usize) -> Result {
+        let gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
+        if self.seconds.is_empty() {
             self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, gfp)?;
-            self.filed = filed;
         }
+        let want = self
+            .nfiled
+            .saturating_add(extra)
+            .div_ceil(2)
+            .clamp(INDEX_MIN_BUCKETS, INDEX_MAX_BUCKETS)
+            .next_power_of_two();
+        if self.filed.len() >= want {
+            return Ok(());
+        }
+        let mut filed = KVVec::with_capacity(want, gfp)?;
+        for _ in 0..want {
+            filed.push(RBTree::new(), gfp)?;
+        }
+        for tree in self.filed.iter_mut() {
+            while let Some(cursor) = tree.cursor_front() {
+                let (key, grant) = {
+                    let (k, g) = cursor.current();
+                    (*k, *g)
+                };
+                let (_, node) = cursor.remove_current();
+                let node = node.into_reservation().into_node(key, grant);
+                if let Some(to) = filed.get_mut(index_bucket(key.0, key.1, want)) {
+                    to.insert(node);
+                }
+            }
+        }
+        self.filed = filed;
         Ok(())
+    }
+
+    /// The tree of the bucket of (`k1`, `k2`), once the index exists.
+    fn bucket(&mut self, k1: u16, k2: u16) -> Option<&mut RBTree<FiledKey, MatchGrant>> {
+        let at = index_bucket(k1, k2, self.filed.len());
+        self.filed.get_mut(at)
     }
 
     /// Files match grants of `member` in the index; `reserve_index` has
@@ -109,12 +170,13 @@ impl BusInner {
         &mut self,
         member: usize,
         grants: &[(u64, Bitmap)],
-        nodes: KVec<RBTreeNodeReservation<(u16, u64), MatchGrant>>,
+        nodes: KVec<RBTreeNodeReservation<FiledKey, MatchGrant>>,
     ) {
         for (&(id, mask), node) in grants.iter().zip(nodes) {
             let (k1, k2) = mask.index_pair();
-            if let Some(tree) = self.filed.get_mut(usize::from(k1)) {
-                tree.insert(node.into_node((k2, id), MatchGrant { mask, member }));
+            if let Some(tree) = self.bucket(k1, k2) {
+                tree.insert(node.into_node((k1, k2, id), MatchGrant { mask, member }));
+                self.nfiled += 1;
             }
             if let Some(seconds) = self.seconds.get_mut(usize::from(k1)) {
                 seconds.set(k2);
@@ -125,9 +187,11 @@ impl BusInner {
 
     /// Whether any grant is filed under (`k1`, `k2`).
     fn filed(&mut self, k1: u16, k2: u16) -> bool {
-        self.filed.get_mut(usize::from(k1)).is_some_and(|tree| {
-            tree.cursor_lower_bound(&(k2, 0))
-                .is_some_and(|c| c.current().0 .0 == k2)
+        self.bucket(k1, k2).is_some_and(|tree| {
+            tree.cursor_lower_bound(&(k1, k2, 0)).is_some_and(|c| {
+                let k = c.current().0;
+                (k.0, k.1) == (k1, k2)
+            })
         })
     }
 
@@ -135,8 +199,10 @@ impl BusInner {
     fn unindex(&mut self, grants: &[(u64, Bitmap)]) {
         for (id, mask) in grants {
             let (k1, k2) = mask.index_pair();
-            if let Some(tree) = self.filed.get_mut(usize::from(k1)) {
-                tree.remove(&(k2, *id));
+            if let Some(tree) = self.bucket(k1, k2) {
+                if tree.remove(&(k1, k2, *id)).is_some() {
+                    self.nfiled -= 1;
+                }
             }
             if self.filed(k1, k2) {
                 continue;
@@ -153,23 +219,24 @@ impl BusInner {
     /// Adds to `out` the members of the grants filed under (`k1`, `k2`)
     /// that a message to `b` matches, but `except`.
     fn scan(
-        &mut self,
+        filed: &mut KVVec<RBTree<FiledKey, MatchGrant>>,
         k1: u16,
         k2: u16,
         b: &Bitmap,
         except: usize,
         out: &mut KVec<usize>,
     ) -> Result {
-        let Some(tree) = self.filed.get_mut(usize::from(k1)) else {
+        let at = index_bucket(k1, k2, filed.len());
+        let Some(tree) = filed.get_mut(at) else {
             return Ok(());
         };
-        let mut cursor = match tree.cursor_lower_bound(&(k2, 0)) {
+        let mut cursor = match tree.cursor_lower_bound(&(k1, k2, 0)) {
             Some(c) => c,
             None => return Ok(()),
         };
         loop {
             let (k, g) = cursor.current();
-            if k.0 != k2 {
+            if (k.0, k.1) != (k1, k2) {
                 return Ok(());
             }
             if g.member != except && b.matches(&g.mask) {
@@ -187,7 +254,59 @@ impl BusInner {
     /// grants filed under them are looked at, and monitors.
     fn matching(&mut self, b: &Bitmap, except: usize) -> Result<KVec<usize>> {
         let mut out = KVec::new();
-        self.scan(MONITOR_KEY, MONITOR_KEY, b, except, &mut out)?;
+        Self::scan(
+            &mut self.filed,
+            MONITOR_KEY,
+            MONITOR_KEY,
+            b,
+            except,
+            &mut out,
+        )?;
+        // A message sets a few bits (a D-Bus signal's bloom about a dozen):
+        // test the pairs of them against the summaries bit by bit.  A
+        // bitmap with more bits set takes the summaries word by word.
+        let mut bits = [0u16; MATCHING_BITS];
+        let mut n = 0;
+        for bit in b.bits() {
+            if n == MATCHING_BITS {
+                return self.matching_dense(b, except, out);
+            }
+            bits[n] = bit;
+            n += 1;
+        }
+        let bits = &bits[..n];
+        let Self {
+            filed,
+            firsts,
+            seconds,
+            ..
+        } = self;
+        for (i, &k1) in bits.iter().enumerate() {
+            if !firsts.test(k1) {
+                continue;
+            }
+            let Some(row) = seconds.get(usize::from(k1)) else {
+                break;
+            };
+            // From `k1` itself: a one-bit mask is filed under (k1, k1).
+            for &k2 in &bits[i..] {
+                if row.test(k2) {
+                    Self::scan(filed, k1, k2, b, except, &mut out)?;
+                }
+            }
+        }
+        out.as_mut_slice().sort_unstable();
+        Ok(out)
+    }
+
+    /// [`BusInner::matching`] for a bitmap with many bits set: the
+    /// summaries are intersected with it word by word.
+    fn matching_dense(
+        &mut self,
+        b: &Bitmap,
+        except: usize,
+        mut out: KVec<usize>,
+    ) -> Result<KVec<usize>> {
         let firsts = b.and(&self.firsts);
         for k1 in firsts.bits() {
             let Some(seconds) = self.seconds.get(usize::from(k1)) else {
@@ -195,7 +314,7 @@ impl BusInner {
             };
             let seconds = b.and(seconds);
             for k2 in seconds.bits() {
-                self.scan(k1, k2, b, except, &mut out)?;
+                Self::scan(&mut self.filed, k1, k2, b, except, &mut out)?;
             }
         }
         out.as_mut_slice().sort_unstable();
@@ -226,6 +345,12 @@ pub(crate) struct Bus {
     master_addr: AddrPart,
     /// The socket inode of a filesystem bus, held while the bus lives.
     _node: Option<PathRef>,
+    /// The route generation: moves, under the bus lock, whenever what a
+    /// unicast without grants would be routed to may change (a member
+    /// joins or leaves, grants are applied, the bus dies).  A sender's
+    /// cached route (see `Endpoint::attach`) is good while it has not
+    /// moved.
+    routes: AtomicU64,
     #[pin]
     inner: Mutex<BusInner>,
 }
@@ -239,6 +364,16 @@ pub(crate) enum Delivery {
 }
 
 impl Bus {
+    /// The route generation now (see [`Bus::routes`]).
+    pub(crate) fn routes(&self) -> u64 {
+        self.routes.load(Ordering::Acquire)
+    }
+
+    /// Moves the route generation; the caller holds the bus lock.
+    fn routes_changed(&self) {
+        self.routes.fetch_add(1, Ordering::Release);
+    }
+
     /// The name of the bus.
     pub(crate) fn path(&self) -> &BusPath {
         &self.path
@@ -298,6 +433,7 @@ impl Bus {
                 sends: KVec::new(),
             },
         ));
+        self.routes_changed();
         Ok(())
     }
 
@@ -312,6 +448,7 @@ impl Bus {
     ) -> Option<(ARef<BusSock>, Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>)> {
         let mut inner = self.inner.lock();
         let member = inner.members.remove(&sock_key(sock))?;
+        self.routes_changed();
         inner.unindex(&member.matches);
         inner.owners.remove(&member.handle);
         for a in member.owned.iter() {
@@ -337,9 +474,11 @@ impl Bus {
         let members = {
             let mut inner = self.inner.lock();
             inner.alive = false;
+            self.routes_changed();
             inner.master = None;
             inner.owners = RBTree::new();
             inner.filed = KVVec::new();
+            inner.nfiled = 0;
             inner.seconds = KVVec::new();
             inner.firsts = Bitmap::default();
             let members = core::mem::take(&mut inner.members);
@@ -468,18 +607,20 @@ impl Bus {
         Ok((src, m.sock, Some(key)))
     }
 
-    /// The receiver of a unicast without grants, and the source address
-    /// it carries: for senders that copy straight into a receive ring.
+    /// The receiver of a unicast without grants, the source address it
+    /// carries, and the route generation they hold for.
     pub(crate) fn lookup(
         &self,
         sender: &BusSock,
         dst: &BusAddr,
         src: Option<&BusAddr>,
-    ) -> Result<(AddrPart, ARef<BusSock>)> {
+    ) -> Result<(AddrPart, ARef<BusSock>, u64)> {
         let inner = self.inner.lock();
         let (src, receiver, _) = self.route(&inner, sender, dst, src, false)?;
+        // Stable while we hold the bus lock, under which it moves.
+        let routes = self.routes.load(Ordering::Relaxed);
         // SAFETY: listed under the bus lock we hold.
-        Ok((src, unsafe { receiver.get() }))
+        Ok((src, unsafe { receiver.get() }, routes))
     }
 
     /// Tries to deliver `skb` from `sender` to `dst`, applying the grants
@@ -581,7 +722,7 @@ impl Bus {
             fresh.push(*m, GFP_KERNEL)?;
         }
         if !fresh.is_empty() {
-            inner.reserve_index()?;
+            inner.reserve_index(fresh.len())?;
         }
         let mut gone = KVec::new();
         for m in old_matches.iter() {
@@ -596,6 +737,7 @@ impl Bus {
         }
         // Queued: apply.  Removals first, so that a revoke and re-grant
         // in one message keeps the address.
+        self.routes_changed();
         for a in removes.iter() {
             inner.owners.remove(a);
         }
@@ -827,6 +969,7 @@ pub(crate) fn register(
         key,
         master_addr: addr.addr,
         _node: node.map(NewSocketNode::commit),
+        routes: AtomicU64::new(0),
         inner <- new_mutex!(
             BusInner {
                 alive: true,
@@ -836,6 +979,7 @@ pub(crate) fn register(
                 owners: RBTree::new(),
                 members: RBTree::new(),
                 filed: KVVec::new(),
+                nfiled: 0,
                 firsts: Bitmap::default(),
                 seconds: KVVec::new(),
                 next_match: 1,

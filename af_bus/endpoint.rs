@@ -37,9 +37,23 @@ enum Role {
     Master(Arc<Bus>),
 }
 
+/// The last route of a unicast without grants or a source address
+/// that this socket sent: good while its bus's route generation has not
+/// moved.
+struct CachedRoute {
+    routes: u64,
+    dst: AddrPart,
+    src: AddrPart,
+    receiver: ARef<BusSock>,
+}
+
 /// State of an endpoint behind [`Endpoint::inner`].
 struct EndpointInner {
     role: Role,
+    /// Saves the bus lock and the table walks when a socket sends to the
+    /// same address again, as a client and a service do.  It holds a
+    /// reference on the receiving socket until replaced or released.
+    route: Option<CachedRoute>,
 }
 
 /// The receive side, behind [`Endpoint::rx`].
@@ -100,7 +114,13 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn new(queue: RxQueue) -> impl PinInit<Self> {
         pin_init!(Endpoint {
-            inner <- new_mutex!(EndpointInner { role: Role::Unattached }, "BusSock::inner"),
+            inner <- new_mutex!(
+                EndpointInner {
+                    role: Role::Unattached,
+                    route: None,
+                },
+                "BusSock::inner"
+            ),
             rx <- new_mutex!(
                 RxState {
                     queue,
@@ -184,16 +204,27 @@ impl Endpoint {
     }
 
     /// The bus a send to `dst` goes over, joining it as a pending
-    /// endpoint on the first send to its master.
-    fn attach(&self, sock: &BusSock, dst: &BusAddr) -> Result<Arc<Bus>> {
+    /// endpoint on the first send to its master; with `cached`, also the
+    /// route this socket last took to `dst` if it still holds.
+    #[allow(clippy::type_complexity)]
+    fn attach(
+        &self,
+        sock: &BusSock,
+        dst: &BusAddr,
+        cached: bool,
+    ) -> Result<(Arc<Bus>, Option<(AddrPart, ARef<BusSock>)>)> {
         let mut inner = self.inner.lock();
         match &inner.role {
             Role::Endpoint(bus) | Role::Master(bus) => {
-                if bus.is_named(sock, &dst.path)? {
-                    Ok(bus.clone())
-                } else {
-                    Err(errno::eisconn())
+                if !bus.is_named(sock, &dst.path)? {
+                    return Err(errno::eisconn());
                 }
+                let hit = inner
+                    .route
+                    .as_ref()
+                    .filter(|r| cached && r.dst == dst.addr && r.routes == bus.routes())
+                    .map(|r| (r.src, r.receiver.clone()));
+                Ok((bus.clone(), hit))
             }
             Role::Unattached => {
                 let bus = crate::registry().find(sock, &dst.path)?;
@@ -203,15 +234,34 @@ impl Endpoint {
                 bus.join(sock)?;
                 self.rx.lock().bus = Some(bus.clone());
                 inner.role = Role::Endpoint(bus.clone());
-                Ok(bus)
+                Ok((bus, None))
             }
         }
+    }
+
+    /// Remembers the route of a unicast to `dst` (see [`CachedRoute`]).
+    fn cache_route(&self, routes: u64, dst: &BusAddr, src: AddrPart, receiver: &ARef<BusSock>) {
+        let old = self.inner.lock().route.replace(CachedRoute {
+            routes,
+            dst: dst.addr,
+            src,
+            receiver: receiver.clone(),
+        });
+        // The socket it held, if the last reference, is freed unlocked.
+        drop(old);
     }
 
     /// Leaves the bus as the socket closes: an endpoint releases its
     /// addresses and its master hears of it; a master takes its bus down.
     pub(crate) fn release(&self, sock: &BusSock) {
-        let role = core::mem::replace(&mut self.inner.lock().role, Role::Unattached);
+        let (role, route) = {
+            let mut inner = self.inner.lock();
+            (
+                core::mem::replace(&mut inner.role, Role::Unattached),
+                inner.route.take(),
+            )
+        };
+        drop(route);
         match role {
             Role::Unattached => {}
             Role::Endpoint(bus) => {
@@ -673,13 +723,25 @@ impl Endpoint {
         }
         let scm = Scm::send(sock, msg)?;
         scm.refuse_sockets()?;
-        let bus = self.attach(sock, &dst)?;
+        let plain = !dst.multicast && !cmsgs.has_grants();
+        let cacheable = plain && cmsgs.src.is_none();
+        let (bus, hit) = self.attach(sock, &dst, cacheable)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
-        // A unicast without grants is routed once, here: the bus lock is
-        // only for the lookup, as in `Bus::deliver`.
+        // A unicast without grants is routed once, here: by the route this
+        // socket took last if it still holds, else under the bus lock,
+        // which is only for the lookup, as in `Bus::deliver`.
         let mut routed = None;
-        if !dst.multicast && !cmsgs.has_grants() {
-            let (src, receiver) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
+        if plain {
+            let (src, receiver) = match hit {
+                Some(hit) => hit,
+                None => {
+                    let (src, receiver, routes) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
+                    if cacheable {
+                        self.cache_route(routes, &dst, src, &receiver);
+                    }
+                    (src, receiver)
+                }
+            };
             // One copy, when the receiver has a ring.  A receiver's
             // filter needs the message in an skb: those take the
             // ordinary path, and the ring from there.
@@ -900,10 +962,13 @@ impl Endpoint {
         flags: u32,
         peek: bool,
     ) -> Result<usize> {
-        // The source, straight from the headroom; the rest of the
-        // metadata only for a caller with a control buffer.
-        let (ncomp, src) = crate::meta::src_raw(skb.meta()).ok_or(EINVAL)?;
-        msg.set_name(&bus.encode_raw(ncomp, src).ok_or(EINVAL)?);
+        // The source, straight from the headroom and only for a caller
+        // that asked; the rest of the metadata only for a caller with a
+        // control buffer.
+        if msg.wants_name() {
+            let (ncomp, src) = crate::meta::src_raw(skb.meta()).ok_or(EINVAL)?;
+            msg.set_name(&bus.encode_raw(ncomp, src).ok_or(EINVAL)?);
+        }
         let copied = skb.len().min(size);
         if copied < skb.len() {
             msg.add_flags(bindings::MSG_TRUNC);

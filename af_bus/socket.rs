@@ -933,6 +933,13 @@ impl<'a> Msg<'a> {
         }
     }
 
+    /// Whether the caller of a receive asked for the source address
+    /// (`recv` and `read` do not).
+    pub(crate) fn wants_name(&self) -> bool {
+        // SAFETY: `self.0` is live for the call; only the pointer is read.
+        unsafe { !(*self.0).msg_name.is_null() }
+    }
+
     /// Writes the source of a received message, if the caller asked.
     pub(crate) fn set_name(&mut self, name: &[u8; SOCKADDR_BUS_SIZE]) {
         // SAFETY: for a receive, a non-null `msg_name` is a kernel

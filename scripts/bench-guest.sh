@@ -5,11 +5,22 @@
 # suite and its dbus-daemon peer, printing their CSV lines.  Exits
 # non-zero if a benchmark program failed.
 #
-#   sh bench-guest.sh REPS SCALE [GROUP...]
+#   sh bench-guest.sh [--perf] [--case CASE] REPS SCALE [GROUP...]
 #
-# GROUPs are bus_bench's (rtt tput mcast match join); the dbus-daemon
-# peer runs for rtt and mcast.  No GROUP: all of them.
+# GROUPs are bus_bench's (rtt path tput mcast match join); the dbus-daemon
+# peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
+# transport (bus_bench -k).  --perf profiles bus_bench's groups instead:
+# perf record -a -g on each, its report printed on "# perf: " lines.
 
+perf=0
+kase=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--perf) perf=1; shift ;;
+	--case) kase=$2; shift 2 ;;
+	*) break ;;
+	esac
+done
 reps=${1:-7}
 scale=${2:-1}
 shift 2
@@ -31,8 +42,41 @@ while [ ! -S /tmp/bench-bus.sock ] && [ $i -lt 100 ]; do
 	i=$((i + 1))
 done
 
-bus_bench -r "$reps" -s "$scale" "$@" || { echo "# bench: bus_bench failed"; rc=1; }
-if [ $# -gt 0 ] && [ -z "$dgroups" ]; then
+if [ $perf -eq 1 ]; then
+	echo 0 >/proc/sys/kernel/kptr_restrict
+	echo -1 >/proc/sys/kernel/perf_event_paranoid
+	# TCG makes every sample slow: keep perf from lowering the rate.
+	echo 0 >/proc/sys/kernel/perf_cpu_time_max_percent
+	echo 100000 >/proc/sys/kernel/perf_event_max_sample_rate
+	for g in ${*:-rtt path tput mcast match join}; do
+		perf record -q -a -g -F 4999 -e cpu-clock -o "/tmp/perf-$g.data" -- \
+			bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} "$g" >/dev/null ||
+			{ echo "# bench: bus_bench $g failed under perf"; rc=1; }
+		echo "# perf: ==== group $g${kase:+, case $kase}: self time by symbol"
+		perf report -i "/tmp/perf-$g.data" --stdio --no-children --comms bus_bench -n \
+			--sort dso,sym --percent-limit 0.3 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' |
+			sed 's/^/# perf: /'
+		echo "# perf: ==== group $g: callees of the heaviest symbols"
+		perf report -i "/tmp/perf-$g.data" --stdio --children --comms bus_bench -n \
+			--sort sym --percent-limit 3 -g caller,1,callee --max-stack 12 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -n 300 | sed 's/^/# perf: /'
+		# Folded stacks (flamegraph.pl's input), root first.
+		perf script -i "/tmp/perf-$g.data" --comms bus_bench -F comm,ip,sym 2>/dev/null |
+			awk -v g="$g" '
+				/^[ \t]*$/ { if (n) { s = g; for (i = n; i >= 1; i--) s = s ";" f[i]; c[s]++ } n = 0; next }
+				/^\t/ { n++; f[n] = $2 }
+				END { if (n) { s = g; for (i = n; i >= 1; i--) s = s ";" f[i]; c[s]++ }
+				      for (k in c) print "# fold: " k " " c[k] }'
+		rm -f "/tmp/perf-$g.data"
+	done
+	kill $daemon 2>/dev/null
+	wait $daemon 2>/dev/null
+	exit $rc
+fi
+
+bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} "$@" ||
+	{ echo "# bench: bus_bench failed"; rc=1; }
+if { [ $# -gt 0 ] && [ -z "$dgroups" ]; } || [ -n "$kase" ]; then
 	:
 elif [ -S /tmp/bench-bus.sock ]; then
 	# shellcheck disable=SC2086 # a list of words

@@ -72,10 +72,11 @@ CONFIGS = ("2cpu", "1cpu")
 rtt_cases = ("af_bus", "unix_dgram", "unix_seqpacket", "pipe", "dbus_daemon")
 lines = []
 for size in (64, 4096):
-    for cfg in CONFIGS:
+    for cfg in CONFIGS + ("1cpu-threads",):
         lines.append(["%s %s" % (SIZE[size], cfg)] +
                      [get("rtt", c, cfg, size, "rtt") for c in rtt_cases])
-table("Unicast round trip, us (lower is better; 1cpu: both ends on CPU 0, 2cpu: CPU 0 and 1; "
+table("Unicast round trip, us (lower is better; 1cpu: both ends on CPU 0, 2cpu: CPU 0 and 1, "
+      "1cpu-threads: both ends threads of one process on CPU 0; "
       "dbus_daemon: its daemon on CPU 0 in 1cpu, free in 2cpu)",
       ["size config"] + list(rtt_cases), lines)
 for size in (64, 4096):
@@ -84,11 +85,32 @@ for size in (64, 4096):
                      get("rtt", "af_bus_over_unix_dgram", cfg, size, "ratio"), "<= 1.15x",
                      lambda r: r <= 1.15)
 for size in (64, 4096):
+    row = get("rtt", "af_bus_over_unix_dgram", "1cpu-threads", size, "ratio")
+    if row:
+        targets.append("  %-66s %6.2fx [%.2f..%.2f] (information)" % (
+            "AF_BUS round trip %s 1cpu, ends as threads, over AF_UNIX" % SIZE[size],
+            row[0], row[1], row[2]))
+for size in (64, 4096):
     for cfg in CONFIGS:
         b, d = get("rtt", "af_bus", cfg, size, "rtt"), get("rtt", "dbus_daemon", cfg, size, "rtt")
         r = d[0] / b[0] if b and d else None
         target("AF_BUS round trip %s %s at least 20x faster than dbus-daemon" % (SIZE[size], cfg),
                r, ">= 20x", r is not None and r >= 20)
+
+# The same code paths without scheduling (a send and its receive in one
+# thread): information, to tell the code's cost from the wake-ups'.
+path_cases = ("af_bus", "unix_dgram", "unix_seqpacket", "pipe")
+lines = [["%s 1cpu" % SIZE[size]] + [get("path", c, "1cpu", size, "send_recv") for c in path_cases]
+         for size in (64, 4096)]
+if any(x is not None for line in lines for x in line[1:]):
+    table("Send and receive in one thread, us (no wake-up, no context switch: the code paths alone)",
+          ["size config"] + list(path_cases), lines)
+    for size in (64, 4096):
+        row = get("path", "af_bus_over_unix_dgram", "1cpu", size, "ratio")
+        if row:
+            targets.append("  %-66s %6.2fx [%.2f..%.2f] (information)" % (
+                "AF_BUS send+receive in one thread %s over AF_UNIX SOCK_DGRAM" % SIZE[size],
+                row[0], row[1], row[2]))
 
 # Throughput.
 tput_cases = ("af_bus_recvmsg", "af_bus_ring", "unix_dgram")

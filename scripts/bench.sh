@@ -12,7 +12,14 @@
 # a benchmark program fails, never on a figure.  --vars reuses the
 # output of scripts/build.sh.  REPS (7) and SCALE (1) set the
 # repetitions after the warm-up and multiply the message counts; BENCH_GROUPS
-# (e.g. "rtt tput") runs only those groups of tests/bench/bus_bench.c.
+# (e.g. "rtt tput") runs only those groups of tests/bench/bus_bench.c,
+# BENCH_CASE (e.g. af_bus, unix_dgram) only that transport in them.
+#
+# PERF=1 profiles instead of measuring: each group runs under
+# `perf record -a -g` (software cpu-clock sampling; TCG has no hardware
+# counters) and the reports, kernel and user symbols together, go to
+# bench-results/<UTC time>-perf/perf.txt, the folded stacks (the input
+# of flamegraph.pl) to perf.folded there.
 
 set -euo pipefail
 
@@ -53,7 +60,15 @@ while read -r name _ path _; do
 	/*) libs[/lib64/$(basename "$name")]=$name ;;
 	*) [ -z "$path" ] || [ "${path:0:1}" != / ] || libs[/lib/x86_64-linux-gnu/$name]=$path ;;
 	esac
-done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" | grep -v ':$')
+done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" ${PERF:+"$(readlink -f "$(command -v perf)")"} |
+	grep -v ':$')
+gargs=()
+if [ -n "${PERF:-}" ] && [ $smoke -eq 0 ]; then
+	command -v perf >/dev/null || apt-get install -y -q linux-perf >&2
+	adds+=(--add "$(readlink -f "$(command -v perf)"):/usr/bin/perf")
+	gargs+=(--perf)
+fi
+[ -z "${BENCH_CASE:-}" ] || gargs+=(--case "$BENCH_CASE")
 for dst in "${!libs[@]}"; do
 	adds+=(--add "${libs[$dst]}:$dst")
 done
@@ -63,7 +78,7 @@ trap 'rm -rf "$log"' EXIT
 echo "bench: $flavour kernel, $reps repetitions after a warm-up, scale $scale" >&2
 rc=0
 "$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout "${TIMEOUT:-3600}" \
-	--log "$log" "${adds[@]}" -- sh /usr/bin/bench-guest.sh "$reps" "$scale" ${BENCH_GROUPS:-} |
+	--log "$log" "${adds[@]}" -- sh /usr/bin/bench-guest.sh "${gargs[@]}" "$reps" "$scale" ${BENCH_GROUPS:-} |
 	grep -v '^BENCH,' || rc=${PIPESTATUS[0]}
 csv=$log/results.csv
 echo "group,case,config,param,metric,unit,median,min,max,reps" >"$csv"
@@ -79,6 +94,15 @@ fi
 
 out=${BENCH_OUT:-$top/bench-results}/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
+if [ ${#gargs[@]} -gt 0 ] && [ "${gargs[0]}" = --perf ]; then
+	mv "$out" "$out-perf"
+	out=$out-perf
+	grep -a '^# perf: ' "$log/output.log" | cut -c9- | tr -d '\r' >"$out/perf.txt"
+	grep -a '^# fold: ' "$log/output.log" | cut -c9- | tr -d '\r' >"$out/perf.folded"
+	cp "$log/output.log" "$out/guest.log"
+	echo "bench: profile in $out/perf.txt"
+	exit 0
+fi
 cp "$csv" "$log/output.log" "$out/"
 mv "$out/output.log" "$out/guest.log"
 {

@@ -242,6 +242,11 @@ fn bloom_matching() {
     s.set(511);
     s.set(3);
     assert_eq!(s.and(&b).bits().collect::<Vec<_>>(), vec![3, 511]);
+    assert!(s.test(3) && s.test(511) && !s.test(0) && !s.test(64) && !b.test(512));
+    assert_eq!(
+        (0..512).filter(|&x| b.test(x)).collect::<Vec<_>>(),
+        b.bits().collect::<Vec<_>>()
+    );
     s.clear(3);
     s.clear(511);
     assert!(s.is_zero() && !b.is_zero());

@@ -336,6 +336,81 @@ TEST_F(bus, grants_sharing_an_index_key)
 	ASSERT_EQ(0, pending(self->r1));
 }
 
+/* A bus that never had a match grant has no index: nobody gets a copy. */
+TEST_F(bus, multicast_before_any_match_grant)
+{
+	struct sockaddr_bus to = mcast1(&self->maddr, 0xff);
+
+	ASSERT_EQ(2, bus_send_str(self->s, &to, "x", 0));
+	ASSERT_EQ(2, bus_send_str(self->master, &to, "x", 0));
+	ASSERT_EQ(0, pending(self->r1));
+	ASSERT_EQ(0, pending(self->r2));
+}
+
+/*
+ * The index's buckets grow with the grants (64, then 128, then 256 for
+ * 320 grants here): every grant filed before, during and after growing
+ * still reaches its holder and nobody else, and taking grants out works
+ * on the grown index.
+ */
+TEST_F(bus, index_grows_and_keeps_every_grant)
+{
+	struct sockaddr_bus h[8], probe[8], filler;
+	int m[8], i, j, k;
+	char name[8];
+
+	for (i = 0; i < 8; i++) {
+		__u64 bits[8] = { 0 };
+
+		m[i] = socket(AF_BUS, SOCK_DGRAM, 0);
+		snprintf(name, sizeof(name), "m%d", i);
+		ASSERT_EQ(0, bus_join(self->master, &self->maddr, m[i], name, &h[i]));
+		/* Probes use bits 448-475 only: {448 + i, 460 + i}. */
+		bits[7] = 1ULL << i | 1ULL << (12 + i);
+		probe[i] = mcast(&self->maddr, bits, 8);
+		ASSERT_EQ(0, match(self->master, m[i], &h[i], &probe[i]));
+		/* Fillers use bits below 384: a probe never matches them. */
+		for (j = 0; j < 40; j++) {
+			__u64 f[8] = { 0 };
+
+			for (k = 0; k < 2 + j % 3; k++) {
+				unsigned int b = (i * 131 + j * 37 + k * 101) % 384;
+
+				f[b / 64] |= 1ULL << (b % 64);
+			}
+			filler = mcast(&self->maddr, f, 8);
+			ASSERT_EQ(0, match(self->master, m[i], &h[i], &filler));
+		}
+	}
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(2, bus_send_str(self->s, &probe[i], "x", 0));
+		for (j = 0; j < 8; j++)
+			ASSERT_EQ(i == j, pending(m[j]));
+	}
+	/* The last filler, member 7's, reaches it. */
+	ASSERT_EQ(2, bus_send_str(self->s, &filler, "x", 0));
+	ASSERT_EQ(1, pending(m[7]));
+	for (j = 0; j < 8; j++)
+		pending(m[j]);
+	/* Even members lose their probe grants on the grown index. */
+	for (i = 0; i < 8; i += 2) {
+		ASSERT_EQ(0, grant_mcast(self->master, &h[i], SCM_MULTICAST_UNMATCH,
+					 &probe[i]));
+		ASSERT_EQ(1, recv(m[i], name, sizeof(name), 0));
+	}
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(2, bus_send_str(self->s, &probe[i], "x", 0));
+		for (j = 0; j < 8; j++)
+			ASSERT_EQ(i == j && i % 2, pending(m[j]));
+	}
+	/* Members leaving take their grants out: nobody is left to match. */
+	for (i = 0; i < 8; i++)
+		close(m[i]);
+	ASSERT_EQ(2, bus_send_str(self->s, &filler, "x", 0));
+	ASSERT_EQ(0, pending(self->r1));
+	ASSERT_EQ(0, pending(self->r2));
+}
+
 TEST_F(bus, match_grant_errors)
 {
 	struct sockaddr_bus a = mcast1(&self->maddr, 1), uni = bus_on(&self->maddr, "u");

@@ -104,6 +104,70 @@ TEST_F(bus, src_addr_chooses_and_eaddrnotavail)
 	ASSERT_EQ(EADDRNOTAVAIL, errno);
 }
 
+/*
+ * A sender that sends to the same address again follows it wherever the
+ * grants move it, and sees at once that its own address, the receiver
+ * or the bus went away (the kernel keeps the last route of each
+ * socket; this is what must not go stale).
+ */
+TEST_F(bus, repeated_sends_follow_the_address)
+{
+	struct sockaddr_bus chandle;
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[16];
+	size_t off;
+	int c = socket(AF_BUS, SOCK_DGRAM, 0);
+
+	ASSERT_EQ(0, bus_join(self->master, &self->maddr, c, "c.svc", &chandle));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->baddr, "1", 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->baddr, "2", 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->bhandle, "3", 0));
+	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	/* b.svc moves from b to c. */
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_REVOKE_ADDR, &self->baddr);
+	ASSERT_EQ(1, bus_send(self->master, &self->bhandle, "r", 1, ctl, off, 0));
+	ASSERT_EQ(1, recv(self->b, buf, sizeof(buf), 0));
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &self->baddr, "4", 0));
+	ASSERT_EQ(EHOSTUNREACH, errno);
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &self->baddr);
+	ASSERT_EQ(1, bus_send(self->master, &chandle, "g", 1, ctl, off, 0));
+	ASSERT_EQ(1, recv(c, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->baddr, "5", 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->baddr, "6", 0));
+	ASSERT_EQ(2, recv(c, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(0, strcmp(buf, "5"));
+	ASSERT_EQ(2, recv(c, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(0, strcmp(buf, "6"));
+	ASSERT_EQ(-1, recv(self->b, buf, sizeof(buf), MSG_DONTWAIT));
+	/* The receiver closes. */
+	close(c);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &self->baddr, "7", 0));
+	ASSERT_EQ(EHOSTUNREACH, errno);
+	/* The sender loses its only address: pending again, master only. */
+	ASSERT_EQ(2, bus_send_str(self->a, &self->bhandle, "8", 0));
+	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_REVOKE_ADDR, &self->aaddr);
+	ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "r", 1, ctl, off, 0));
+	ASSERT_EQ(1, recv(self->a, buf, sizeof(buf), 0));
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &self->bhandle, "9", 0));
+	ASSERT_EQ(EACCES, errno);
+	/* The bus dies under a route to its master. */
+	ASSERT_EQ(2, bus_send_str(self->a, &self->maddr, "x", 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->maddr, "y", 0));
+	close(self->master);
+	self->master = socket(AF_BUS, SOCK_DGRAM, 0);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &self->maddr, "z", 0));
+	ASSERT_EQ(ECONNRESET, errno);
+}
+
 TEST_F(bus, no_owner_ehostunreach)
 {
 	struct sockaddr_bus nobody = bus_on(&self->maddr, "nobody"),
