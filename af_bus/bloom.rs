@@ -49,6 +49,13 @@ impl Bitmap {
         }
     }
 
+    /// The third-lowest set bit, past the two [`Bitmap::index_pair`]
+    /// gives: a message can only match a grant whose third bit it has
+    /// too.  [`MONITOR_KEY`] for a mask of fewer than three bits.
+    pub fn index_third(&self) -> u16 {
+        self.bits().nth(2).unwrap_or(MONITOR_KEY)
+    }
+
     /// The bits set in both.
     #[inline]
     pub fn and(&self, other: &Bitmap) -> Bitmap {

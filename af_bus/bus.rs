@@ -71,6 +71,31 @@ const MATCHING_BITS: usize = 64;
 const INDEX_MIN_BUCKETS: usize = 64;
 const INDEX_MAX_BUCKETS: usize = 16384;
 
+/// Words of a bus's filter of third index bits (16 KiB, 131,072 bits:
+/// with 10,000 grants, about 7% of its bits set).
+const THIRDS_WORDS: usize = 2048;
+
+/// The bit of `thirds` for the index bits (`k1`, `k2`, `k3`).
+#[inline]
+fn third_bit(k1: u16, k2: u16, k3: u16) -> (usize, u64) {
+    let key = (u64::from(k1) << 32) | (u64::from(k2) << 16) | u64::from(k3);
+    let h = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 47) as usize;
+    (h / 64 % THIRDS_WORDS, 1 << (h % 64))
+}
+
+/// Whether a grant filed under (`k1`, `k2`) may match a message whose
+/// bits above `k2` are `above`, by the filter `thirds`: the filter knows
+/// a grant of fewer than three bits there, or one whose third bit is in
+/// `above`.  Without a filter, every pair may.
+#[inline]
+fn may_match(thirds: &KVVec<u64>, k1: u16, k2: u16, above: &[u16]) -> bool {
+    let known = |k3| {
+        let (word, bit) = third_bit(k1, k2, k3);
+        thirds.get(word).map_or(true, |w| w & bit != 0)
+    };
+    known(MONITOR_KEY) || above.iter().any(|&k3| known(k3))
+}
+
 /// What a match grant is filed under: its index pair, then its id.
 type FiledKey = (u16, u16, u64);
 
@@ -106,19 +131,27 @@ struct BusInner {
     /// `B`, and monitors.  Empty until the bus's first match grant (see
     /// `reserve_index`), and holds about two grants per bucket.
     filed: KVVec<RBTree<FiledKey, MatchGrant>>,
-    /// Grants in `filed`.
+    /// Grants in `filed`, and how many of them are monitors (zero masks).
     nfiled: usize,
+    monitors: usize,
     /// The first index bits that have grants filed under them.
     firsts: Bitmap,
     /// For each first index bit, the second index bits that have grants
     /// filed under them, so that a message seeks only pairs that exist.
     seconds: KVVec<Bitmap>,
+    /// A bloom filter of the grants' (first, second, third) index bits
+    /// (see [`third_bit`]): a message looks at the grants of a pair only
+    /// if it has a third bit the filter knows under that pair.  Bits are
+    /// not cleared when grants go, only when the filter is rebuilt.
+    thirds: KVVec<u64>,
+    /// Grants taken out since `thirds` was last rebuilt.
+    thirds_stale: usize,
     next_match: u64,
 }
 
 impl BusInner {
     /// Makes sure the index exists with buckets for `extra` more
-    /// grants, so that filing them cannot fail: 32 KiB of summaries and
+    /// grants, so that filing them cannot fail: 48 KiB of summaries and
     /// 512 B to 128 KiB of buckets, charged to the master's memory
     /// cgroup; a failure is the grant's ENOMEM, not a warning.  Growing
     /// moves the filed grants' nodes to the new buckets, allocating
@@ -126,6 +159,7 @@ impl BusInner {
     fn reserve_index(&mut self, extra: usize) -> Result {
         let gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
         if self.seconds.is_empty() {
+            self.thirds = KVVec::from_elem(0u64, THIRDS_WORDS, gfp)?;
             self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, gfp)?;
         }
         let want = self
@@ -177,10 +211,42 @@ impl BusInner {
             if let Some(tree) = self.bucket(k1, k2) {
                 tree.insert(node.into_node((k1, k2, id), MatchGrant { mask, member }));
                 self.nfiled += 1;
+                self.monitors += usize::from(k1 == MONITOR_KEY);
             }
             if let Some(seconds) = self.seconds.get_mut(usize::from(k1)) {
                 seconds.set(k2);
                 self.firsts.set(k1);
+            }
+            self.note_third(k1, k2, mask.index_third());
+        }
+    }
+
+    /// Sets the bit of (`k1`, `k2`, `k3`) in the filter of third bits.
+    fn note_third(&mut self, k1: u16, k2: u16, k3: u16) {
+        let (word, bit) = third_bit(k1, k2, k3);
+        if let Some(w) = self.thirds.get_mut(word) {
+            *w |= bit;
+        }
+    }
+
+    /// Rebuilds the filter of third bits from the grants filed, once as
+    /// many grants went since the last rebuild as are left (and at least
+    /// 64): stale bits only cost a look at a pair, never a lost match.
+    fn refresh_thirds(&mut self) {
+        if self.thirds_stale < self.nfiled.max(64) {
+            return;
+        }
+        self.thirds_stale = 0;
+        let Self { filed, thirds, .. } = self;
+        for w in thirds.iter_mut() {
+            *w = 0;
+        }
+        for tree in filed.iter() {
+            for (k, g) in tree.iter() {
+                let (word, bit) = third_bit(k.0, k.1, g.mask.index_third());
+                if let Some(w) = thirds.get_mut(word) {
+                    *w |= bit;
+                }
             }
         }
     }
@@ -202,6 +268,8 @@ impl BusInner {
             if let Some(tree) = self.bucket(k1, k2) {
                 if tree.remove(&(k1, k2, *id)).is_some() {
                     self.nfiled -= 1;
+                    self.monitors -= usize::from(k1 == MONITOR_KEY);
+                    self.thirds_stale += 1;
                 }
             }
             if self.filed(k1, k2) {
@@ -214,6 +282,7 @@ impl BusInner {
                 }
             }
         }
+        self.refresh_thirds();
     }
 
     /// Adds to `out` the members of the grants filed under (`k1`, `k2`)
@@ -254,14 +323,16 @@ impl BusInner {
     /// grants filed under them are looked at, and monitors.
     fn matching(&mut self, b: &Bitmap, except: usize) -> Result<KVec<usize>> {
         let mut out = KVec::new();
-        Self::scan(
-            &mut self.filed,
-            MONITOR_KEY,
-            MONITOR_KEY,
-            b,
-            except,
-            &mut out,
-        )?;
+        if self.monitors > 0 {
+            Self::scan(
+                &mut self.filed,
+                MONITOR_KEY,
+                MONITOR_KEY,
+                b,
+                except,
+                &mut out,
+            )?;
+        }
         // A message sets a few bits (a D-Bus signal's bloom about a dozen):
         // test the pairs of them against the summaries bit by bit.  A
         // bitmap with more bits set takes the summaries word by word.
@@ -279,6 +350,7 @@ impl BusInner {
             filed,
             firsts,
             seconds,
+            thirds,
             ..
         } = self;
         for (i, &k1) in bits.iter().enumerate() {
@@ -289,8 +361,8 @@ impl BusInner {
                 break;
             };
             // From `k1` itself: a one-bit mask is filed under (k1, k1).
-            for &k2 in &bits[i..] {
-                if row.test(k2) {
+            for (j, &k2) in bits.iter().enumerate().skip(i) {
+                if row.test(k2) && may_match(thirds, k1, k2, &bits[j + 1..]) {
                     Self::scan(filed, k1, k2, b, except, &mut out)?;
                 }
             }
@@ -479,7 +551,10 @@ impl Bus {
             inner.owners = RBTree::new();
             inner.filed = KVVec::new();
             inner.nfiled = 0;
+            inner.monitors = 0;
             inner.seconds = KVVec::new();
+            inner.thirds = KVVec::new();
+            inner.thirds_stale = 0;
             inner.firsts = Bitmap::default();
             let members = core::mem::take(&mut inner.members);
             let mut out = KVec::new();
@@ -980,8 +1055,11 @@ pub(crate) fn register(
                 members: RBTree::new(),
                 filed: KVVec::new(),
                 nfiled: 0,
+                monitors: 0,
                 firsts: Bitmap::default(),
                 seconds: KVVec::new(),
+                thirds: KVVec::new(),
+                thirds_stale: 0,
                 next_match: 1,
             },
             "Bus::inner"

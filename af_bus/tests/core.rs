@@ -230,6 +230,12 @@ fn bloom_matching() {
         (130, 130)
     );
     assert_eq!(Bitmap::default().index_pair(), (MONITOR_KEY, MONITOR_KEY));
+    assert_eq!(b.index_third(), 3);
+    assert_eq!(
+        Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]).index_third(),
+        MONITOR_KEY
+    );
+    assert_eq!(Bitmap::default().index_third(), MONITOR_KEY);
     assert_eq!(b.bits().collect::<Vec<_>>(), vec![0, 1, 3, 511]);
     // A mask matches a message only if the message has both key bits.
     let m = Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]);
