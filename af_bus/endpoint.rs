@@ -613,11 +613,18 @@ impl Endpoint {
         timeo: &mut c_long,
     ) -> Result<bool> {
         let ep = receiver.endpoint();
+        // Both addresses are on this bus: its prefix and the address
+        // parts, encoded before a frame is reserved.
+        let (sn, sa) = src.raw();
+        let (dn, da) = dst.addr.raw();
+        let addrs = (
+            bus.encode_raw(sn, sa).ok_or(EINVAL)?,
+            bus.encode_raw(dn, da).ok_or(EINVAL)?,
+        );
         loop {
             match ep.reserve(receiver, len, creds)? {
                 Reserve::NoRing => return Ok(false),
                 Reserve::Frame(slot, buf, creds) => {
-                    let addrs = (bus.addr(src).encode(), dst.encode());
                     let from = FrameSource::Msg(msg);
                     ep.write_frame(receiver, slot, &buf, creds, &addrs, len, 0, from)?;
                     return Ok(true);
