@@ -419,9 +419,9 @@ pub(crate) struct Bus {
     _node: Option<PathRef>,
     /// The route generation: moves, under the bus lock, whenever what a
     /// unicast without grants would be routed to may change (a member
-    /// joins or leaves, grants are applied, the bus dies).  A sender's
-    /// cached route (see `Endpoint::attach`) is good while it has not
-    /// moved.
+    /// leaves, addresses are granted or revoked, the bus dies), before
+    /// the change can be seen.  A sender's cached route (see
+    /// `Endpoint::attach`) is good while it has not moved.
     routes: AtomicU64,
     #[pin]
     inner: Mutex<BusInner>,
@@ -505,7 +505,8 @@ impl Bus {
                 sends: KVec::new(),
             },
         ));
-        self.routes_changed();
+        // No route changes: the handle is new, and failed lookups are
+        // not remembered.
         Ok(())
     }
 
@@ -806,13 +807,18 @@ impl Bus {
             }
         }
 
+        // Before the message is queued: its receiver, once woken, and
+        // anyone it tells must not send by a route from before it.  (A
+        // message that does not fit costs the bus's senders one lookup.)
+        if !adds.is_empty() || !removes.is_empty() {
+            self.routes_changed();
+        }
         match receiver.endpoint().enqueue(&receiver, skb, true, false)? {
             Delivery::Queued => {}
             full => return Ok(full),
         }
         // Queued: apply.  Removals first, so that a revoke and re-grant
         // in one message keeps the address.
-        self.routes_changed();
         for a in removes.iter() {
             inner.owners.remove(a);
         }

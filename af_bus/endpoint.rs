@@ -52,7 +52,8 @@ struct EndpointInner {
     role: Role,
     /// Saves the bus lock and the table walks when a socket sends to the
     /// same address again, as a client and a service do.  It holds a
-    /// reference on the receiving socket until replaced or released.
+    /// reference on the receiving socket (not its queue or ring, which
+    /// its release frees) until it is found stale, replaced or released.
     route: Option<CachedRoute>,
 }
 
@@ -219,12 +220,19 @@ impl Endpoint {
                 if !bus.is_named(sock, &dst.path)? {
                     return Err(errno::eisconn());
                 }
+                let bus = bus.clone();
+                let routes = bus.routes();
+                let stale = inner.route.as_ref().is_some_and(|r| r.routes != routes);
+                let old = if stale { inner.route.take() } else { None };
                 let hit = inner
                     .route
                     .as_ref()
-                    .filter(|r| cached && r.dst == dst.addr && r.routes == bus.routes())
+                    .filter(|r| cached && r.dst == dst.addr)
                     .map(|r| (r.src, r.receiver.clone()));
-                Ok((bus.clone(), hit))
+                drop(inner);
+                // A route that no longer holds lets go of its receiver.
+                drop(old);
+                Ok((bus, hit))
             }
             Role::Unattached => {
                 let bus = crate::registry().find(sock, &dst.path)?;
@@ -294,13 +302,16 @@ impl Endpoint {
         }
         // Nothing more is queued; free what is, and let blocked senders
         // find the receiver gone.
-        let (queued, bus) = {
+        // The ring goes too: a sender that still holds a route here only
+        // keeps the socket itself (a mapping keeps its own reference).
+        let (queued, bus, ring) = {
             let mut rx = self.rx.lock();
             rx.closed = true;
-            (Self::drain(&mut rx), rx.bus.take())
+            (Self::drain(&mut rx), rx.bus.take(), rx.ring.take())
         };
         drop(queued);
         drop(bus);
+        drop(ring);
         self.writers.notify_all();
     }
 

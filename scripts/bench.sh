@@ -54,20 +54,23 @@ daemon=$(command -v dbus-daemon)
 adds=(--add "$top/scripts/bench-guest.sh:/usr/bin/"
 	--add "$top/tests/bench/dbus/bench-bus.conf:/usr/share/af_bus/"
 	--add "$BENCH/bus_bench" --add "$BENCH/bus_dbus_bench" --add "$daemon")
+gargs=() perf=
+if [ "${PERF:-0}" != 0 ] && [ $smoke -eq 0 ]; then
+	if ! command -v perf >/dev/null; then
+		apt-get update -qq >&2
+		apt-get install -y -qq --no-install-recommends linux-perf >/dev/null
+	fi
+	perf=$(readlink -f "$(command -v perf)")
+	adds+=(--add "$perf:/usr/bin/perf")
+	gargs+=(--perf)
+fi
 declare -A libs=()
 while read -r name _ path _; do
 	case "$name" in
 	/*) libs[/lib64/$(basename "$name")]=$name ;;
 	*) [ -z "$path" ] || [ "${path:0:1}" != / ] || libs[/lib/x86_64-linux-gnu/$name]=$path ;;
 	esac
-done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" ${PERF:+"$(readlink -f "$(command -v perf)")"} |
-	grep -v ':$')
-gargs=()
-if [ -n "${PERF:-}" ] && [ $smoke -eq 0 ]; then
-	command -v perf >/dev/null || apt-get install -y -q linux-perf >&2
-	adds+=(--add "$(readlink -f "$(command -v perf)"):/usr/bin/perf")
-	gargs+=(--perf)
-fi
+done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" ${perf:+"$perf"} | grep -v ':$')
 [ -z "${BENCH_CASE:-}" ] || gargs+=(--case "$BENCH_CASE")
 for dst in "${!libs[@]}"; do
 	adds+=(--add "${libs[$dst]}:$dst")

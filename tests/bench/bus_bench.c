@@ -6,13 +6,16 @@
  * The dbus-daemon peer is tests/bench/dbus/bus_dbus_bench.c; `make bench`
  * runs both and compares them (scripts/bench.sh).
  *
- *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [rtt] [tput] [mcast] [match] [join]
+ *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [rtt] [path] [tput] [mcast] [match] [join]
  *
- * -k runs only the round-trip and throughput cases named CASE (to
- * profile one of them, e.g. -k af_bus rtt).
+ * -k runs only the cases named CASE: a transport of rtt, path and tput
+ * (to profile one of them, e.g. -k af_bus rtt), or bloom4 or lowbit in
+ * match.
  *
  * rtt    unicast round trip at 64 B and 4 KiB: AF_BUS, AF_UNIX SOCK_DGRAM
- *        and SOCK_SEQPACKET socketpairs, a pipe pair
+ *        and SOCK_SEQPACKET socketpairs, a pipe pair; also with both ends
+ *        threads of one process ("1cpu-threads")
+ * path   a send and its receive in one thread (the code, no wake-up)
  * tput   one-way throughput at 64 B, 4 KiB, 64 KiB: AF_BUS recvmsg,
  *        AF_BUS receive ring, AF_UNIX SOCK_DGRAM
  * mcast  fan-out to 1, 8, 64 receivers: one AF_BUS multicast versus N
@@ -371,11 +374,11 @@ static void bench_path(void)
 		}
 		for (k = K_BUS; k <= K_PIPE; k++)
 			if (!only || !strcmp(only, kind_name[k]))
-				bench_report("path", kind_name[k], "1cpu", sizes[s], "send_recv", "us",
-					     v[k], opts.reps);
+				bench_report("path", kind_name[k], "1cpu", sizes[s], "send_recv",
+					     "us", v[k], opts.reps);
 		if (!only)
-			bench_report("path", "af_bus_over_unix_dgram", "1cpu", sizes[s], "ratio", "x",
-				     ratio, opts.reps);
+			bench_report("path", "af_bus_over_unix_dgram", "1cpu", sizes[s], "ratio",
+				     "x", ratio, opts.reps);
 	}
 	bench_pin(-1);
 	for (k = K_BUS; k <= K_PIPE; k++) {
@@ -919,7 +922,8 @@ static void join_master(const struct bus *b)
 
 	for (;;) {
 		socklen_t len = sizeof(from);
-		ssize_t n = recvfrom(b->master, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+		ssize_t n = recvfrom(b->master, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+				     &len);
 
 		if (n < 0 && errno == ENOBUFS)
 			continue;
@@ -986,7 +990,8 @@ static void bench_join(void)
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } groups[] = {
-		{ "rtt", bench_rtt }, { "path", bench_path }, { "tput", bench_tput }, { "mcast", bench_mcast },
+		{ "rtt", bench_rtt }, { "path", bench_path }, { "tput", bench_tput },
+		{ "mcast", bench_mcast },
 		{ "match", bench_match }, { "join", bench_join },
 	};
 	unsigned int g;
@@ -1004,7 +1009,8 @@ int main(int argc, char **argv)
 			opts.scale = atof(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: bus_bench [-r REPS] [-s SCALE] [-k CASE] [GROUP...]\n");
+			fprintf(stderr,
+				"usage: bus_bench [-r REPS] [-s SCALE] [-k CASE] [GROUP...]\n");
 			return 2;
 		}
 	}

@@ -347,16 +347,31 @@ TEST_F(bus, multicast_before_any_match_grant)
 	ASSERT_EQ(0, pending(self->r2));
 }
 
+/* Filler @j of member @i of the test below: 2 to 4 bits below 384. */
+static struct sockaddr_bus filler_of(const struct sockaddr_bus *maddr, int i, int j)
+{
+	__u64 f[8] = { 0 };
+	int k;
+
+	for (k = 0; k < 2 + j % 3; k++) {
+		unsigned int b = (i * 131 + j * 37 + k * 101) % 384;
+
+		f[b / 64] |= 1ULL << (b % 64);
+	}
+	return mcast(maddr, f, 8);
+}
+
 /*
  * The index's buckets grow with the grants (64, then 128, then 256 for
- * 320 grants here): every grant filed before, during and after growing
- * still reaches its holder and nobody else, and taking grants out works
- * on the grown index.
+ * the 328 grants here): every grant filed before, during and after
+ * growing still reaches its holder and nobody else; taking grants out
+ * works on the grown index, and so does the filter of third bits once
+ * half the grants went and it was rebuilt from those left.
  */
 TEST_F(bus, index_grows_and_keeps_every_grant)
 {
 	struct sockaddr_bus h[8], probe[8], filler;
-	int m[8], i, j, k;
+	int m[8], i, j;
 	char name[8];
 
 	for (i = 0; i < 8; i++) {
@@ -365,20 +380,13 @@ TEST_F(bus, index_grows_and_keeps_every_grant)
 		m[i] = socket(AF_BUS, SOCK_DGRAM, 0);
 		snprintf(name, sizeof(name), "m%d", i);
 		ASSERT_EQ(0, bus_join(self->master, &self->maddr, m[i], name, &h[i]));
-		/* Probes use bits 448-475 only: {448 + i, 460 + i}. */
+		/* Probes use bits 448-467 only: {448 + i, 460 + i}. */
 		bits[7] = 1ULL << i | 1ULL << (12 + i);
 		probe[i] = mcast(&self->maddr, bits, 8);
 		ASSERT_EQ(0, match(self->master, m[i], &h[i], &probe[i]));
 		/* Fillers use bits below 384: a probe never matches them. */
 		for (j = 0; j < 40; j++) {
-			__u64 f[8] = { 0 };
-
-			for (k = 0; k < 2 + j % 3; k++) {
-				unsigned int b = (i * 131 + j * 37 + k * 101) % 384;
-
-				f[b / 64] |= 1ULL << (b % 64);
-			}
-			filler = mcast(&self->maddr, f, 8);
+			filler = filler_of(&self->maddr, i, j);
 			ASSERT_EQ(0, match(self->master, m[i], &h[i], &filler));
 		}
 	}
@@ -396,13 +404,36 @@ TEST_F(bus, index_grows_and_keeps_every_grant)
 	for (i = 0; i < 8; i += 2) {
 		ASSERT_EQ(0, grant_mcast(self->master, &h[i], SCM_MULTICAST_UNMATCH,
 					 &probe[i]));
-		ASSERT_EQ(1, recv(m[i], name, sizeof(name), 0));
+		ASSERT_EQ(1, recv(m[i], name, sizeof(name), MSG_DONTWAIT));
 	}
 	for (i = 0; i < 8; i++) {
 		ASSERT_EQ(2, bus_send_str(self->s, &probe[i], "x", 0));
 		for (j = 0; j < 8; j++)
 			ASSERT_EQ(i == j && i % 2, pending(m[j]));
 	}
+	/* Members 0 to 3 lose their fillers: 164 of 328 grants gone. */
+	for (i = 0; i < 4; i++)
+		for (j = 0; j < 40; j++) {
+			filler = filler_of(&self->maddr, i, j);
+			ASSERT_EQ(0, grant_mcast(self->master, &h[i], SCM_MULTICAST_UNMATCH,
+						 &filler));
+			ASSERT_EQ(1, recv(m[i], name, sizeof(name), MSG_DONTWAIT));
+		}
+	for (i = 1; i < 8; i += 2) {
+		ASSERT_EQ(2, bus_send_str(self->s, &probe[i], "x", 0));
+		for (j = 0; j < 8; j++)
+			ASSERT_EQ(i == j, pending(m[j]));
+	}
+	for (i = 4; i < 8; i++) {
+		filler = filler_of(&self->maddr, i, 0);
+		ASSERT_EQ(2, bus_send_str(self->s, &filler, "x", 0));
+		ASSERT_EQ(1, pending(m[i]));
+		for (j = 0; j < 8; j++)
+			pending(m[j]);
+	}
+	filler = filler_of(&self->maddr, 1, 0);
+	ASSERT_EQ(2, bus_send_str(self->s, &filler, "x", 0));
+	ASSERT_EQ(0, pending(m[1]));
 	/* Members leaving take their grants out: nobody is left to match. */
 	for (i = 0; i < 8; i++)
 		close(m[i]);

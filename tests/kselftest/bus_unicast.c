@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +143,9 @@ TEST_F(bus, repeated_sends_follow_the_address)
 	ASSERT_EQ(0, strcmp(buf, "5"));
 	ASSERT_EQ(2, recv(c, buf, sizeof(buf), MSG_DONTWAIT));
 	ASSERT_EQ(0, strcmp(buf, "6"));
+	errno = 0;
 	ASSERT_EQ(-1, recv(self->b, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
 	/* The receiver closes. */
 	close(c);
 	errno = 0;
@@ -166,6 +169,72 @@ TEST_F(bus, repeated_sends_follow_the_address)
 	errno = 0;
 	ASSERT_EQ(-1, bus_send_str(self->a, &self->maddr, "z", 0));
 	ASSERT_EQ(ECONNRESET, errno);
+}
+
+/*
+ * The same, with the sender woken by the revoke itself while the master
+ * may still be inside its send (the member on CPU 1, the master on CPU
+ * 0): whatever it sends after reading that it lost its only address
+ * must be refused (EACCES), 200 times over.  The kernel moves the bus's
+ * route generation before it queues the revoke; this checks the
+ * guarantee, it cannot force the narrow interleaving that would break
+ * it (it did not, under TCG, with the generation moved after).
+ */
+TEST_F(bus, a_revoke_read_is_a_revoke_in_force)
+{
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[16];
+	cpu_set_t one;
+	size_t off;
+	pid_t pid;
+	int i, status;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	CPU_ZERO(&one);
+	CPU_SET(pid == 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1, &one);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+	if (pid == 0) {
+		for (i = 0; i < 200; i++) {
+			int err;
+
+			/* Granted a.svc: send to b (the route is kept), say so. */
+			if (i && recv(self->a, buf, sizeof(buf), 0) < 0)
+				_exit(10);
+			if (bus_send_str(self->a, &self->bhandle, "r", 0) != 2)
+				_exit(11);
+			if (bus_send_str(self->a, &self->maddr, "ready", 0) != 6)
+				_exit(12);
+			/* The revoke; then the kept route must not be used. */
+			if (recv(self->a, buf, sizeof(buf), 0) < 0)
+				_exit(13);
+			errno = 0;
+			err = bus_send_str(self->a, &self->bhandle, "late", 0) < 0 ? errno : 0;
+			if (bus_send_str(self->a, &self->maddr, err == EACCES ? "ok" : "bad", 0) < 0)
+				_exit(14);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 200; i++) {
+		if (i) {
+			off = 0;
+			bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &self->aaddr);
+			ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "g", 1, ctl, off, 0));
+		}
+		ASSERT_EQ(6, recv(self->master, buf, sizeof(buf), 0));
+		ASSERT_EQ(0, strcmp(buf, "ready"));
+		ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+		off = 0;
+		bus_cmsg_add(ctl, &off, SCM_REVOKE_ADDR, &self->aaddr);
+		ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "r", 1, ctl, off, 0));
+		ASSERT_LT(0, recv(self->master, buf, sizeof(buf), 0));
+		ASSERT_EQ(0, strcmp(buf, "ok"));
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	errno = 0;
+	ASSERT_EQ(-1, recv(self->b, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
 }
 
 TEST_F(bus, no_owner_ehostunreach)
