@@ -14,7 +14,7 @@
 //! while holding any of these but `iolock`: every path a call names is
 //! resolved to a [`BusKey`] first, and keys are compared under the locks.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -469,6 +469,10 @@ pub(crate) struct Bus {
     /// the change can be seen.  A sender's cached route (see
     /// `Endpoint::attach`) is good while it has not moved.
     routes: AtomicU64,
+    /// Set, under the bus lock, when the bus dies (`BusInner::alive`
+    /// cleared): read without it by `poll`, which must not report a
+    /// live bus to a member that a send already told `ECONNRESET`.
+    dead: AtomicBool,
     #[pin]
     inner: Mutex<BusInner>,
 }
@@ -492,6 +496,11 @@ impl Bus {
     /// Moves the route generation; the caller holds the bus lock.
     fn routes_changed(&self) {
         self.routes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether the bus has died (its master closed).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
     }
 
     /// The name of the bus.
@@ -604,6 +613,7 @@ impl Bus {
         let members = {
             let mut inner = self.inner.lock();
             inner.alive = false;
+            self.dead.store(true, Ordering::Release);
             self.routes_changed();
             inner.master = None;
             inner.owners = RBTree::new();
@@ -1130,6 +1140,7 @@ pub(crate) fn register(
         master_cred: PeerCred::current(),
         _node: node,
         routes: AtomicU64::new(0),
+        dead: AtomicBool::new(false),
         inner <- new_mutex!(
             BusInner {
                 alive: true,

@@ -1438,9 +1438,12 @@ impl Endpoint {
             Role::Endpoint(bus) => Some(bus.clone()),
             _ => None,
         };
+        // A member learns of its bus's death from `die`, after the bus
+        // was marked dead: from then on, already, its calls fail.
+        let bus_dead = endpoint_of.as_ref().is_some_and(|bus| bus.is_dead());
         let rx = self.rx.lock();
         let mut mask = 0;
-        if rx.dead {
+        if rx.dead || bus_dead {
             mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
         }
         if rx.overrun && !rx.no_enobufs {
@@ -1457,7 +1460,7 @@ impl Endpoint {
         // Sending never waits for the sender's own buffer: only a full
         // receiver makes a send wait, and that is per destination.  An
         // endpoint's is its master.
-        let dead = rx.dead;
+        let dead = rx.dead || bus_dead;
         drop(rx);
         let writable = match endpoint_of {
             None => true,
