@@ -21,8 +21,11 @@
 #                      --probability P --tests "bus_unicast ..."'
 #   make stress        stress (bus_stress) then fuzz (bus_fuzz) on the debug
 #                      kernel; SEED=, DURATION= (seconds, default 180)
+#   make kcsan         the kselftests and the short stress/fuzz profile on
+#                      the KCSAN kernel; fails on any data-race report
+#                      (not part of make check: it builds a third kernel)
 #   make clippy        build the module with CLIPPY=1
-#   make kernel        only build (or find) the cached kernels
+#   make kernel        only build (or find) the cached base and debug kernels
 #   make clean         remove build/
 #
 # The first run installs what is missing (Debian packages, bindgen) and
@@ -43,7 +46,7 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help bench ring-bench faults stress
+.PHONY: all modules run check clippy kernel clean help bench ring-bench faults stress kcsan
 
 all: modules
 
@@ -93,8 +96,11 @@ faults:
 stress:
 	@scripts/stress.sh $(FLAVOUR)
 
+kcsan:
+	@scripts/kcsan.sh
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,28p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'

@@ -28,6 +28,12 @@ unsigned long af_bus_rlimit_nofile(void)
 	return rlimit(RLIMIT_NOFILE);
 }
 
+/* A function only with CONFIG_TRACEPOINTS, kfree_skb() without. */
+void af_bus_consume_skb(struct sk_buff *skb)
+{
+	consume_skb(skb);
+}
+
 void af_bus_prot_inuse_add(struct sock *sk, int val)
 {
 	sock_prot_inuse_add(sock_net(sk), sk->sk_prot, val);

@@ -8,11 +8,13 @@
 
 #include <linux/types.h>
 
+struct sk_buff;
 struct sock;
 
 void af_bus_pagefault_disable(void);
 void af_bus_pagefault_enable(void);
 unsigned long af_bus_rlimit_nofile(void);
+void af_bus_consume_skb(struct sk_buff *skb);
 void af_bus_prot_inuse_add(struct sock *sk, int val);
 u32 af_bus_quota_uid(void);
 

@@ -101,6 +101,7 @@ extern "C" {
     fn af_bus_pagefault_enable();
     fn af_bus_rlimit_nofile() -> c_ulong;
     fn af_bus_prot_inuse_add(sk: *mut c_void, val: c_int);
+    fn af_bus_consume_skb(skb: *mut c_void);
     fn af_bus_quota_uid() -> u32;
 }
 
@@ -1062,7 +1063,7 @@ impl Skb {
     pub(crate) fn consume(self) {
         let p = self.into_raw();
         // SAFETY: we owned one user of `p`, which this gives back.
-        unsafe { bindings::consume_skb(p) };
+        unsafe { af_bus_consume_skb(p.cast()) };
     }
 }
 

@@ -3,31 +3,34 @@
 #
 # Build (or find in the cache) the patched guest kernel.
 #
-#   scripts/kernel.sh base|debug
+#   scripts/kernel.sh base|debug|kcsan
 #
 # Prints the kernel build directory (usable as KDIR) on its last line.
 # The build lives in $AF_BUS_CACHE/kernel/<flavour>-<key>, where <key> is
 # a hash of the Debian source version, the patch series, the config
-# fragments, the toolchain versions and this script.  A directory without
-# its .complete stamp is a broken or interrupted build: it is removed and
-# built again, never used.
+# fragments, the toolchain versions and the build steps of this script.  A directory without its .complete stamp is a broken or
+# interrupted build: it is removed and built again, never used.
 
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 
-flavour=${1:?usage: kernel.sh base|debug}
+flavour=${1:?usage: kernel.sh base|debug|kcsan}
+# A flavour is configs/base.config plus its own fragment.  This table is
+# not part of the key: a flavour's key covers its fragments' contents.
 case "$flavour" in
 base) fragments=("$top/configs/base.config") ;;
-debug) fragments=("$top/configs/base.config" "$top/configs/debug.config") ;;
-*) echo "kernel.sh: unknown flavour '$flavour' (base or debug)" >&2; exit 2 ;;
+debug | kcsan) fragments=("$top/configs/base.config" "$top/configs/$flavour.config") ;;
+*) echo "kernel.sh: unknown flavour '$flavour' (base, debug or kcsan)" >&2; exit 2 ;;
 esac
 
 "$top/scripts/setup.sh" >&2
 
+# The key covers the build steps (everything from "dir=" on), not the
+# flavour table above: adding a flavour rebuilds no other.
 key=$( {
-	echo "recipe 1"
+	echo "recipe 2"
 	dpkg-query -W -f='${Version}\n' "$LINUX_SOURCE_PKG"
 	stat -c %s "$LINUX_SOURCE_TAR"
 	cat "$top"/patches/*.patch
@@ -35,7 +38,7 @@ key=$( {
 	/usr/bin/rustc --version
 	clang-19 --version | head -n 1
 	"$BINDGEN" --version
-	cat "$0"
+	sed -n '/^dir=/,$p' "$0"
 } | sha256sum | cut -c1-16)
 
 dir="$AF_BUS_CACHE/kernel/$flavour-$key"

@@ -9,7 +9,12 @@
  * control messages, SCM_RIGHTS of any file), recvmsg, setsockopt and
  * getsockopt (ring geometries, policies, generic options), mmap and
  * munmap of rings (writing random frame status words), poll, ioctl,
- * getsockname, the unsupported calls, and close, at random.
+ * getsockname, the unsupported calls, and close, at random; and the
+ * operations that found the hardening bugs (MSG_PEEK racing receives of
+ * messages with up to 200 files, bind / sendto / close racing on one
+ * socket, sends from userfaultfd-stalled buffers, revokes racing sends),
+ * described above op_peek.  A thread still in a call 30 s after the end
+ * is a hang.
  *
  * Every call's errno must be one AF_BUS documents for it (plus EBADF and
  * ENOTSOCK, since another thread may close a descriptor): anything else,
@@ -17,7 +22,8 @@
  * AF_BUS address), prints the seed, the thread and its last calls as a
  * reproducer and fails.  A kernel splat fails the guest run anyway.
  *
- * Usage: bus_fuzz [-s SEED] [-n CALLS_PER_THREAD] [-d SECONDS] [-t THREADS]
+ * Usage: bus_fuzz [-s SEED] [-n CALLS_PER_THREAD] [-d SECONDS] [-t THREADS] [-x]
+ * -x: without the attack operations (op_peek and the others below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -42,6 +49,7 @@
 #include <linux/bus.h>
 #include <linux/filter.h>
 #include <linux/sockios.h>
+#include <linux/userfaultfd.h>
 
 #define NFD		32
 #define NMAP		8
@@ -75,6 +83,7 @@ struct thr {
 };
 static struct thr thr[MAXT];
 static volatile int stop;
+static int g_no_attacks;		/* -x */
 
 static uint64_t rnd(struct thr *t)
 {
@@ -123,9 +132,9 @@ static void die(struct thr *t, const char *fmt, ...)
 	printf("bus_fuzz: last calls of thread %d, oldest first:\n", t->id);
 	for (i = t->logi > LOGN ? t->logi - LOGN : 0; i < t->logi; i++)
 		printf("  %s\n", t->log[i % LOGN]);
-	printf("bus_fuzz: reproduce with: bus_fuzz -s %llu -n %ld -t %d "
+	printf("bus_fuzz: reproduce with: bus_fuzz -s %llu -n %ld -t %d%s "
 	       "(-t 1 replays one thread's sequence exactly)\n",
-	       g_seed, t->calls + 1, g_threads);
+	       g_seed, t->calls + 1, g_threads, g_no_attacks ? " -x" : "");
 	fflush(stdout);
 	_exit(1);
 }
@@ -283,8 +292,11 @@ static size_t gen_cmsgs(struct thr *t, char *ctl, size_t max, int *nfds_out)
 		if (off + CMSG_SPACE(160) > max)
 			break;
 		switch (rn(t, 6)) {
-		case 0: {	/* files */
-			int k = 1 + rn(t, 3), f;
+		case 0: {	/* files: a few, or up to 200 */
+			int k = rn(t, 4) ? 1 + rn(t, 3) : 1 + rn(t, 200), f;
+
+			if (off + CMSG_SPACE(k * sizeof(int)) > max)
+				k = 1 + rn(t, 3);
 
 			c->cmsg_level = SOL_SOCKET;
 			c->cmsg_type = SCM_RIGHTS;
@@ -738,6 +750,382 @@ static void op_master(struct thr *t)
 static void fuzz_calls(struct thr *t, long n);
 
 /*
+ * The attacks (issue 17), as calls mixed with the others.  A bus of their
+ * own, "fzp": its master, two members e0 and e1 (e1 with a receive ring)
+ * that an address "r" moves between, and a member s that sends to it.
+ * Not in the descriptor pool, so that they live the whole run:
+ *
+ *  op_peek      MSG_PEEK with room for every file, or a plain receive
+ *               with room for one, on e0 or e1; every file received is
+ *               closed; e1's ring frames are handed back;
+ *  op_fdstorm   the master sends e0 or e1 a message carrying up to 200
+ *               files;
+ *  op_revoke    the master revokes or grants "r", or s sends to it;
+ *  op_bindrace  bind, sendto and close on one shared socket, to buses on
+ *               paths in one directory (rd/, where names come and go) and
+ *               abstract ones;
+ *  op_stall     a send whose buffer is a userfaultfd page that a resolver
+ *               thread fills 10-200 ms later (at most one per thread
+ *               every 300 ms), to e0, e1's ring, or a pool socket.
+ */
+#define FZP_FRAMES	8
+#define FZP_FRAME	2048
+
+static int pm = -1, pe[2] = { -1, -1 }, ps = -1, rdm = -1, race_fd = -1;
+static char *pe_ring;
+static unsigned int pe_ring_next;
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;	/* ring_lock: pe_ring_next */
+static int uffd = -1;
+static pid_t main_pid;		/* forked children do not stall: uffd is the parent's */
+static volatile int resolver_stop;
+
+static struct sockaddr_bus fzp_addr(const char *name)
+{
+	struct sockaddr_bus a;
+
+	memset(&a, 0, sizeof(a));
+	a.sbus_family = AF_BUS;
+	strcpy(a.sbus_path + 1, "fzp");
+	memcpy(a.sbus_addr, name, strlen(name) + 1);
+	a.sbus_addr_ncomp = (strlen(name) + 8) / 8;
+	return a;
+}
+
+/* Joins @fd to fzp as @name.  0 on success. */
+static int fzp_join(int fd, const char *name)
+{
+	struct sockaddr_bus m = fzp_addr("m"), h, g = fzp_addr(name);
+	char ctl[CMSG_SPACE(sizeof(g))], buf[16];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_name = &h, .msg_namelen = sizeof(h),
+			     .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c = (struct cmsghdr *)ctl;
+
+	if (sendto(fd, "hi", 2, 0, (void *)&m, sizeof(m)) != 2)
+		return -1;
+	do {
+		mh.msg_namelen = sizeof(h);
+		if (recvmsg(pm, &mh, 0) < 0)
+			return -1;
+	} while (!h.sbus_addr_ncomp);
+	c->cmsg_level = SOL_BUS;
+	c->cmsg_type = SCM_OWNED_ADDR;
+	c->cmsg_len = CMSG_LEN(sizeof(g));
+	memcpy(CMSG_DATA(c), &g, sizeof(g));
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	iov.iov_len = 1;
+	if (sendmsg(pm, &mh, 0) != 1 || recv(fd, buf, sizeof(buf), 0) != 1)
+		return -1;
+	return 0;
+}
+
+static void *resolver(void *arg)
+{
+	struct thr t = { .s = g_seed ^ 0x5bd1e995ull };
+	struct pollfd pf = { uffd, POLLIN, 0 };
+	struct uffd_msg msg;
+	static char src[4096];
+
+	memset(src, 0x5a, sizeof(src));
+	while (!resolver_stop) {
+		struct uffdio_copy cp;
+		struct timespec ts;
+
+		if (poll(&pf, 1, 50) <= 0 || read(uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (10 + rn(&t, 191)) * 1000000L;
+		nanosleep(&ts, NULL);
+		cp.dst = msg.arg.pagefault.address & ~4095ull;
+		cp.src = (unsigned long)src;
+		cp.len = 4096;
+		cp.mode = 0;
+		cp.copy = 0;
+		ioctl(uffd, UFFDIO_COPY, &cp);	/* EEXIST: resolved already */
+	}
+	return NULL;
+}
+
+/* The fzp bus, rd/m and the stalling pages.  0 on success. */
+static int setup_attacks(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct bus_ring_req req = { FZP_FRAME, FZP_FRAMES };
+	struct sockaddr_bus a = fzp_addr("m");
+	struct timeval tv = { 0, 200000 };
+	int i;
+
+	pm = socket(AF_BUS, SOCK_DGRAM, 0);
+	if (pm < 0 || bind(pm, (void *)&a, sizeof(a)))
+		return -1;
+	setsockopt(pm, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (i = 0; i < 2; i++) {
+		pe[i] = socket(AF_BUS, SOCK_DGRAM, 0);
+		if (pe[i] < 0)
+			return -1;
+		setsockopt(pe[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	if (setsockopt(pe[1], SOL_BUS, BUS_RX_RING, &req, sizeof(req)))
+		return -1;
+	pe_ring = mmap(NULL, FZP_FRAME * FZP_FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED, pe[1], 0);
+	ps = socket(AF_BUS, SOCK_DGRAM, 0);
+	if (pe_ring == MAP_FAILED || ps < 0 || fzp_join(pe[0], "e0") || fzp_join(pe[1], "e1") ||
+	    fzp_join(ps, "s"))
+		return -1;
+	tv.tv_usec = 5000;
+	for (i = 0; i < 2; i++) {
+		setsockopt(pe[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(pe[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	setsockopt(ps, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(pm, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+	/* rd/m: a path bus in the directory the bind race works in. */
+	memset(&a, 0, sizeof(a));
+	a.sbus_family = AF_BUS;
+	strcpy(a.sbus_path, "rd/m");
+	strcpy((char *)a.sbus_addr, "m");
+	a.sbus_addr_ncomp = 1;
+	rdm = socket(AF_BUS, SOCK_DGRAM, 0);
+	if (mkdir("rd", 0755) || rdm < 0 || bind(rdm, (void *)&a, sizeof(a)))
+		return -1;
+	race_fd = socket(AF_BUS, SOCK_DGRAM, 0);
+
+	/* Pages whose first touch waits for the resolver (if the kernel has it). */
+	main_pid = getpid();
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		return 0;
+	return ioctl(uffd, UFFDIO_API, &api) ? -1 : 0;
+}
+
+/* Closes the files a receive got.  A socket among them is a failure. */
+static void close_files(struct thr *t, struct msghdr *m)
+{
+	struct cmsghdr *c;
+	struct stat st;
+	int j, f;
+
+	for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (j = 0; j < (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)); j++) {
+			memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (f < 0)
+				continue;
+			if (fstat(f, &st) == 0 && S_ISSOCK(st.st_mode))
+				die(t, "received a socket through SCM_RIGHTS");
+			close(f);
+		}
+	}
+}
+
+static void op_peek(struct thr *t)
+{
+	static __thread char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus)) +
+				 CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(253 * sizeof(int))];
+	char data[256], what[80];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl };
+	int k = rn(t, 2), peek = rn(t, 2);
+	long rc;
+
+	if (k == 1 && rn(t, 2)) {
+		/* e1's ring: hand back the frames ready. */
+		pthread_mutex_lock(&ring_lock);
+		for (;;) {
+			struct bus_frame_hdr *f = (void *)(pe_ring + pe_ring_next * FZP_FRAME);
+
+			if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
+				break;
+			__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+			pe_ring_next = (pe_ring_next + 1) % FZP_FRAMES;
+		}
+		pthread_mutex_unlock(&ring_lock);
+	}
+	/* The peek has room for every file, the plain receive for one. */
+	m.msg_controllen = peek ? sizeof(ctl) : CMSG_SPACE(sizeof(struct sockaddr_bus)) +
+					       CMSG_SPACE(sizeof(int));
+	snprintf(what, sizeof(what), "recvmsg(e%d, %s)", k, peek ? "MSG_PEEK" : "room for one file");
+	cur_fd = pe[k];
+	rc = recvmsg(pe[k], &m, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+	check(t, rc, E(EAGAIN) | E(ENOBUFS) | E(ECONNRESET), what);
+	if (rc >= 0)
+		close_files(t, &m);
+}
+
+static void op_fdstorm(struct thr *t)
+{
+	static __thread char ctl[CMSG_SPACE(200 * sizeof(int))];
+	struct cmsghdr *c = (struct cmsghdr *)ctl;
+	struct sockaddr_bus dst = fzp_addr(rn(t, 2) ? "e1" : "e0");
+	struct iovec iov = { "files", 5 };
+	struct msghdr m = { .msg_name = &dst, .msg_namelen = sizeof(dst),
+			    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl };
+	int k = 1 + rn(t, 200), i, f;
+	char what[80];
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(k * sizeof(int));
+	for (i = 0; i < k; i++) {
+		f = fds[NFD - 1 - rn(t, 2)];	/* the memfds */
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &f, sizeof(int));
+	}
+	m.msg_controllen = CMSG_SPACE(k * sizeof(int));
+	snprintf(what, sizeof(what), "sendmsg(fzp master, %d files)", k);
+	cur_fd = pm;
+	check(t, sendmsg(pm, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
+}
+
+static void op_revoke(struct thr *t)
+{
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], what[80];
+	struct cmsghdr *c = (struct cmsghdr *)ctl;
+	struct sockaddr_bus r = fzp_addr("r"), dst;
+	struct iovec iov = { "move", 4 };
+	struct msghdr m = { .msg_name = &dst, .msg_namelen = sizeof(dst),
+			    .msg_iov = &iov, .msg_iovlen = 1 };
+	int k = rn(t, 2), type = rn(t, 2) ? SCM_REVOKE_ADDR : SCM_OWNED_ADDR;
+
+	if (rn(t, 2)) {
+		snprintf(what, sizeof(what), "sendto(s -> r)");
+		cur_fd = ps;
+		check(t, sendto(ps, "to r", 4, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&r, sizeof(r)),
+		      SENDERR, what);
+		return;
+	}
+	dst = fzp_addr(k ? "e1" : "e0");
+	c->cmsg_level = SOL_BUS;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(sizeof(r));
+	memcpy(CMSG_DATA(c), &r, sizeof(r));
+	m.msg_control = ctl;
+	m.msg_controllen = sizeof(ctl);
+	snprintf(what, sizeof(what), "sendmsg(fzp master, %s r to e%d)",
+		 type == SCM_REVOKE_ADDR ? "revoke" : "grant", k);
+	cur_fd = pm;
+	check(t, sendmsg(pm, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
+}
+
+static void op_bindrace(struct thr *t)
+{
+	struct sockaddr_bus a;
+	char what[96], buf[64];
+	int fd = race_fd, nfd;
+
+	memset(&a, 0, sizeof(a));
+	a.sbus_family = AF_BUS;
+	strcpy((char *)a.sbus_addr, "m");
+	a.sbus_addr_ncomp = 1;
+	switch (rn(t, 8)) {
+	case 0: case 1: case 2:
+		if (rn(t, 3))
+			snprintf(a.sbus_path, BUS_PATH_MAX, "rd/n%u", rn(t, 4));
+		else
+			snprintf(a.sbus_path + 1, BUS_PATH_MAX - 1, "fzr%u", rn(t, 4));
+		snprintf(what, sizeof(what), "bind(race %d, %s)", fd,
+			 a.sbus_path[0] ? a.sbus_path : "abstract");
+		cur_fd = fd;
+		check(t, bind(fd, (void *)&a, sizeof(a)),
+		      E(EINVAL) | E(EADDRINUSE) | E(EISCONN) | PATHERR, what);
+		break;
+	case 3: case 4: case 5:
+		switch (rn(t, 4)) {
+		case 0:
+			strcpy(a.sbus_path, "rd/m");
+			break;
+		case 1:
+			snprintf(a.sbus_path, BUS_PATH_MAX, "rd/n%u", rn(t, 4));
+			break;
+		case 2:
+			snprintf(a.sbus_path, BUS_PATH_MAX, "rd/x%u", rn(t, 64));
+			break;
+		default:
+			snprintf(a.sbus_path + 1, BUS_PATH_MAX - 1, "fzr%u", rn(t, 4));
+			break;
+		}
+		snprintf(what, sizeof(what), "sendto(race %d, %s)", fd,
+			 a.sbus_path[0] ? a.sbus_path : "abstract");
+		cur_fd = fd;
+		check(t, sendto(fd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&a, sizeof(a)),
+		      SENDERR, what);
+		break;
+	case 6:
+		nfd = socket(AF_BUS, SOCK_DGRAM, 0);
+		check(t, nfd, E(EMFILE), "socket(race)");
+		if (nfd < 0)
+			break;
+		fd = __atomic_exchange_n(&race_fd, nfd, __ATOMIC_SEQ_CST);
+		snprintf(what, sizeof(what), "close(race %d)", fd);
+		cur_fd = -1;
+		check(t, close(fd), 0, what);
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "rd/n%u", rn(t, 4));
+		unlink(buf);
+		/* rd/m's queue fills with hellos: drain some. */
+		while (recv(rdm, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+			;
+		break;
+	}
+}
+
+static void op_stall(struct thr *t)
+{
+	static __thread double last;
+	struct uffdio_register reg;
+	struct sockaddr_bus dst;
+	unsigned char name[160];
+	socklen_t nlen = sizeof(dst);
+	char what[96];
+	char *p;
+	size_t len = 1 + rn(t, 1024);
+	int fd;
+
+	if (uffd < 0 || now() - last < 0.3 || getpid() != main_pid)
+		return;
+	/* A fresh page: its first touch waits for the resolver. */
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	reg.range.start = (unsigned long)p;
+	reg.range.len = 4096;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		munmap(p, 4096);
+		return;
+	}
+	switch (rn(t, 3)) {
+	case 0:
+		dst = fzp_addr(rn(t, 2) ? "e1" : "e0");
+		fd = rn(t, 2) ? ps : pm;
+		snprintf(what, sizeof(what), "sendto(%s, stalled buffer %zu to e%c)",
+			 fd == ps ? "s" : "master", len, ((char *)dst.sbus_addr)[1]);
+		break;
+	case 1:
+		dst = fzp_addr("r");
+		fd = ps;
+		snprintf(what, sizeof(what), "sendto(s, stalled buffer %zu to r)", len);
+		break;
+	default:
+		nlen = gen_addr(t, name);
+		memcpy(&dst, name, sizeof(dst));
+		fd = pick_fd(t);
+		snprintf(what, sizeof(what), "sendto(%d, stalled buffer %zu)", fd, len);
+		break;
+	}
+	cur_fd = fd;
+	check(t, sendto(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+			(void *)(nlen <= sizeof(dst) ? (void *)&dst : name), nlen),
+	      SENDERR, what);
+	munmap(p, 4096);
+	last = now();
+}
+
+/*
  * A child inherits the descriptors and mappings, makes calls of its own
  * and is SIGKILLed a few milliseconds later, wherever it is: in a send,
  * a receive, holding a ring mapping.
@@ -783,6 +1171,28 @@ static void fuzz_calls(struct thr *t, long n)
 			op_fork(t);
 			continue;
 		}
+		if (rn(t, 8) == 0) {
+			if (g_no_attacks)
+				continue;
+			switch (rn(t, 5)) {
+			case 0:
+				op_peek(t);
+				break;
+			case 1:
+				op_fdstorm(t);
+				break;
+			case 2:
+				op_revoke(t);
+				break;
+			case 3:
+				op_bindrace(t);
+				break;
+			default:
+				op_stall(t);
+				break;
+			}
+			continue;
+		}
 		switch (rn(t, 16)) {
 		case 0:
 			fd = new_socket(t);
@@ -824,10 +1234,14 @@ int main(int argc, char **argv)
 	long calls = 0, ok = 0, foreign = 0, forks = 0;
 	double start;
 	int opt, i, j, sv[2];
+	pthread_t res;
 
 	g_seed = time(NULL);
-	while ((opt = getopt(argc, argv, "s:n:d:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:d:t:x")) != -1) {
 		switch (opt) {
+		case 'x':
+			g_no_attacks = 1;
+			break;
 		case 's':
 			g_seed = strtoull(optarg, NULL, 0);
 			break;
@@ -841,7 +1255,7 @@ int main(int argc, char **argv)
 			g_threads = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s SEED] [-n CALLS] [-d SECONDS] [-t THREADS]\n",
+			fprintf(stderr, "usage: %s [-s SEED] [-n CALLS] [-d SECONDS] [-t THREADS] [-x]\n",
 				argv[0]);
 			return 2;
 		}
@@ -849,8 +1263,8 @@ int main(int argc, char **argv)
 	if (g_threads < 1 || g_threads > MAXT)
 		g_threads = 3;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("bus_fuzz: seed=%llu threads=%d calls_per_thread=%ld duration=%d\n", g_seed,
-	       g_threads, g_calls, g_duration);
+	printf("bus_fuzz: seed=%llu threads=%d calls_per_thread=%ld duration=%d%s\n", g_seed,
+	       g_threads, g_calls, g_duration, g_no_attacks ? " (-x: no attacks)" : "");
 	/* Relative filesystem paths land in a fresh directory. */
 	if (!mkdtemp(dir) || chdir(dir))
 		return 1;
@@ -863,6 +1277,12 @@ int main(int argc, char **argv)
 		return 1;
 	fds[NFD - 3] = sv[0];
 	fds[NFD - 4] = open("/dev/null", O_RDWR);
+	if (setup_attacks()) {
+		printf("bus_fuzz: FAIL: setting up the attack bus: %s\n", strerror(errno));
+		return 1;
+	}
+	if (uffd >= 0 && pthread_create(&res, NULL, resolver, NULL))
+		return 1;
 	start = now();
 	g_end = start + g_duration;
 	for (i = 0; i < g_threads; i++) {
@@ -872,7 +1292,13 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	for (i = 0; i < g_threads; i++) {
-		pthread_join(thr[i].th, NULL);
+		/* A thread still in a call 30 s after the end is a hang. */
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += (g_end > now() ? (time_t)(g_end - now()) : 0) + 30;
+		if (pthread_timedjoin_np(thr[i].th, NULL, &dl))
+			die(&thr[i], "hang: still in a call 30 s after the end of the run");
 		calls += thr[i].calls;
 		ok += thr[i].ok;
 		foreign += thr[i].foreign;
@@ -880,6 +1306,9 @@ int main(int argc, char **argv)
 		for (j = 0; j < 134; j++)
 			errs[j] += thr[i].errs[j];
 	}
+	resolver_stop = 1;
+	if (uffd >= 0)
+		pthread_join(res, NULL);
 	for (i = 0; i < NMAP; i++)
 		if (maps[i].p)
 			munmap(maps[i].p, maps[i].len);

@@ -20,7 +20,15 @@
  *  - after teardown: module references, /proc/net/bus and the AF_BUS
  *    slab return to their starting values.
  *
- * Usage: bus_stress [-s SEED] [-d SECONDS] [-i EPOCHS] [-w WORKERS]
+ * Beside the epochs, an attack process replays the operations that found
+ * the hardening bugs (MSG_PEEK racing receives of SCM_RIGHTS, bind /
+ * sendto / close racing on one socket, sends from userfaultfd-stalled
+ * buffers, revokes racing sends), each with its own checks: see "The
+ * attacks" below.
+ *
+ * Usage: bus_stress [-s SEED] [-d SECONDS] [-i EPOCHS] [-w WORKERS] [-a ATTACKS]
+ * ATTACKS: the attack rounds to run, a comma-separated subset of
+ * peek,bind,stall,revoke (default all of them), or none.
  * Prints a summary line at the end and, on failure, a reproducer.
  */
 #define _GNU_SOURCE
@@ -35,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,6 +55,7 @@
 
 #include <linux/bus.h>
 #include <linux/filter.h>
+#include <linux/userfaultfd.h>
 
 #ifndef F_SEAL_SHRINK
 #include <linux/fcntl.h>
@@ -85,6 +95,10 @@ struct stats {
 	uint64_t msent, mreceived, filtered, dropped, enobufs;
 	uint64_t ring_frames, eagain, unreach, kills, master_kills;
 	uint64_t buses, gone, overflow_lost, bursts, chaos_ops, joins;
+	/* the attack process */
+	uint64_t atk_rounds, atk_peek_msgs, atk_peeks, atk_peek_fds, atk_binds, atk_bind_sends;
+	uint64_t atk_stalls, atk_long_stalls, atk_stall_msgs, atk_stall_efault, atk_stall_skipped;
+	uint64_t atk_moves, atk_revoke_msgs, atk_revoke_unreach;
 };
 
 struct shm {
@@ -105,6 +119,7 @@ struct shm {
 	uint32_t final_inc[MAXW];
 	struct sockaddr_bus bus;	/* the master's address */
 	struct stats st;
+	volatile int atk_stop;		/* the attack process ends its round and exits */
 	volatile int failed;
 	char failmsg[1024];
 };
@@ -138,8 +153,9 @@ static void fail(const char *fmt, ...)
 			 my_inc, shm->epoch, buf);
 	fprintf(stderr, "bus_stress: FAIL %s slot %d: %s\n", my_role, my_slot, buf);
 	if (getpid() == supervisor_pid) {
-		kill_all();
+		/* First: a child stuck in the kernel may never be reaped. */
 		report_failure(shm->epoch);
+		kill_all();
 		exit(1);
 	}
 	_exit(1);
@@ -687,7 +703,10 @@ static void stream_check(const struct pay *p, size_t len, int nfds, int *fds,
 	}
 }
 
-/* Reads one message from the queue.  1: got one, 0: empty, -1: bus gone. */
+/*
+ * Reads one message from the queue.  1: got one, 2: ENOBUFS (counted;
+ * no message taken), 0: empty, -1: bus gone.
+ */
 static int rx_queue_one(void)
 {
 	static char buf[sizeof(struct pay) + MAX_FILL + 64];
@@ -710,7 +729,7 @@ static int rx_queue_one(void)
 			if (W.no_enobufs)
 				fail("ENOBUFS with BUS_NO_ENOBUFS set");
 			ST_ADD(enobufs, 1);
-			return 1;
+			return 2;
 		}
 		if (errno == ECONNRESET)
 			return -1;
@@ -738,10 +757,14 @@ static int rx_queue_one(void)
 	return 1;
 }
 
-/* Consumes the ring frames ready.  Returns how many. */
+/*
+ * Consumes the ring frames ready, and at each BUS_FRAME_F_QUEUED frame
+ * the message waiting in the queue at that place of the order.  Returns
+ * how many, or -1 when the bus is gone.
+ */
 static int rx_ring(void)
 {
-	int got = 0;
+	int got = 0, r;
 
 	for (;;) {
 		struct bus_frame_hdr *f = (void *)(W.ring + (size_t)W.ring_next * FRAME_SIZE);
@@ -749,6 +772,19 @@ static int rx_ring(void)
 
 		if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
 			return got;
+		if (f->flags & BUS_FRAME_F_QUEUED) {
+			__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+			W.ring_next = (W.ring_next + 1) % W.ring_nr;
+			got++;
+			/* An ENOBUFS may come before the message. */
+			while ((r = rx_queue_one()) == 2)
+				;
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				fail("a queued frame but no message in the queue");
+			continue;
+		}
 		if (!(f->flags & BUS_FRAME_F_DISCARDED)) {
 			if (f->data_offset + f->len > FRAME_SIZE)
 				fail("frame of %u bytes at %u", f->len, f->data_offset);
@@ -771,7 +807,14 @@ static int rx_drain(void)
 	int r, got;
 
 	do {
-		got = W.ring ? rx_ring() : 0;
+		/* With a ring, the queue is read at its frames' marks only. */
+		if (W.ring) {
+			got = rx_ring();
+			if (got < 0)
+				return -1;
+			continue;
+		}
+		got = 0;
 		while ((r = rx_queue_one()) > 0)
 			got++;
 		if (r < 0)
@@ -1092,10 +1135,14 @@ static void tx_probe(struct rng *r)
 		close(sv[1]);
 		return;
 	default:
+		/*
+		 * An endpoint's POLLOUT follows the room at its master: it is
+		 * absent while the master's queue is full, so not judged here.
+		 */
 		if (poll(&pf, 1, 0) < 0)
 			fail("poll: %s", strerror(errno));
-		if (!(pf.revents & POLLOUT) && !(pf.revents & POLLHUP))
-			fail("no POLLOUT on a live bus (revents %#x)", pf.revents);
+		if (pf.revents & POLLNVAL)
+			fail("poll: POLLNVAL on a live socket (revents %#x)", pf.revents);
 		return;
 	}
 }
@@ -1281,6 +1328,16 @@ static void worker_main(int slot)
 		if (shm->phase == PH_STOP || shm->failed)
 			_exit(0);
 	}
+	if (W.ring) {
+		/* The reply's place in the ring: the first frame. */
+		struct bus_frame_hdr *f = (void *)W.ring;
+
+		if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER ||
+		    !(f->flags & BUS_FRAME_F_QUEUED))
+			fail("join: no queued frame for the reply in the ring");
+		__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		W.ring_next = 1 % W.ring_nr;
+	}
 	shm->joined[slot] = 1;
 	if (pthread_create(&rx, NULL, rx_thread, NULL))
 		fail("pthread_create");
@@ -1365,9 +1422,1195 @@ out:
 }
 
 /* ---------------------------------------------------------------- */
+/* The attacks                                                       */
+
+/*
+ * One more process, beside the epochs, runs the operations that found
+ * the hardening bugs of issue 17, round after round, each round on buses
+ * of its own:
+ *
+ *  peek    MSG_PEEK racing plain receives on one socket while its master
+ *          sends messages carrying up to 200 SCM_RIGHTS files: every file
+ *          received is the one sent and is closed, the plain reader gets
+ *          each message exactly once and in order, and no descriptor is
+ *          left over;
+ *  bind    bind, sendto and close racing on one socket from three
+ *          threads, to buses on paths in one directory (names that exist
+ *          and names that do not, so that the walk takes the directory's
+ *          lock) and to abstract ones: only documented errnos, no hang;
+ *  stall   sends whose buffer is a userfaultfd page, resolved 10-200 ms
+ *          later by a resolver thread, to a receiver with a ring and to
+ *          one without, while another sender sends small messages: each
+ *          arrives exactly once, in order, intact; once a round the stall
+ *          lasts a second, and the other sender's messages must reach
+ *          the ring receiver meanwhile (a stalled copy must not hide
+ *          later frames);
+ *  revoke  the master moves two addresses between two members (revoke,
+ *          then grant) while two members send to them: nothing is lost
+ *          or duplicated, and a member never receives a message for an
+ *          address after reading its revoke (or before reading its grant).
+ *
+ * A round in which no operation completes for 10 s is a hang: the
+ * process fails with the operations its threads are in (a kernel in D
+ * state also panics on its own after 30 s, with stacks).
+ */
+#define ATK_DIR		"/tmp/afbus-atk"
+#define ATK_MAGIC	0x41544b21u	/* "ATK!" */
+#define ATK_FDS_MAX	200
+#define ATK_SEQ_MAX	(1u << 18)
+
+enum { ATK_PEEK, ATK_BIND, ATK_STALL, ATK_REVOKE, ATK_KINDS };
+static const char *const atk_names[ATK_KINDS] = { "peek", "bind", "stall", "revoke" };
+
+struct atk_pay {
+	uint32_t magic;
+	uint8_t kind;		/* 'P'eek 'S'tall 'R'evoke traffic, 'O'wned 'V' revoke */
+	uint8_t src;
+	uint8_t dst;		/* which moving address / receiver */
+	uint8_t nfds;
+	uint64_t seq;
+	uint64_t t_ns;		/* stall: when it was sent */
+	uint32_t fill;
+	uint32_t pad;
+};
+
+static volatile int atk_stop_round;
+static volatile unsigned long atk_progress;
+static const char *volatile atk_op[8];
+static int atk_kind;
+static unsigned int atk_round;
+static volatile double atk_round_until;
+static unsigned int atk_mask = (1u << ATK_KINDS) - 1;	/* -a */
+
+#define ATK_STEP(i, what) do { atk_op[i] = (what); \
+	__atomic_fetch_add(&atk_progress, 1, __ATOMIC_RELAXED); } while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void atk_fill(struct atk_pay *p, size_t len)
+{
+	unsigned char *b = (unsigned char *)(p + 1);
+	size_t i;
+
+	p->magic = ATK_MAGIC;
+	p->fill = len - sizeof(*p);
+	for (i = 0; i < p->fill; i++)
+		b[i] = (unsigned char)(p->seq * 7 + p->src + i);
+}
+
+static int atk_check(const struct atk_pay *p, size_t len)
+{
+	const unsigned char *b = (const unsigned char *)(p + 1);
+	size_t i;
+
+	if (len < sizeof(*p) || p->magic != ATK_MAGIC || p->fill != len - sizeof(*p))
+		return -1;
+	for (i = 0; i < p->fill; i++)
+		if (b[i] != (unsigned char)(p->seq * 7 + p->src + i))
+			return -1;
+	return 0;
+}
+
+/* The address @name on the bus @bus (abstract when it starts with '@'). */
+static struct sockaddr_bus atk_addr(const char *bus, const char *name)
+{
+	struct sockaddr_bus a;
+	size_t len = strlen(name) + 1;
+
+	memset(&a, 0, sizeof(a));
+	a.sbus_family = AF_BUS;
+	if (bus[0] == '@')
+		snprintf(a.sbus_path + 1, BUS_PATH_MAX - 2, "%s", bus + 1);
+	else
+		snprintf(a.sbus_path, BUS_PATH_MAX - 1, "%s", bus);
+	memcpy(a.sbus_addr, name, len);
+	a.sbus_addr_ncomp = (len + 7) / 8;
+	return a;
+}
+
+static void atk_timeouts(int fd, int rcv_ms, int snd_ms)
+{
+	struct timeval r = { rcv_ms / 1000, (rcv_ms % 1000) * 1000 };
+	struct timeval s = { snd_ms / 1000, (snd_ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &r, sizeof(r));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &s, sizeof(s));
+}
+
+/* A master of a fresh bus @bus. */
+static int atk_master(const char *bus)
+{
+	struct sockaddr_bus a = atk_addr(bus, "m");
+	int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		fail("attack socket: %s", strerror(errno));
+	if (bus[0] != '@')
+		unlink(bus);
+	if (bind(fd, (void *)&a, sizeof(a)))
+		fail("attack bind %s: %s", bus, strerror(errno));
+	atk_timeouts(fd, 1000, 1000);
+	return fd;
+}
+
+/*
+ * A new member of @bus (master @m) owning @name; with @ring_nr frames of
+ * FRAME_SIZE, mapped at *@ring.
+ */
+static int atk_join(int m, const char *bus, const char *name, unsigned int ring_nr,
+		    char **ring)
+{
+	struct sockaddr_bus ma = atk_addr(bus, "m"), h, g = atk_addr(bus, name);
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[256];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_name = &h, .msg_namelen = sizeof(h),
+			     .msg_iov = &iov, .msg_iovlen = 1 };
+	size_t off = 0;
+	int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		fail("attack socket: %s", strerror(errno));
+	atk_timeouts(fd, 1000, 1000);
+	if (ring_nr) {
+		struct bus_ring_req req = { FRAME_SIZE, ring_nr };
+
+		if (setsockopt(fd, SOL_BUS, BUS_RX_RING, &req, sizeof(req)))
+			fail("attack BUS_RX_RING: %s", strerror(errno));
+		*ring = mmap(NULL, (size_t)FRAME_SIZE * ring_nr, PROT_READ | PROT_WRITE,
+			     MAP_SHARED, fd, 0);
+		if (*ring == MAP_FAILED)
+			fail("attack ring mmap: %s", strerror(errno));
+	}
+	if (sendto(fd, "hello", 5, 0, (void *)&ma, sizeof(ma)) != 5)
+		fail("attack hello to %s: %s", bus, strerror(errno));
+	for (;;) {
+		ssize_t n = recvmsg(m, &mh, 0);
+
+		if (n < 0)
+			fail("attack master recvmsg: %s", strerror(errno));
+		if (h.sbus_addr_ncomp && n == 5)
+			break;		/* a GONE of an earlier socket otherwise */
+		mh.msg_namelen = sizeof(h);
+	}
+	cmsg_add(ctl, &off, SCM_OWNED_ADDR, &g);
+	iov.iov_len = 1;
+	mh.msg_control = ctl;
+	mh.msg_controllen = off;
+	if (sendmsg(m, &mh, MSG_NOSIGNAL) != 1)
+		fail("attack grant of %s: %s", name, strerror(errno));
+	if (recv(fd, buf, sizeof(buf), 0) != 1)
+		fail("attack join reply for %s: %s", name, strerror(errno));
+	return fd;
+}
+
+static int count_fds(void)
+{
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
+
+/* ---- peek ---- */
+
+struct peek {
+	int m, e, memfd;
+	ino_t ino;
+	struct sockaddr_bus dst;
+	volatile int sender_done;
+	volatile uint64_t sent, last;	/* last: the plain reader's */
+	double until;
+	struct rng r;
+};
+
+/* Closes the files of @h, checking each is the memfd.  Returns how many. */
+static int peek_files(struct peek *pk, struct msghdr *h, const char *who)
+{
+	struct cmsghdr *c;
+	int n = 0, j, f;
+	struct stat st;
+
+	for (c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (j = 0; j < (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)); j++) {
+			memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (fstat(f, &st) || st.st_ino != pk->ino)
+				fail("peek round: the %s got descriptor %d that is not the file "
+				     "sent (%s, inode %lu, want %lu)", who, f,
+				     strerror(errno), (unsigned long)st.st_ino,
+				     (unsigned long)pk->ino);
+			close(f);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void *peek_sender(void *arg)
+{
+	struct peek *pk = arg;
+	static char ctl[CMSG_SPACE(ATK_FDS_MAX * sizeof(int))];
+	struct atk_pay p;
+	struct iovec iov = { &p, sizeof(p) };
+	struct msghdr h = { .msg_name = &pk->dst, .msg_namelen = sizeof(pk->dst),
+			    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl };
+	struct cmsghdr *c = (struct cmsghdr *)ctl;
+	int i, k;
+
+	while (now() < pk->until && !shm->failed) {
+		ATK_STEP(0, "peek: send with files");
+		memset(&p, 0, sizeof(p));
+		p.kind = 'P';
+		p.seq = pk->sent + 1;
+		k = 1 + rn(&pk->r, ATK_FDS_MAX);
+		p.nfds = k;
+		atk_fill(&p, sizeof(p));
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(k * sizeof(int));
+		for (i = 0; i < k; i++)
+			memcpy(CMSG_DATA(c) + i * sizeof(int), &pk->memfd, sizeof(int));
+		h.msg_controllen = CMSG_SPACE(k * sizeof(int));
+		if (sendmsg(pk->m, &h, MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(p)) {
+			pk->sent++;
+			continue;
+		}
+		/* A full queue, or too many files in flight for the user. */
+		if (errno != EAGAIN && errno != ETOOMANYREFS)
+			fail("peek round: send with %d files: %s", k, strerror(errno));
+		msleep(1);
+	}
+	pk->sender_done = 1;
+	return NULL;
+}
+
+static void *peek_reader(void *arg)
+{
+	struct peek *pk = arg;
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus)) + CMSG_SPACE(sizeof(int))];
+	struct atk_pay p;
+	double idle = 0;
+
+	for (;;) {
+		struct iovec iov = { &p, sizeof(p) };
+		struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+		ssize_t n;
+		int got;
+
+		if (shm->failed)
+			return NULL;
+		if (pk->sender_done && pk->last == pk->sent)
+			return NULL;
+		ATK_STEP(1, "peek: plain receive (room for one file)");
+		n = recvmsg(pk->e, &h, 0);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				fail("peek round: plain recvmsg: %s", strerror(errno));
+			if (!pk->sender_done)
+				continue;
+			if (!idle)
+				idle = now();
+			if (now() - idle > 5)
+				fail("peek round: %llu of %llu messages received, then nothing "
+				     "for 5 s", (unsigned long long)pk->last,
+				     (unsigned long long)pk->sent);
+			continue;
+		}
+		idle = 0;
+		if (atk_check(&p, n) || p.kind != 'P')
+			fail("peek round: corrupt message (%zd bytes, kind %c)", n, p.kind);
+		if (p.seq != pk->last + 1)
+			fail("peek round: plain receive got message %llu after %llu (%s)",
+			     (unsigned long long)p.seq, (unsigned long long)pk->last,
+			     p.seq <= pk->last ? "twice" : "lost");
+		got = peek_files(pk, &h, "plain reader");
+		if (got > p.nfds || (got < p.nfds && !(h.msg_flags & MSG_CTRUNC)))
+			fail("peek round: %d of %d files, msg_flags %#x", got, p.nfds,
+			     h.msg_flags);
+		__atomic_store_n(&pk->last, p.seq, __ATOMIC_SEQ_CST);
+		ST_ADD(atk_peek_msgs, 1);
+	}
+}
+
+static void *peek_peeker(void *arg)
+{
+	struct peek *pk = arg;
+	static char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus)) +
+			CMSG_SPACE(sizeof(struct ucred)) +
+			CMSG_SPACE(ATK_FDS_MAX * sizeof(int))];
+	struct atk_pay p;
+
+	while (!shm->failed && !(pk->sender_done && pk->last == pk->sent)) {
+		struct iovec iov = { &p, sizeof(p) };
+		struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+		uint64_t before = __atomic_load_n(&pk->last, __ATOMIC_SEQ_CST);
+		ssize_t n;
+		int got;
+
+		ATK_STEP(2, "peek: MSG_PEEK");
+		n = recvmsg(pk->e, &h, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				fail("peek round: MSG_PEEK: %s", strerror(errno));
+			sched_yield();
+			continue;
+		}
+		got = peek_files(pk, &h, "peeker");
+		if (atk_check(&p, n) || p.kind != 'P')
+			fail("peek round: corrupt peeked message (%zd bytes)", n);
+		/* A message read before the peek began cannot be peeked. */
+		if (p.seq <= before)
+			fail("peek round: peeked message %llu, already received (reader at %llu)",
+			     (unsigned long long)p.seq, (unsigned long long)before);
+		if (got != p.nfds && !(h.msg_flags & MSG_CTRUNC))
+			fail("peek round: peeked message %llu came with %d of its %d files and "
+			     "no MSG_CTRUNC (did a plain receive take them meanwhile?)",
+			     (unsigned long long)p.seq, got, p.nfds);
+		ST_ADD(atk_peeks, 1);
+		ST_ADD(atk_peek_fds, got);
+	}
+	return NULL;
+}
+
+static void atk_peek(struct rng *r, double until)
+{
+	struct peek pk;
+	pthread_t th[3];
+	char bus[64];
+	struct stat st;
+	int before, after;
+
+	memset(&pk, 0, sizeof(pk));
+	pk.r = *r;
+	rnd(r);
+	pk.until = until;
+	snprintf(bus, sizeof(bus), "@afbus-atk-p%u", atk_round);
+	pk.m = atk_master(bus);
+	pk.e = atk_join(pk.m, bus, "e", 0, NULL);
+	atk_timeouts(pk.e, 50, 1000);
+	pk.dst = atk_addr(bus, "e");
+	pk.memfd = memfd_create("atk-peek", 0);
+	if (pk.memfd < 0 || fstat(pk.memfd, &st))
+		fail("memfd: %s", strerror(errno));
+	pk.ino = st.st_ino;
+	before = count_fds();
+	if (pthread_create(&th[0], NULL, peek_sender, &pk) ||
+	    pthread_create(&th[1], NULL, peek_reader, &pk) ||
+	    pthread_create(&th[2], NULL, peek_peeker, &pk))
+		fail("pthread_create");
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	pthread_join(th[2], NULL);
+	if (shm->failed)
+		_exit(1);
+	after = count_fds();
+	if (after != before)
+		fail("peek round: %d descriptors open after the race, %d before", after, before);
+	close(pk.e);
+	close(pk.m);
+	close(pk.memfd);
+}
+
+/* ---- bind ---- */
+
+struct bindrace {
+	double until;
+	int idx;
+	struct rng r;
+};
+
+static volatile int bind_fd;
+
+static void bind_target(struct rng *r, char *bus, size_t len)
+{
+	switch (rn(r, 6)) {
+	case 0:
+		snprintf(bus, len, ATK_DIR "/m0");		/* a live master */
+		break;
+	case 1:
+		snprintf(bus, len, ATK_DIR "/n%u", rn(r, 4));	/* raced over */
+		break;
+	case 2:
+		snprintf(bus, len, ATK_DIR "/x%u", rn(r, 64));	/* never there */
+		break;
+	case 3:
+		snprintf(bus, len, "@afbus-atk-m0-%u", atk_round);
+		break;
+	default:
+		snprintf(bus, len, "@afbus-atk-n%u-%u", atk_round, rn(r, 4));
+		break;
+	}
+}
+
+static void *bind_racer(void *arg)
+{
+	struct bindrace *b = arg;
+	struct sockaddr_bus a;
+	char bus[64], path[64];
+	int fd, nfd, op;
+	long rc;
+
+	while (now() < b->until && !shm->failed) {
+		fd = bind_fd;
+		op = rn(&b->r, 10);
+		if (op < 4) {
+			bind_target(&b->r, bus, sizeof(bus));
+			if (rn(&b->r, 3))
+				snprintf(bus, sizeof(bus), rn(&b->r, 2) ? ATK_DIR "/n%u" :
+					 "@afbus-atk-n%u", rn(&b->r, 4));
+			a = atk_addr(bus, "m");
+			ATK_STEP(b->idx, "bind: bind");
+			rc = bind(fd, (void *)&a, sizeof(a));
+			if (rc == 0)
+				ST_ADD(atk_binds, 1);
+			else if (errno != EINVAL && errno != EADDRINUSE && errno != EISCONN &&
+				 errno != EBADF && errno != ENOTSOCK && errno != ENOENT)
+				fail("bind round: bind %s: %s", bus, strerror(errno));
+		} else if (op < 7) {
+			bind_target(&b->r, bus, sizeof(bus));
+			a = atk_addr(bus, "m");
+			ATK_STEP(b->idx, "bind: sendto");
+			rc = sendto(fd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&a, sizeof(a));
+			if (rc == 1)
+				ST_ADD(atk_bind_sends, 1);
+			else if (errno != EACCES && errno != EAGAIN && errno != ECONNREFUSED &&
+				 errno != ENOENT && errno != EISCONN && errno != EHOSTUNREACH &&
+				 errno != ECONNRESET && errno != EINVAL && errno != EBADF &&
+				 errno != ENOTSOCK)
+				fail("bind round: sendto %s: %s", bus, strerror(errno));
+		} else if (op < 9) {
+			ATK_STEP(b->idx, "bind: close and a new socket");
+			nfd = socket(AF_BUS, SOCK_DGRAM, 0);
+			if (nfd < 0)
+				fail("socket: %s", strerror(errno));
+			close(__atomic_exchange_n(&bind_fd, nfd, __ATOMIC_SEQ_CST));
+		} else {
+			snprintf(path, sizeof(path), ATK_DIR "/n%u", rn(&b->r, 4));
+			ATK_STEP(b->idx, "bind: unlink");
+			unlink(path);
+		}
+	}
+	return NULL;
+}
+
+/* Reads and drops what the masters of the bind round get. */
+static void *bind_drain(void *arg)
+{
+	int *m = arg, i;
+	char buf[512];
+
+	while (!atk_stop_round && !shm->failed) {
+		struct pollfd pf[2] = { { m[0], POLLIN, 0 }, { m[1], POLLIN, 0 } };
+
+		ATK_STEP(4, "bind: masters drain");
+		if (poll(pf, 2, 50) <= 0)
+			continue;
+		for (i = 0; i < 2; i++)
+			while (recv(m[i], buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+				;
+	}
+	return NULL;
+}
+
+static void atk_bind(struct rng *r, double until)
+{
+	struct bindrace b[3];
+	pthread_t th[3], dr;
+	char bus[64];
+	int m[2], i;
+
+	snprintf(bus, sizeof(bus), "@afbus-atk-m0-%u", atk_round);
+	m[0] = atk_master(ATK_DIR "/m0");
+	m[1] = atk_master(bus);
+	bind_fd = socket(AF_BUS, SOCK_DGRAM, 0);
+	if (bind_fd < 0)
+		fail("socket: %s", strerror(errno));
+	atk_stop_round = 0;
+	if (pthread_create(&dr, NULL, bind_drain, m))
+		fail("pthread_create");
+	for (i = 0; i < 3; i++) {
+		b[i].idx = i;
+		b[i].until = until;
+		b[i].r = *r;
+		b[i].r.s ^= (uint64_t)(i + 1) << 32;
+		rnd(&b[i].r);
+		if (pthread_create(&th[i], NULL, bind_racer, &b[i]))
+			fail("pthread_create");
+	}
+	rnd(r);
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	atk_stop_round = 1;
+	pthread_join(dr, NULL);
+	if (shm->failed)
+		_exit(1);
+	close(bind_fd);
+	close(m[0]);
+	close(m[1]);
+	for (i = 0; i < 4; i++) {
+		snprintf(bus, sizeof(bus), ATK_DIR "/n%d", i);
+		unlink(bus);
+	}
+	unlink(ATK_DIR "/m0");
+}
+
+/* ---- stall ---- */
+
+#ifndef BUS_FRAME_F_QUEUED
+#define BUS_FRAME_F_QUEUED	(1U << 2)
+#endif
+
+struct stall {
+	int m, r[2], s[2], uffd;
+	char *ring;			/* r[0]'s, STALL_FRAMES frames */
+	unsigned int ring_next;
+	char *page;			/* the userfaultfd page of the send */
+	char src[4096];			/* what the resolver copies in */
+	struct sockaddr_bus dst[2];
+	volatile int stall_ms, long_stall, senders_done;
+	volatile uint64_t stall_start_ns;
+	volatile uint64_t sent[2][2];	/* [sender][receiver] */
+	volatile uint64_t got[2][2];
+	volatile uint64_t r0_s1_last_sent_ns;	/* newest s1 message r0 has read */
+	volatile uint64_t s1_to_r0_ns;		/* newest s1 message sent to r0 */
+	double until;
+	struct rng r1, r2;
+};
+
+#define STALL_FRAMES	16
+
+static void stall_got(struct stall *st, int rx, const struct atk_pay *p, size_t n)
+{
+	if (atk_check(p, n) || p->kind != 'S' || p->src > 1 || p->dst != rx)
+		fail("stall round: receiver %d got a corrupt message (%zu bytes, kind %c, "
+		     "src %d, dst %d)", rx, n, p->kind, p->src, p->dst);
+	if (p->seq != st->got[p->src][rx] + 1)
+		fail("stall round: receiver %d got message %llu from sender %d after %llu (%s)",
+		     rx, (unsigned long long)p->seq, p->src,
+		     (unsigned long long)st->got[p->src][rx],
+		     p->seq <= st->got[p->src][rx] ? "twice or reordered" : "lost");
+	st->got[p->src][rx] = p->seq;
+	if (rx == 0 && p->src == 1)
+		st->r0_s1_last_sent_ns = p->t_ns;
+	ST_ADD(atk_stall_msgs, 1);
+}
+
+/* One message from @rx's queue; 0 when none. */
+static int stall_queue_one(struct stall *st, int rx, int flags)
+{
+	char buf[FRAME_SIZE];
+	ssize_t n = recv(st->r[rx], buf, sizeof(buf), flags);
+
+	if (n < 0) {
+		if (errno != EAGAIN)
+			fail("stall round: recv %d: %s", rx, strerror(errno));
+		return 0;
+	}
+	stall_got(st, rx, (struct atk_pay *)buf, n);
+	return 1;
+}
+
+static void *stall_ring_reader(void *arg)
+{
+	struct stall *st = arg;
+	struct pollfd pf = { st->r[0], POLLIN, 0 };
+
+	while (!atk_stop_round && !shm->failed) {
+		struct bus_frame_hdr *f =
+			(void *)(st->ring + (size_t)st->ring_next * FRAME_SIZE);
+
+		ATK_STEP(2, "stall: ring reader");
+		if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER) {
+			poll(&pf, 1, 10);
+			continue;
+		}
+		if (f->flags & BUS_FRAME_F_QUEUED) {
+			/* Its message waits in the queue, in this place of the order. */
+			if (!stall_queue_one(st, 0, 0))
+				fail("stall round: a queued frame but no message in the queue");
+		} else if (!(f->flags & BUS_FRAME_F_DISCARDED)) {
+			if (f->data_offset + f->len > FRAME_SIZE)
+				fail("stall round: frame of %u bytes at %u", f->len, f->data_offset);
+			stall_got(st, 0, (struct atk_pay *)((char *)f + f->data_offset), f->len);
+		}
+		__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		st->ring_next = (st->ring_next + 1) % STALL_FRAMES;
+	}
+	return NULL;
+}
+
+static void *stall_queue_reader(void *arg)
+{
+	struct stall *st = arg;
+
+	while (!atk_stop_round && !shm->failed) {
+		ATK_STEP(3, "stall: queue reader");
+		stall_queue_one(st, 1, 0);
+	}
+	return NULL;
+}
+
+/* A page registered with the round's userfaultfd, not yet there. */
+static char *stall_page(struct stall *st)
+{
+	struct uffdio_register reg;
+	char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+
+	if (page == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	reg.range.start = (unsigned long)page;
+	reg.range.len = 4096;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(st->uffd, UFFDIO_REGISTER, &reg))
+		fail("UFFDIO_REGISTER: %s", strerror(errno));
+	return page;
+}
+
+/* Sender 0: its buffer is a userfaultfd page, missing at every send. */
+static void *stall_sender(void *arg)
+{
+	struct stall *st = arg;
+	struct atk_pay *p = (struct atk_pay *)st->src;
+	int rx, long_done = 0;
+	size_t len;
+	ssize_t n;
+
+	while (now() < st->until && !shm->failed) {
+		rx = rn(&st->r1, 3) == 0;
+		len = sizeof(*p) + rn(&st->r1, 1024);
+		memset(p, 0, sizeof(*p));
+		p->kind = 'S';
+		p->src = 0;
+		p->dst = rx;
+		p->seq = st->sent[0][rx] + 1;
+		atk_fill(p, len);
+		/*
+		 * A fresh page for every send, missing until the resolver
+		 * fills it (the guest kernels have no madvise to zap it).
+		 */
+		st->page = stall_page(st);
+		/* Once a round, to the ring receiver, a long stall. */
+		st->long_stall = rx == 0 && !long_done && now() > st->until - 1.6;
+		long_done |= st->long_stall;
+		st->stall_ms = st->long_stall ? 1000 : 10 + rn(&st->r1, 191);
+		st->stall_start_ns = now_ns();
+		ATK_STEP(0, st->long_stall ? "stall: send from a page stalled 1 s" :
+			 "stall: send from a stalled page");
+		n = sendto(st->s[0], st->page, len, MSG_NOSIGNAL, (void *)&st->dst[rx],
+			   sizeof(st->dst[rx]));
+		st->long_stall = 0;
+		munmap(st->page, 4096);
+		if (n == (ssize_t)len) {
+			st->sent[0][rx]++;
+			ST_ADD(atk_stalls, 1);
+		} else if (n >= 0 || (errno != EAGAIN && errno != EFAULT)) {
+			fail("stall round: send from the stalled page to %d: %zd, %s", rx, n,
+			     strerror(errno));
+		} else if (errno == EFAULT) {
+			/* Only if the kernel gave up waiting on the fault. */
+			ST_ADD(atk_stall_efault, 1);
+		}
+	}
+	return NULL;
+}
+
+/* Sender 1: small messages, every few milliseconds, stamped. */
+static void *stall_other(void *arg)
+{
+	struct stall *st = arg;
+	char buf[sizeof(struct atk_pay) + 64];
+	struct atk_pay *p = (struct atk_pay *)buf;
+	int rx;
+
+	while (!st->senders_done && !shm->failed) {
+		/* During a long stall: to the ring receiver only. */
+		rx = st->long_stall ? 0 : (int)rn(&st->r2, 2);
+		memset(p, 0, sizeof(*p));
+		p->kind = 'S';
+		p->src = 1;
+		p->dst = rx;
+		p->seq = st->sent[1][rx] + 1;
+		p->t_ns = now_ns();
+		atk_fill(p, sizeof(buf));
+		ATK_STEP(1, "stall: the other sender");
+		if (sendto(st->s[1], buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (void *)&st->dst[rx], sizeof(st->dst[rx])) == sizeof(buf)) {
+			st->sent[1][rx]++;
+			if (rx == 0)
+				st->s1_to_r0_ns = p->t_ns;
+		} else if (errno != EAGAIN) {
+			fail("stall round: send to %d: %s", rx, strerror(errno));
+		}
+		msleep(2 + rn(&st->r2, 8));
+	}
+	return NULL;
+}
+
+static void *stall_resolver(void *arg)
+{
+	struct stall *st = arg;
+	struct uffd_msg msg;
+	struct pollfd pf = { st->uffd, POLLIN, 0 };
+
+	while (!atk_stop_round && !shm->failed) {
+		struct uffdio_copy cp;
+		uint64_t start;
+
+		if (poll(&pf, 1, 50) <= 0 || read(st->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		start = st->stall_start_ns;
+		msleep(st->stall_ms);
+		if (st->long_stall) {
+			/*
+			 * The sender is stuck in its copy for a second: the
+			 * other sender's messages to the ring receiver, sent
+			 * after the first 100 ms of it, must have arrived.
+			 */
+			if (st->r0_s1_last_sent_ns < start + 100000000ull)
+				fail("stall round: while a sender's copy to the ring receiver "
+				     "stalled for %d ms, none of the other sender's messages "
+				     "sent after 100 ms reached it (newest read: sent at %+.0f "
+				     "ms; newest accepted at %+.0f ms): a stalled copy hides "
+				     "later frames",
+				     st->stall_ms,
+				     ((double)st->r0_s1_last_sent_ns - start) / 1e6,
+				     ((double)st->s1_to_r0_ns - start) / 1e6);
+			ST_ADD(atk_long_stalls, 1);
+		}
+		cp.dst = msg.arg.pagefault.address & ~4095ull;
+		cp.src = (unsigned long)st->src;
+		cp.len = 4096;
+		cp.mode = 0;
+		cp.copy = 0;
+		if (ioctl(st->uffd, UFFDIO_COPY, &cp) && errno != EEXIST)
+			fail("UFFDIO_COPY: %s", strerror(errno));
+	}
+	return NULL;
+}
+
+static void atk_stall(struct rng *r, double until)
+{
+	static struct stall st;
+	struct uffdio_api api = { .api = UFFD_API };
+	pthread_t th[5];
+	char bus[64];
+	double deadline;
+	int i, j, done;
+
+	memset(&st, 0, sizeof(st));
+	st.uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (st.uffd < 0) {
+		/* A kernel without CONFIG_USERFAULTFD: the round cannot run. */
+		ST_ADD(atk_stall_skipped, 1);
+		return;
+	}
+	if (ioctl(st.uffd, UFFDIO_API, &api))
+		fail("UFFDIO_API: %s", strerror(errno));
+	st.until = until;
+	st.r1 = *r;
+	rnd(r);
+	st.r2 = *r;
+	rnd(r);
+	snprintf(bus, sizeof(bus), "@afbus-atk-s%u", atk_round);
+	st.m = atk_master(bus);
+	st.r[0] = atk_join(st.m, bus, "r0", STALL_FRAMES, &st.ring);
+	{
+		/* The join reply's place in the ring, if it marks one. */
+		struct bus_frame_hdr *f = (void *)st.ring;
+
+		if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) == BUS_FRAME_USER &&
+		    f->flags & BUS_FRAME_F_QUEUED) {
+			__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+			st.ring_next = 1;
+		}
+	}
+	st.r[1] = atk_join(st.m, bus, "r1", 0, NULL);
+	st.s[0] = atk_join(st.m, bus, "s0", 0, NULL);
+	st.s[1] = atk_join(st.m, bus, "s1", 0, NULL);
+	atk_timeouts(st.r[1], 50, 1000);
+	atk_timeouts(st.s[0], 1000, 500);
+	st.dst[0] = atk_addr(bus, "r0");
+	st.dst[1] = atk_addr(bus, "r1");
+	atk_stop_round = 0;
+	if (pthread_create(&th[0], NULL, stall_resolver, &st) ||
+	    pthread_create(&th[1], NULL, stall_ring_reader, &st) ||
+	    pthread_create(&th[2], NULL, stall_queue_reader, &st) ||
+	    pthread_create(&th[3], NULL, stall_other, &st) ||
+	    pthread_create(&th[4], NULL, stall_sender, &st))
+		fail("pthread_create");
+	pthread_join(th[4], NULL);
+	st.senders_done = 1;
+	pthread_join(th[3], NULL);
+	/* Everything accepted arrives, exactly once. */
+	deadline = now() + 5;
+	do {
+		for (done = 1, i = 0; i < 2; i++)
+			for (j = 0; j < 2; j++)
+				done &= st.got[i][j] == st.sent[i][j];
+		if (!done)
+			msleep(10);
+	} while (!done && now() < deadline && !shm->failed);
+	atk_stop_round = 1;
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	if (shm->failed)
+		_exit(1);
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++)
+			if (st.got[i][j] != st.sent[i][j])
+				fail("stall round: %llu of the %llu messages sender %d sent to "
+				     "receiver %d arrived (5 s after the last send)",
+				     (unsigned long long)st.got[i][j],
+				     (unsigned long long)st.sent[i][j], i, j);
+	for (i = 0; i < 2; i++) {
+		close(st.r[i]);
+		close(st.s[i]);
+	}
+	close(st.m);
+	munmap(st.ring, (size_t)FRAME_SIZE * STALL_FRAMES);
+	close(st.uffd);
+}
+
+/* ---- revoke ---- */
+
+struct revoke {
+	int m, rx[2], tx[2];
+	char bus[64];
+	volatile int senders_done, master_done;
+	volatile uint64_t sent[2][2];		/* [sender][address] */
+	uint8_t *seen[2][2];			/* [sender][address][seq] */
+	volatile uint64_t last[2][2][2];	/* [receiver][sender][address] */
+	double until;
+	struct rng rm, rs[2];
+};
+
+struct revoke_arg {
+	struct revoke *rv;
+	int i;
+};
+
+static void *revoke_master(void *arg)
+{
+	struct revoke *rv = arg;
+	int owner[2] = { -1, -1 }, k, cur, nxt, type, i;
+	unsigned int gen = 0;
+
+	while (!rv->senders_done && !shm->failed) {
+		k = rn(&rv->rm, 2);
+		cur = owner[k];
+		nxt = (int)rn(&rv->rm, 3) - 1;
+		for (i = 0; i < 2; i++) {
+			char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], name[4];
+			struct sockaddr_bus dst, a;
+			struct atk_pay p;
+			size_t off = 0;
+			int who = i == 0 ? cur : nxt;
+
+			if (who < 0)
+				continue;
+			snprintf(name, sizeof(name), "r%d", k);
+			a = atk_addr(rv->bus, name);
+			dst = atk_addr(rv->bus, who ? "b" : "a");
+			type = i == 0 ? SCM_REVOKE_ADDR : SCM_OWNED_ADDR;
+			cmsg_add(ctl, &off, type, &a);
+			memset(&p, 0, sizeof(p));
+			p.kind = i == 0 ? 'V' : 'O';
+			p.dst = k;
+			p.seq = ++gen;
+			atk_fill(&p, sizeof(p));
+			for (;;) {
+				struct iovec iov = { &p, sizeof(p) };
+				struct msghdr h = { .msg_name = &dst, .msg_namelen = sizeof(dst),
+						    .msg_iov = &iov, .msg_iovlen = 1,
+						    .msg_control = ctl, .msg_controllen = off };
+
+				ATK_STEP(0, i == 0 ? "revoke: master revokes" :
+					 "revoke: master grants");
+				if (sendmsg(rv->m, &h, MSG_NOSIGNAL) == sizeof(p))
+					break;
+				if (errno != EAGAIN)
+					fail("revoke round: %s of r%d to %c: %s",
+					     i == 0 ? "revoke" : "grant", k, who ? 'b' : 'a',
+					     strerror(errno));
+				if (shm->failed)
+					return NULL;
+			}
+			owner[k] = i == 0 ? -1 : who;
+			ST_ADD(atk_moves, 1);
+		}
+		if (rn(&rv->rm, 2))
+			msleep(rn(&rv->rm, 3));
+	}
+	rv->master_done = 1;
+	return NULL;
+}
+
+static void *revoke_sender(void *arg)
+{
+	struct revoke_arg *ra = arg;
+	struct revoke *rv = ra->rv;
+	struct sockaddr_bus dst[2];
+	char buf[sizeof(struct atk_pay) + 32];
+	struct atk_pay *p = (struct atk_pay *)buf;
+	int k;
+
+	dst[0] = atk_addr(rv->bus, "r0");
+	dst[1] = atk_addr(rv->bus, "r1");
+	while (now() < rv->until && !shm->failed) {
+		k = rn(&rv->rs[ra->i], 2);
+		if (rv->sent[ra->i][k] + 1 >= ATK_SEQ_MAX)
+			break;
+		memset(p, 0, sizeof(*p));
+		p->kind = 'R';
+		p->src = ra->i;
+		p->dst = k;
+		p->seq = rv->sent[ra->i][k] + 1;
+		atk_fill(p, sizeof(buf));
+		ATK_STEP(1 + ra->i, "revoke: member sends to a moving address");
+		if (sendto(rv->tx[ra->i], buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (void *)&dst[k], sizeof(dst[k])) == sizeof(buf)) {
+			rv->sent[ra->i][k]++;
+			ST_ADD(atk_revoke_msgs, 1);
+		} else if (errno == EHOSTUNREACH) {
+			ST_ADD(atk_revoke_unreach, 1);
+		} else if (errno == EAGAIN) {
+			sched_yield();
+		} else {
+			fail("revoke round: send to r%d: %s", k, strerror(errno));
+		}
+	}
+	return NULL;
+}
+
+static void *revoke_receiver(void *arg)
+{
+	struct revoke_arg *ra = arg;
+	struct revoke *rv = ra->rv;
+	int own[2] = { 0, 0 }, ever[2] = { 0, 0 };
+	char buf[256], ctl[1024];
+	double idle = 0;
+
+	for (;;) {
+		struct sockaddr_bus src;
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr h = { .msg_name = &src, .msg_namelen = sizeof(src),
+				    .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+		struct atk_pay *p = (struct atk_pay *)buf;
+		ssize_t n;
+
+		if (shm->failed)
+			return NULL;
+		ATK_STEP(3 + ra->i, "revoke: member receives");
+		n = recvmsg(rv->rx[ra->i], &h, 0);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				fail("revoke round: recvmsg: %s", strerror(errno));
+			/* Done: everyone stopped and nothing came for 300 ms. */
+			if (!rv->master_done)
+				continue;
+			if (!idle)
+				idle = now();
+			if (now() - idle > 0.3)
+				return NULL;
+			continue;
+		}
+		idle = 0;
+		if (src.sbus_addr_ncomp == 0)
+			fail("revoke round: a member got a kernel notification");
+		if (atk_check(p, n) || p->dst > 1)
+			fail("revoke round: corrupt message (%zd bytes)", n);
+		if (p->kind == 'O' || p->kind == 'V') {
+			own[p->dst] = p->kind == 'O';
+			ever[p->dst] = 1;
+			continue;
+		}
+		if (p->kind != 'R' || p->src > 1)
+			fail("revoke round: unexpected message kind %c", p->kind);
+		if (!own[p->dst])
+			fail("revoke round: %c received message %llu from sender %d for r%d "
+			     "after it %s", ra->i ? 'b' : 'a', (unsigned long long)p->seq, p->src,
+			     p->dst, ever[p->dst] ? "read its revoke" : "owned nothing of it yet "
+			     "(before reading its grant)");
+		if (p->seq <= rv->last[ra->i][p->src][p->dst])
+			fail("revoke round: %c received message %llu from sender %d for r%d "
+			     "after %llu", ra->i ? 'b' : 'a', (unsigned long long)p->seq, p->src,
+			     p->dst, (unsigned long long)rv->last[ra->i][p->src][p->dst]);
+		rv->last[ra->i][p->src][p->dst] = p->seq;
+		if (p->seq >= ATK_SEQ_MAX ||
+		    __atomic_exchange_n(&rv->seen[p->src][p->dst][p->seq], 1, __ATOMIC_RELAXED))
+			fail("revoke round: message %llu from sender %d for r%d received twice",
+			     (unsigned long long)p->seq, p->src, p->dst);
+	}
+}
+
+static void atk_revoke(struct rng *r, double until)
+{
+	static struct revoke rv;
+	struct revoke_arg ra[2][2];
+	pthread_t th[5];
+	uint64_t q;
+	int i, k;
+
+	memset(&rv, 0, sizeof(rv));
+	rv.until = until;
+	rv.rm = *r;
+	rnd(r);
+	for (i = 0; i < 2; i++) {
+		rv.rs[i] = *r;
+		rnd(r);
+		for (k = 0; k < 2; k++) {
+			rv.seen[i][k] = calloc(ATK_SEQ_MAX, 1);
+			if (!rv.seen[i][k])
+				fail("calloc");
+		}
+	}
+	if (rn(r, 3) == 0)
+		snprintf(rv.bus, sizeof(rv.bus), ATK_DIR "/v");
+	else
+		snprintf(rv.bus, sizeof(rv.bus), "@afbus-atk-v%u", atk_round);
+	rv.m = atk_master(rv.bus);
+	rv.rx[0] = atk_join(rv.m, rv.bus, "a", 0, NULL);
+	rv.rx[1] = atk_join(rv.m, rv.bus, "b", 0, NULL);
+	rv.tx[0] = atk_join(rv.m, rv.bus, "c", 0, NULL);
+	rv.tx[1] = atk_join(rv.m, rv.bus, "d", 0, NULL);
+	for (i = 0; i < 2; i++)
+		atk_timeouts(rv.rx[i], 50, 1000);
+	atk_timeouts(rv.m, 1000, 200);
+	for (i = 0; i < 2; i++)
+		for (k = 0; k < 2; k++)
+			ra[i][k] = (struct revoke_arg){ &rv, k };
+	if (pthread_create(&th[0], NULL, revoke_master, &rv) ||
+	    pthread_create(&th[1], NULL, revoke_sender, &ra[0][0]) ||
+	    pthread_create(&th[2], NULL, revoke_sender, &ra[0][1]) ||
+	    pthread_create(&th[3], NULL, revoke_receiver, &ra[1][0]) ||
+	    pthread_create(&th[4], NULL, revoke_receiver, &ra[1][1]))
+		fail("pthread_create");
+	pthread_join(th[1], NULL);
+	pthread_join(th[2], NULL);
+	rv.senders_done = 1;
+	for (i = 0; i < 5; i++)
+		if (i != 1 && i != 2)
+			pthread_join(th[i], NULL);
+	if (shm->failed)
+		_exit(1);
+	/* Every message sendmsg accepted arrived at one of the two. */
+	for (i = 0; i < 2; i++)
+		for (k = 0; k < 2; k++) {
+			for (q = 1; q <= rv.sent[i][k]; q++)
+				if (!rv.seen[i][k][q])
+					fail("revoke round: message %llu of %llu from sender %d to "
+					     "r%d never arrived", (unsigned long long)q,
+					     (unsigned long long)rv.sent[i][k], i, k);
+			free(rv.seen[i][k]);
+		}
+	for (i = 0; i < 2; i++) {
+		close(rv.rx[i]);
+		close(rv.tx[i]);
+	}
+	close(rv.m);
+	if (rv.bus[0] == '/')
+		unlink(rv.bus);
+}
+
+/* Fails the attack process when its round stops making progress. */
+static void *atk_watchdog(void *arg)
+{
+	unsigned long last = ~0ul;
+	double since = now();
+	char ops[512];
+	int i;
+	size_t off;
+
+	for (;;) {
+		int stuck, late;
+
+		msleep(500);
+		if (atk_progress != last) {
+			last = atk_progress;
+			since = now();
+		}
+		stuck = now() - since >= 10;
+		/* A thread may loop while another is stuck: rounds end in time. */
+		late = atk_round_until && now() > atk_round_until + 15;
+		if (!stuck && !late)
+			continue;
+		for (off = 0, i = 0; i < 8 && off < sizeof(ops); i++)
+			if (atk_op[i])
+				off += snprintf(ops + off, sizeof(ops) - off, "%s[%s]",
+						off ? ", " : "", atk_op[i]);
+		fail("hang: %s round %u: %s; threads in (last operation of each): %s",
+		     atk_names[atk_kind], atk_round,
+		     stuck ? "no operation completed for 10 s" :
+		     "still running 15 s after its end", ops);
+	}
+	return NULL;
+}
+
+static void attack_main(void)
+{
+	pthread_t wd;
+	struct rng r;
+	double until;
+
+	my_role = "attack";
+	rng_init(&r, 0, 0xa7, 0);
+	mkdir(ATK_DIR, 0755);
+	if (pthread_create(&wd, NULL, atk_watchdog, NULL))
+		fail("pthread_create");
+	while (!shm->atk_stop && !shm->failed) {
+		atk_kind = atk_round % ATK_KINDS;
+		if (!(atk_mask >> atk_kind & 1)) {
+			atk_round++;
+			continue;
+		}
+		memset((void *)atk_op, 0, sizeof(atk_op));
+		until = now() + 0.7 + rn(&r, 800) / 1000.0;
+		if (atk_kind == ATK_STALL)
+			until += 1.2;	/* room for its long stall */
+		atk_round_until = until;
+		switch (atk_kind) {
+		case ATK_PEEK:
+			atk_peek(&r, until);
+			break;
+		case ATK_BIND:
+			atk_bind(&r, until);
+			break;
+		case ATK_STALL:
+			atk_stall(&r, until);
+			break;
+		default:
+			atk_revoke(&r, until);
+			break;
+		}
+		ST_ADD(atk_rounds, 1);
+		atk_round++;
+	}
+	_exit(shm->failed ? 1 : 0);
+}
+
+/* ---------------------------------------------------------------- */
 /* The supervisor                                                    */
 
-static pid_t master_pid, worker_pid[MAXW];
+static pid_t master_pid, worker_pid[MAXW], attack_pid;
 
 static pid_t spawn_worker(int slot)
 {
@@ -1419,6 +2662,7 @@ static void barrier(volatile int *counter, int n, const char *what)
 
 static void kill_all(void)
 {
+	double deadline;
 	int i;
 
 	if (master_pid > 0)
@@ -1426,8 +2670,15 @@ static void kill_all(void)
 	for (i = 0; i < g_workers; i++)
 		if (worker_pid[i] > 0)
 			kill(worker_pid[i], SIGKILL);
-	while (wait(NULL) > 0)
-		;
+	if (attack_pid > 0)
+		kill(attack_pid, SIGKILL);
+	/*
+	 * A child with a thread stuck in the kernel (a deadlock, an oops) is
+	 * never reaped: give up after 10 s, the failure is reported already.
+	 */
+	deadline = now() + 10;
+	while (waitpid(-1, NULL, WNOHANG) >= 0 && now() < deadline)
+		msleep(10);
 }
 
 /* Reads or writes a module parameter; -1 if it cannot be read. */
@@ -1612,8 +2863,22 @@ static struct counts read_counts(void)
 static void report_failure(int epochs)
 {
 	printf("bus_stress: FAIL: %s\n", shm->failmsg);
-	printf("bus_stress: reproduce with: bus_stress -s %llu -d %d -i %d -w %d\n", g_seed,
-	       g_duration, epochs, g_workers);
+	char atk[64] = "";
+	int i;
+
+	if (atk_mask != (1u << ATK_KINDS) - 1) {
+		strcpy(atk, " -a ");
+		if (!atk_mask)
+			strcat(atk, "none");
+		for (i = 0; i < ATK_KINDS; i++)
+			if (atk_mask >> i & 1) {
+				if (atk[4])
+					strcat(atk, ",");
+				strcat(atk, atk_names[i]);
+			}
+	}
+	printf("bus_stress: reproduce with: bus_stress -s %llu -d %d -i %d -w %d%s\n", g_seed,
+	       g_duration, epochs, g_workers, atk);
 	fflush(stdout);
 }
 
@@ -1626,8 +2891,18 @@ int main(int argc, char **argv)
 	int opt, epoch, i;
 
 	g_seed = time(NULL);
-	while ((opt = getopt(argc, argv, "s:d:i:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:d:i:w:a:")) != -1) {
 		switch (opt) {
+		case 'a':
+			atk_mask = 0;
+			for (i = 0; i < ATK_KINDS; i++)
+				if (strstr(optarg, atk_names[i]))
+					atk_mask |= 1u << i;
+			if (!atk_mask && strcmp(optarg, "none")) {
+				fprintf(stderr, "bus_stress: -a takes peek,bind,stall,revoke or none\n");
+				return 2;
+			}
+			break;
 		case 's':
 			g_seed = strtoull(optarg, NULL, 0);
 			break;
@@ -1641,8 +2916,8 @@ int main(int argc, char **argv)
 			g_workers = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s SEED] [-d SECONDS] [-i EPOCHS] [-w WORKERS]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-s SEED] [-d SECONDS] [-i EPOCHS] [-w WORKERS] "
+				"[-a peek,bind,stall,revoke|none]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -1655,14 +2930,19 @@ int main(int argc, char **argv)
 	supervisor_pid = getpid();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	shm->nworkers = g_workers;
-	printf("bus_stress: seed=%llu duration=%d iterations=%d workers=%d\n", g_seed,
-	       g_duration, g_epochs, g_workers);
+	printf("bus_stress: seed=%llu duration=%d iterations=%d workers=%d attacks=%#x\n",
+	       g_seed, g_duration, g_epochs, g_workers, atk_mask);
 	fflush(stdout);
 	rng_init(&r, 0, 0xff, 0);
 	before = read_counts();
 	qmsgs = param("max_queue_msgs", -1);
 	start = now();
 	end = start + g_duration;
+	attack_pid = atk_mask ? fork() : 0;
+	if (attack_pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (attack_pid == 0 && atk_mask)
+		attack_main();
 	for (epoch = 1; epoch <= g_epochs && now() < end && !shm->failed; epoch++) {
 		run_epoch(epoch, end, &r);
 		if (shm->failed)
@@ -1670,11 +2950,17 @@ int main(int argc, char **argv)
 	}
 	if (!shm->failed)
 		epoch--;	/* the loop went one past the last epoch run */
+	if (!shm->failed && attack_pid > 0) {
+		shm->atk_stop = 1;
+		reap(attack_pid, "attack process");
+		attack_pid = 0;
+	}
 	if (qmsgs > 0)
 		set_param("max_queue_msgs", qmsgs);
 	if (shm->failed) {
+		report_failure(epoch);
 		kill_all();
-		goto failed;
+		return 1;
 	}
 
 	/* Everything is closed: the counts must come back (RCU, deferred frees). */
@@ -1714,6 +3000,19 @@ int main(int argc, char **argv)
 	       (unsigned long long)shm->st.joins, (unsigned long long)shm->st.gone,
 	       (unsigned long long)shm->st.overflow_lost, (unsigned long long)shm->st.bursts,
 	       (unsigned long long)shm->st.chaos_ops);
+	printf("bus_stress: attacks: rounds=%llu peek_msgs=%llu peeks=%llu peeked_fds=%llu "
+	       "binds=%llu bind_sends=%llu stalled_sends=%llu long_stalls=%llu stall_msgs=%llu "
+	       "stall_efault=%llu stall_skipped=%llu revoke_moves=%llu revoke_msgs=%llu "
+	       "revoke_unreachable=%llu\n",
+	       (unsigned long long)shm->st.atk_rounds, (unsigned long long)shm->st.atk_peek_msgs,
+	       (unsigned long long)shm->st.atk_peeks, (unsigned long long)shm->st.atk_peek_fds,
+	       (unsigned long long)shm->st.atk_binds, (unsigned long long)shm->st.atk_bind_sends,
+	       (unsigned long long)shm->st.atk_stalls, (unsigned long long)shm->st.atk_long_stalls,
+	       (unsigned long long)shm->st.atk_stall_msgs,
+	       (unsigned long long)shm->st.atk_stall_efault,
+	       (unsigned long long)shm->st.atk_stall_skipped,
+	       (unsigned long long)shm->st.atk_moves, (unsigned long long)shm->st.atk_revoke_msgs,
+	       (unsigned long long)shm->st.atk_revoke_unreach);
 	printf("bus_stress: PASS\n");
 	return 0;
 
