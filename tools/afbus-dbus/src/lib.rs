@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! D-Bus on AF_BUS: [`AfBus`], the socket a zbus connection runs over, and
+//! the master's building blocks (the bloom mapping, header rewriting).
+//!
+//! A zbus application changes one line, how it builds its connection:
+//!
+//! ```no_run
+//! # async fn f() -> zbus::Result<()> {
+//! let conn = zbus::connection::Builder::socket(afbus_dbus::AfBus::system()?)
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+// busctl's address, bloom and socket code, shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../busctl/src/addr.rs"]
+pub(crate) mod addr;
+#[allow(dead_code)]
+#[path = "../../busctl/src/bloom.rs"]
+pub(crate) mod bloom;
+#[allow(dead_code)]
+#[path = "../../busctl/src/sys.rs"]
+pub(crate) mod sys;
+
+pub mod dbloom;
+mod dgram;
+pub mod header;
+pub mod master;
+pub mod policy;
+mod socket;
+
+pub use socket::{addr_to_sender, name_to_addr, AfBus, Reader, Writer, BUS_NAME, SYSTEM_BUS};
+
+// busctl's bloom tests, which run here too, use its demo signal.
+#[cfg(test)]
+pub(crate) const DEMO_SIGNAL: &[&str] = &[
+    "interface=org.example.Echo",
+    "member=Changed",
+    "path=/org/example/Echo",
+    "sender=org.example.Echo",
+];
+#[cfg(test)]
+pub(crate) const DEMO_COLLIDING_MATCH: &str = "member=Changed27566";
