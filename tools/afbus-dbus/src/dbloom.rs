@@ -120,8 +120,9 @@ pub fn rule_matches(rule: &MatchRule<'_>, msg: &Message) -> bool {
         let h = msg.header();
         let Some(p) = h.path() else { return false };
         let (p, ns) = (p.as_str(), ns.as_str());
-        let inside =
-            ns == "/" || p == ns || (p.starts_with(ns) && p.as_bytes().get(ns.len()) == Some(&b'/'));
+        let inside = ns == "/"
+            || p == ns
+            || (p.starts_with(ns) && p.as_bytes().get(ns.len()) == Some(&b'/'));
         if !inside {
             return false;
         }

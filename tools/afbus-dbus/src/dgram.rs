@@ -82,11 +82,7 @@ pub fn send(
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
             (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr() as *const u8,
-                libc::CMSG_DATA(c),
-                fd_bytes,
-            );
+            std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), fd_bytes);
         }
     }
     // SAFETY: `m` describes live buffers.
@@ -123,9 +119,7 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
     m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
     m.msg_controllen = ctl.len();
     // SAFETY: `m` describes live buffers.
-    let n = cvt(unsafe {
-        libc::recvmsg(fd, &mut m, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
-    })?;
+    let n = cvt(unsafe { libc::recvmsg(fd, &mut m, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) })?;
     buf.truncate(n);
     let mut out = Datagram {
         src,
@@ -166,9 +160,8 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
 pub fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
     let name = c"afbus-dbus-message";
     // SAFETY: a NUL-terminated name.
-    let fd = unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -86,7 +86,9 @@ fn fields(msg: &[u8]) -> Result<(bool, usize, Vec<Field>), Malformed> {
         let code = msg[o];
         let siglen = msg[o + 1] as usize;
         if siglen != 1 || o + 4 > end || msg[o + 3] != 0 {
-            return Err(Malformed("a header field's signature is not one basic type"));
+            return Err(Malformed(
+                "a header field's signature is not one basic type",
+            ));
         }
         let sig = msg[o + 2];
         o += 4;
@@ -206,7 +208,10 @@ mod tests {
             .unwrap();
         let out = with_sender(m.data().bytes(), "org.freedesktop.DBus").unwrap();
         let m2 = parse(out);
-        assert_eq!(m2.header().sender().unwrap().as_str(), "org.freedesktop.DBus");
+        assert_eq!(
+            m2.header().sender().unwrap().as_str(),
+            "org.freedesktop.DBus"
+        );
         assert_eq!(m2.body().deserialize::<String>().unwrap(), "x");
     }
 

@@ -16,22 +16,25 @@
 // busctl's address, bloom and socket code, shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../busctl/src/addr.rs"]
-pub(crate) mod addr;
+pub mod addr;
 #[allow(dead_code)]
 #[path = "../../busctl/src/bloom.rs"]
-pub(crate) mod bloom;
+pub mod bloom;
 #[allow(dead_code)]
 #[path = "../../busctl/src/sys.rs"]
-pub(crate) mod sys;
+pub mod sys;
 
 pub mod dbloom;
-mod dgram;
+pub mod dgram;
 pub mod header;
 pub mod master;
 pub mod policy;
 mod socket;
 
-pub use socket::{addr_to_sender, name_to_addr, AfBus, Reader, Writer, BUS_NAME, SYSTEM_BUS};
+pub use socket::{
+    addr_to_sender, bloom_false_positives, name_to_addr, AfBus, Reader, Writer, BUS_NAME,
+    SYSTEM_BUS,
+};
 
 // busctl's bloom tests, which run here too, use its demo signal.
 #[cfg(test)]
@@ -43,3 +46,8 @@ pub(crate) const DEMO_SIGNAL: &[&str] = &[
 ];
 #[cfg(test)]
 pub(crate) const DEMO_COLLIDING_MATCH: &str = "member=Changed27566";
+
+/// Parses a bus as users write it: `/a/path` or `@abstract-name`.
+pub fn parse_bus(s: &str) -> Result<addr::BusPath, String> {
+    addr::BusPath::parse(s)
+}

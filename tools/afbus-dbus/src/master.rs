@@ -127,7 +127,11 @@ fn groups_of(pid: i32, gid: u32) -> Vec<u32> {
     let mut g = vec![gid];
     if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         if let Some(l) = s.lines().find(|l| l.starts_with("Groups:")) {
-            g.extend(l[7..].split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            g.extend(
+                l[7..]
+                    .split_whitespace()
+                    .filter_map(|x| x.parse::<u32>().ok()),
+            );
         }
     }
     g.sort_unstable();
@@ -281,15 +285,20 @@ impl Master {
         let call = match parsed {
             Ok(m) => m,
             Err(e) => {
-                self.log
-                    .push(format!("dropped a malformed message from {}: {e}", unique(id)));
+                self.log.push(format!(
+                    "dropped a malformed message from {}: {e}",
+                    unique(id)
+                ));
                 return Vec::new();
             }
         };
         if call.message_type() != Type::MethodCall {
             return Vec::new();
         }
-        let no_reply = call.primary_header().flags().contains(Flags::NO_REPLY_EXPECTED);
+        let no_reply = call
+            .primary_header()
+            .flags()
+            .contains(Flags::NO_REPLY_EXPECTED);
         let mut out = self.dispatch(id, creds, &call);
         if no_reply {
             // Replies carrying grants still go: the grant rides on them.
@@ -547,7 +556,14 @@ impl Master {
         vec![to_me(msg)]
     }
 
-    fn request_name(&mut self, id: u64, me: &Addr, call: &Message, name: &str, flags: u32) -> Vec<Out> {
+    fn request_name(
+        &mut self,
+        id: u64,
+        me: &Addr,
+        call: &Message,
+        name: &str,
+        flags: u32,
+    ) -> Vec<Out> {
         let reply_only = |msg: Message| {
             vec![Out {
                 dst: me.clone(),
@@ -566,7 +582,8 @@ impl Master {
             return reply_only(self.error(call, "InvalidArgs", &text));
         }
         if name.len() > NAME_MAX {
-            let text = format!("\"{name}\" is longer than the {NAME_MAX} bytes of an AF_BUS address");
+            let text =
+                format!("\"{name}\" is longer than the {NAME_MAX} bytes of an AF_BUS address");
             return reply_only(self.error(call, "LimitsExceeded", &text));
         }
         let c = &self.conns[&id];
@@ -586,7 +603,11 @@ impl Master {
                 cmsgs: vec![(SCM_OWNED_ADDR, Addr::Name(name.into()))],
                 fallback: Some(Box::new(Out {
                     dst: me.clone(),
-                    msg: m.error(call, "LimitsExceeded", "the kernel refused the name's grant"),
+                    msg: m.error(
+                        call,
+                        "LimitsExceeded",
+                        "the kernel refused the name's grant",
+                    ),
                     cmsgs: Vec::new(),
                     fallback: None,
                 })),
@@ -621,8 +642,11 @@ impl Master {
             }
             st.owner = id;
             st.flags = flags;
-            self.log
-                .push(format!("{name} passes from {} to {}", unique(old), unique(id)));
+            self.log.push(format!(
+                "{name} passes from {} to {}",
+                unique(old),
+                unique(id)
+            ));
             // The revocation first: the grant fails while another owns it.
             let mut lost = self.signal_to(old, "NameLost", &name);
             lost.cmsgs.push((SCM_REVOKE_ADDR, Addr::Name(name.into())));
@@ -689,7 +713,14 @@ impl Master {
         out
     }
 
-    fn match_rule(&mut self, id: u64, me: &Addr, call: &Message, add: bool, text: &str) -> Vec<Out> {
+    fn match_rule(
+        &mut self,
+        id: u64,
+        me: &Addr,
+        call: &Message,
+        add: bool,
+        text: &str,
+    ) -> Vec<Out> {
         let one = |msg: Message, cmsgs: Vec<(libc::c_int, Addr)>, fallback: Option<Box<Out>>| {
             vec![Out {
                 dst: me.clone(),
@@ -727,10 +758,15 @@ impl Master {
                 Some(i) => {
                     let (_, mask) = conn.matches.remove(i);
                     let r = self.reply(call, &());
-                    one(r, vec![(SCM_MULTICAST_UNMATCH, Addr::Multicast(mask))], None)
+                    one(
+                        r,
+                        vec![(SCM_MULTICAST_UNMATCH, Addr::Multicast(mask))],
+                        None,
+                    )
                 }
                 None => {
-                    let t = format!("The given match rule wasn't found and can't be removed: {text}");
+                    let t =
+                        format!("The given match rule wasn't found and can't be removed: {text}");
                     one(self.error(call, "MatchRuleNotFound", &t), Vec::new(), None)
                 }
             }
@@ -781,7 +817,11 @@ fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) {
                 log.push(format!(
                     "could not send to {}: {e}{}",
                     o.dst.display(),
-                    if o.fallback.is_some() { "; sending the error instead" } else { "" }
+                    if o.fallback.is_some() {
+                        "; sending the error instead"
+                    } else {
+                        ""
+                    }
                 ));
                 if let Some(f) = &o.fallback {
                     send(sock, f, dropped, log);
@@ -841,7 +881,8 @@ pub fn serve(bus: &BusPath, policy: Policy, mut emit: impl FnMut(&str)) -> std::
             let ty = u32::from_ne_bytes(p[0..4].try_into().unwrap());
             let hdr = u32::from_ne_bytes(p[4..8].try_into().unwrap()) as usize;
             if ty == BUS_NOTIFY_OVERFLOW {
-                m.log.push("the kernel dropped notifications (overflow)".into());
+                m.log
+                    .push("the kernel dropped notifications (overflow)".into());
                 Vec::new()
             } else if ty == BUS_NOTIFY_GONE && p.len() >= hdr + 128 {
                 match crate::sys::SockaddrBus::from_bytes(&p[hdr..hdr + 128])

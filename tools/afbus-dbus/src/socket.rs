@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,16 @@ pub const BUS_NAME: &str = "org.freedesktop.DBus";
 pub const SYSTEM_BUS: &str = "/run/afbus/system";
 /// How long a sender waits for room in a receiver's queue.
 const SEND_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Broadcasts this process received that no match rule of their
+/// connection matched (bloom false positives), dropped.
+static FALSE_POSITIVES: AtomicU64 = AtomicU64::new(0);
+
+/// How many broadcasts the connections of this process dropped because
+/// only the bloom filter, not a match rule, matched them.
+pub fn bloom_false_positives() -> u64 {
+    FALSE_POSITIVES.load(Ordering::Relaxed)
+}
 
 /// The AF_BUS address of a D-Bus bus name: `:1.N` is `1.N` (addresses
 /// starting with `:` are the kernel's handles), the rest is itself.
@@ -57,10 +68,15 @@ pub fn addr_to_sender(a: &Addr) -> Option<String> {
 fn guid_of(bus: &BusPath) -> String {
     let d = bus.display();
     let h = |seed: u64| {
-        d.bytes()
-            .fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        d.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
     };
-    format!("{:016x}{:016x}", h(0xcbf2_9ce4_8422_2325), h(0x9e37_79b9_7f4a_7c15))
+    format!(
+        "{:016x}{:016x}",
+        h(0xcbf2_9ce4_8422_2325),
+        h(0x9e37_79b9_7f4a_7c15)
+    )
 }
 
 /// What the write half hands the read half.
@@ -120,7 +136,8 @@ impl AfBus {
     /// The bus at `bus`: `/a/path` or `@abstract-name`.  The socket joins
     /// it when zbus sends `Hello`.
     pub fn open(bus: &str) -> io::Result<AfBus> {
-        let bus = BusPath::parse(bus).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let bus =
+            BusPath::parse(bus).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let fd = dgram::socket()?;
         // The descriptor stays blocking: every call passes MSG_DONTWAIT.
         let fd = Async::new_nonblocking(fd)?;
@@ -247,12 +264,16 @@ impl ReadHalf for Reader {
                     };
                     if multicast {
                         // A bloom match only says "maybe": the rule decides.
-                        let msg = match Replay.receive_message(0, &mut bytes.clone(), &mut Vec::new()).await {
+                        let msg = match Replay
+                            .receive_message(0, &mut bytes.clone(), &mut Vec::new())
+                            .await
+                        {
                             Ok(m) => m,
                             Err(_) => continue,
                         };
                         let rules = self.shared.rules.lock().unwrap();
                         if !rules.iter().any(|r| crate::dbloom::rule_matches(r, &msg)) {
+                            FALSE_POSITIVES.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
                     }
@@ -312,7 +333,8 @@ impl Writer {
                 break;
             }
             let bytes: Vec<u8> = self.sasl.drain(..len).collect();
-            self.send_datagram(&Addr::Name(BUS_NAME.into()), &bytes, &[]).await?;
+            self.send_datagram(&Addr::Name(BUS_NAME.into()), &bytes, &[])
+                .await?;
         }
         Ok(())
     }
@@ -384,7 +406,10 @@ impl Writer {
     /// The error a bus gives a caller of a name nobody owns.
     async fn unreachable(&self, msg: &Message, dst: &str) -> zbus::Result<()> {
         if msg.message_type() != Type::MethodCall
-            || msg.primary_header().flags().contains(Flags::NO_REPLY_EXPECTED)
+            || msg
+                .primary_header()
+                .flags()
+                .contains(Flags::NO_REPLY_EXPECTED)
         {
             return Ok(());
         }
@@ -409,7 +434,11 @@ impl Writer {
 
 #[async_trait]
 impl WriteHalf for Writer {
-    async fn sendmsg(&mut self, buffer: &[u8], _fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<usize> {
+    async fn sendmsg(
+        &mut self,
+        buffer: &[u8],
+        _fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> io::Result<usize> {
         self.sasl.extend_from_slice(buffer);
         self.handshake().await?;
         Ok(buffer.len())
@@ -437,7 +466,9 @@ impl WriteHalf for Writer {
         let data = msg.data();
         let fds: Vec<RawFd> = data.fds().iter().map(|f| f.as_raw_fd()).collect();
         match self.send_datagram(&addr, data.bytes(), &fds).await {
-            Err(e) if e.raw_os_error() == Some(libc::EHOSTUNREACH) => self.unreachable(msg, &dst).await,
+            Err(e) if e.raw_os_error() == Some(libc::EHOSTUNREACH) => {
+                self.unreachable(msg, &dst).await
+            }
             r => Ok(r?),
         }
     }
@@ -458,10 +489,19 @@ mod tests {
     #[test]
     fn names_and_addresses() {
         assert_eq!(name_to_addr(":1.7"), Some(Addr::Name("1.7".into())));
-        assert_eq!(name_to_addr("org.example.Echo"), Some(Addr::Name("org.example.Echo".into())));
+        assert_eq!(
+            name_to_addr("org.example.Echo"),
+            Some(Addr::Name("org.example.Echo".into()))
+        );
         assert_eq!(name_to_addr(&format!("org.{}", "x".repeat(60))), None);
-        assert_eq!(addr_to_sender(&Addr::Name("1.7".into())).as_deref(), Some(":1.7"));
-        assert_eq!(addr_to_sender(&Addr::Name(BUS_NAME.into())).as_deref(), Some(BUS_NAME));
+        assert_eq!(
+            addr_to_sender(&Addr::Name("1.7".into())).as_deref(),
+            Some(":1.7")
+        );
+        assert_eq!(
+            addr_to_sender(&Addr::Name(BUS_NAME.into())).as_deref(),
+            Some(BUS_NAME)
+        );
         assert_eq!(addr_to_sender(&Addr::Name("org.example.Echo".into())), None);
         assert_eq!(addr_to_sender(&Addr::Name("1.x".into())), None);
         assert_eq!(addr_to_sender(&Addr::Kernel), None);
