@@ -51,8 +51,9 @@ struct Cli {
     /// The bus the checks use: /path or @abstract-name
     #[arg(long, default_value = "/run/afbus/test")]
     bus: String,
+    /// What to do (default: run)
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +73,15 @@ enum Cmd {
         /// What Whoami answers
         #[arg(long)]
         id: String,
+    },
+    /// A client, as `make run` shows it: call DEST's Ping with MESSAGE,
+    /// set and read its State property, and receive a signal it emits
+    Client {
+        /// The service's name
+        #[arg(long, default_value = ECHO)]
+        dest: String,
+        /// What to send
+        message: String,
     },
     /// Join and request NAME, printing the reply or the error's name
     Own {
@@ -189,6 +199,35 @@ fn service(bus: &str, name: &str, id: &str) -> zbus::Result<()> {
         println!("ready {}", conn.unique_name().unwrap());
         std::io::stdout().flush().ok();
         std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+fn client(bus: &str, dest: &str, message: &str) -> Result<(), String> {
+    zbus::block_on(async {
+        // The one line that differs from a client of dbus-daemon.
+        let conn = connect(bus).await?;
+        println!("joined as {}", conn.unique_name().unwrap());
+        let p = echo(&conn, dest).await?;
+        println!("Ping({message:?}) -> {:?}", zerr(p.ping(message).await)?);
+        zerr(p.set_state(42).await)?;
+        println!("State = 42; State -> {}", zerr(p.state().await)?);
+        let rule = format!("type='signal',interface='{ECHO}',member='Changed',arg0='demo'");
+        let rule = MatchRule::try_from(rule.as_str()).map_err(|e| e.to_string())?;
+        let mut stream = zerr(MessageStream::for_match_rule(rule.clone(), &conn, None).await)?;
+        println!("AddMatch {rule}");
+        zerr(p.announce("/org/example/Echo", "demo", 7).await)?;
+        let m = next_within(&mut stream, 10_000)
+            .await
+            .ok_or("no signal in 10 s")?;
+        let h = m.header();
+        let body: (String, u32) = zerr(m.body().deserialize())?;
+        println!(
+            "signal {} from {} at {}: {body:?}",
+            h.member().unwrap(),
+            h.sender().unwrap(),
+            h.path().unwrap()
+        );
         Ok(())
     })
 }
@@ -1330,8 +1369,15 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.cmd {
+    match cli.cmd.unwrap_or(Cmd::Run { only: None }) {
         Cmd::Run { only } => run(&cli.bus, only.as_deref()),
+        Cmd::Client { dest, message } => match client(&cli.bus, &dest, &message) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("afbus-dbus-test: client: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Service { name, id } => match service(&cli.bus, &name, &id) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
