@@ -51,3 +51,27 @@ pub(crate) const DEMO_COLLIDING_MATCH: &str = "member=Changed27566";
 pub fn parse_bus(s: &str) -> Result<addr::BusPath, String> {
     addr::BusPath::parse(s)
 }
+
+#[cfg(test)]
+mod doc {
+    /// The worked example of Documentation/af_bus.rst is examples/echo.rs.
+    #[test]
+    fn the_documented_example_is_the_file() {
+        let rst = include_str!("../../../Documentation/af_bus.rst");
+        let file = include_str!("../examples/echo.rs");
+        let indented: Vec<String> = file
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("    {l}")
+                }
+            })
+            .collect();
+        assert!(
+            rst.contains(&indented.join("\n")),
+            "Documentation/af_bus.rst's copy of examples/echo.rs differs from the file"
+        );
+    }
+}
