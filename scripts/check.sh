@@ -76,7 +76,8 @@ echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
 		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
 		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs \
-		"$top"/tools/afbus-dbus/src/*.rs "$top"/tests/dbus/*.rs; then
+		"$top"/tools/afbus-dbus/src/*.rs "$top"/tools/afbus-dbus/examples/*.rs \
+		"$top"/tests/dbus/*.rs; then
 	echo "ok"
 else
 	problems+=("rustfmt would reformat the files above")

@@ -871,7 +871,17 @@ pub fn serve(bus: &BusPath, policy: Policy, mut emit: impl FnMut(&str)) -> std::
     emit(&format!("serving {display} as {BUS_NAME}, bus id {}", m.id));
     let mut dropped = 0u64;
     loop {
-        let Some(r) = sock.recv(-1)? else { continue };
+        let r = match sock.recv(-1) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Err(e),
+            Err(e) => {
+                // Nothing a peer sends may stop the master.
+                emit(&format!("recvmsg: {e}; going on"));
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
         let src = Addr::from_sockaddr(&r.src);
         let out = if src == Addr::Kernel {
             let p = &r.payload;

@@ -255,7 +255,13 @@ impl ReadHalf for Reader {
         _already_received_fds: &mut Vec<OwnedFd>,
     ) -> zbus::Result<Message> {
         loop {
-            let (mut bytes, mut fds) = match self.next().await? {
+            let next = match self.next().await {
+                // Broadcasts were dropped for want of room (netlink's rule):
+                // D-Bus has no way to say so; the connection goes on.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                r => r?,
+            };
+            let (mut bytes, mut fds) = match next {
                 Err(local) => (local, Vec::new()),
                 Ok(d) => {
                     let multicast = d.multicast;
