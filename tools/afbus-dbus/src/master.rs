@@ -927,3 +927,296 @@ pub fn serve(bus: &BusPath, policy: Policy, mut emit: impl FnMut(&str)) -> std::
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = "[join]\nuids = \"*\"\n[[own]]\nname = \"org.example.*\"\nuids = [0]\n";
+
+    fn master() -> Master {
+        Master::new(Policy::parse(POLICY).unwrap(), "0".repeat(32))
+    }
+
+    fn root() -> Option<Creds> {
+        Some(Creds {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        })
+    }
+
+    fn call<B>(member: &str, body: &B) -> Vec<u8>
+    where
+        B: serde::Serialize + zbus::wire::DynamicType,
+    {
+        Message::method_call(PATH, member)
+            .destination(BUS_NAME)
+            .interface(BUS_NAME)
+            .build(body)
+            .unwrap()
+            .data()
+            .bytes()
+            .to_vec()
+    }
+
+    /// What each datagram is: (destination, kind and member or error
+    /// name, grants).
+    fn summary(out: &[Out]) -> Vec<(String, String, Vec<(libc::c_int, String)>)> {
+        out.iter()
+            .map(|o| {
+                let h = o.msg.header();
+                let what = match o.msg.message_type() {
+                    Type::MethodReturn => "return".to_string(),
+                    Type::Error => format!("error {}", h.error_name().unwrap()),
+                    Type::Signal => format!("signal {}", h.member().unwrap()),
+                    Type::MethodCall => "call".to_string(),
+                };
+                let dst = match &o.dst {
+                    Addr::Multicast(_) => "multicast".to_string(),
+                    a => a.display(),
+                };
+                let g = o.cmsgs.iter().map(|(t, a)| (*t, a.display())).collect();
+                (dst, what, g)
+            })
+            .collect()
+    }
+
+    fn s(
+        dst: &str,
+        what: &str,
+        g: &[(libc::c_int, &str)],
+    ) -> (String, String, Vec<(libc::c_int, String)>) {
+        (
+            dst.into(),
+            what.into(),
+            g.iter().map(|(t, a)| (*t, a.to_string())).collect(),
+        )
+    }
+
+    fn join(m: &mut Master, id: u64) {
+        let out = m.handle(id, root(), &call("Hello", &()));
+        assert_eq!(
+            out[0].msg.body().deserialize::<String>().unwrap(),
+            format!(":1.{id}")
+        );
+    }
+
+    #[test]
+    fn hello_grants_the_unique_name() {
+        let mut m = master();
+        let out = m.handle(5, root(), &call("Hello", &()));
+        assert_eq!(
+            summary(&out),
+            vec![
+                s(":5", "return", &[(SCM_OWNED_ADDR, "1.5")]),
+                s("1.5", "signal NameAcquired", &[]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        assert_eq!(out[0].msg.body().deserialize::<String>().unwrap(), ":1.5");
+        assert_eq!(out[0].msg.header().destination().unwrap().as_str(), ":1.5");
+        let again = m.handle(5, root(), &call("Hello", &()));
+        assert_eq!(
+            summary(&again),
+            vec![s("1.5", "error org.freedesktop.DBus.Error.Failed", &[])]
+        );
+    }
+
+    #[test]
+    fn joining_needs_credentials_and_the_policy() {
+        let mut m = master();
+        assert_eq!(
+            summary(&m.handle(1, None, &call("Hello", &()))),
+            vec![s(
+                ":1",
+                "error org.freedesktop.DBus.Error.AccessDenied",
+                &[]
+            )]
+        );
+        assert_eq!(
+            summary(&m.handle(2, root(), &call("ListNames", &()))),
+            vec![s(
+                ":2",
+                "error org.freedesktop.DBus.Error.AccessDenied",
+                &[]
+            )]
+        );
+        let mut closed = Master::new(Policy::parse("").unwrap(), "0".repeat(32));
+        assert_eq!(
+            summary(&closed.handle(3, root(), &call("Hello", &()))),
+            vec![s(
+                ":3",
+                "error org.freedesktop.DBus.Error.AccessDenied",
+                &[]
+            )]
+        );
+    }
+
+    #[test]
+    fn names_queue_and_pass_on() {
+        let mut m = master();
+        for id in 1..=3 {
+            join(&mut m, id);
+        }
+        let n = "org.example.Q";
+        let req = |f: u32| call("RequestName", &(n, f));
+        let code = |out: &[Out]| out[0].msg.body().deserialize::<u32>().unwrap();
+
+        let out = m.handle(1, root(), &req(ALLOW_REPLACEMENT));
+        assert_eq!(code(&out), PRIMARY_OWNER);
+        assert_eq!(
+            summary(&out),
+            vec![
+                s("1.1", "return", &[(SCM_OWNED_ADDR, n)]),
+                s("1.1", "signal NameAcquired", &[]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        assert_eq!(code(&m.handle(1, root(), &req(0))), ALREADY_OWNER);
+        assert_eq!(code(&m.handle(2, root(), &req(0))), IN_QUEUE);
+        assert_eq!(code(&m.handle(2, root(), &req(DO_NOT_QUEUE))), EXISTS);
+        assert_eq!(code(&m.handle(2, root(), &req(0))), IN_QUEUE);
+        // 1 allowed it (its latest flags are 0 now: it asked again).
+        let out = m.handle(3, root(), &req(REPLACE_EXISTING));
+        assert_eq!(code(&out), IN_QUEUE);
+        assert_eq!(
+            code(&m.handle(1, root(), &req(ALLOW_REPLACEMENT))),
+            ALREADY_OWNER
+        );
+        let out = m.handle(3, root(), &req(REPLACE_EXISTING));
+        assert_eq!(
+            summary(&out),
+            vec![
+                s("1.1", "signal NameLost", &[(SCM_REVOKE_ADDR, n)]),
+                s("1.3", "return", &[(SCM_OWNED_ADDR, n)]),
+                s("1.3", "signal NameAcquired", &[]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        let owners = m.handle(2, root(), &call("ListQueuedOwners", &n));
+        assert_eq!(
+            owners[0].msg.body().deserialize::<Vec<String>>().unwrap(),
+            [":1.3", ":1.1", ":1.2"]
+        );
+        // 3 dies: 1 is next.
+        let out = m.gone(3);
+        assert_eq!(
+            summary(&out),
+            vec![
+                s("1.1", "signal NameAcquired", &[(SCM_OWNED_ADDR, n)]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        let (name, old, new): (String, String, String) = out[1].msg.body().deserialize().unwrap();
+        assert_eq!(
+            (name.as_str(), old.as_str(), new.as_str()),
+            (n, ":1.3", ":1.1")
+        );
+        let (name, old, new): (String, String, String) = out[2].msg.body().deserialize().unwrap();
+        assert_eq!(
+            (name.as_str(), old.as_str(), new.as_str()),
+            (":1.3", ":1.3", "")
+        );
+        // 1 releases: 2 is next; then 2 releases: the name is free.
+        let out = m.handle(1, root(), &call("ReleaseName", &n));
+        assert_eq!(
+            summary(&out),
+            vec![
+                s("1.1", "return", &[(SCM_REVOKE_ADDR, n)]),
+                s("1.1", "signal NameLost", &[]),
+                s("1.2", "signal NameAcquired", &[(SCM_OWNED_ADDR, n)]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        assert_eq!(
+            code(&m.handle(1, root(), &call("ReleaseName", &n))),
+            NOT_OWNER
+        );
+        assert_eq!(
+            code(&m.handle(2, root(), &call("ReleaseName", &n))),
+            RELEASED
+        );
+        assert_eq!(
+            code(&m.handle(2, root(), &call("ReleaseName", &n))),
+            NON_EXISTENT
+        );
+    }
+
+    #[test]
+    fn refusals_are_clean_errors() {
+        let mut m = master();
+        join(&mut m, 1);
+        let err = |out: Vec<Out>| summary(&out)[0].1.clone();
+        assert_eq!(
+            err(m.handle(1, root(), &call("RequestName", &("org.other.X", 0u32)))),
+            "error org.freedesktop.DBus.Error.AccessDenied"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("RequestName", &(BUS_NAME, 0u32)))),
+            "error org.freedesktop.DBus.Error.InvalidArgs"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("RequestName", &(":1.9", 0u32)))),
+            "error org.freedesktop.DBus.Error.InvalidArgs"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("RequestName", &7u32))),
+            "error org.freedesktop.DBus.Error.InvalidArgs"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("Frobnicate", &()))),
+            "error org.freedesktop.DBus.Error.UnknownMethod"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("GetNameOwner", &"org.example.None"))),
+            "error org.freedesktop.DBus.Error.NameHasNoOwner"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("AddMatch", &"type='bogus'"))),
+            "error org.freedesktop.DBus.Error.MatchRuleInvalid"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &call("RemoveMatch", &"type='signal'"))),
+            "error org.freedesktop.DBus.Error.MatchRuleNotFound"
+        );
+        assert_eq!(
+            err(m.handle(
+                1,
+                root(),
+                &call("StartServiceByName", &("org.example.None", 0u32))
+            )),
+            "error org.freedesktop.DBus.Error.NotSupported"
+        );
+        // Malformed datagrams: nothing to answer, logged.
+        m.log.clear();
+        assert!(m.handle(1, root(), b"hello").is_empty());
+        assert_eq!(
+            m.log,
+            [
+                "dropped a malformed message from :1.1: malformed D-Bus message: \
+              shorter than the 16-byte fixed header"
+            ]
+        );
+    }
+
+    #[test]
+    fn matches_become_grants() {
+        let mut m = master();
+        join(&mut m, 1);
+        let rule = "type='signal',interface='org.example.Echo',arg0='x'";
+        let out = m.handle(1, root(), &call("AddMatch", &rule));
+        let mask = dbloom::of_rule(&MatchRule::try_from(rule).unwrap());
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].cmsgs,
+            vec![(SCM_MULTICAST_MATCH, Addr::Multicast(mask.clone()))]
+        );
+        let out = m.handle(1, root(), &call("RemoveMatch", &rule));
+        assert_eq!(
+            out[0].cmsgs,
+            vec![(SCM_MULTICAST_UNMATCH, Addr::Multicast(mask))]
+        );
+    }
+}
