@@ -3,10 +3,16 @@
 //! Buses: who is on them, which addresses they own, and the registry that
 //! names them.
 //!
-//! Lock order: `BusSock::inner` (a socket's own role), then
-//! `Registry::inner` or `Bus::inner`, then `BusSock::rx` (a receiver's
-//! queue).  Nothing takes a `BusSock::inner` while holding a bus or
-//! registry lock.
+//! Lock order (see "Locking" in `Documentation/af_bus.rst`): the parent
+//! directory's `i_rwsem` (only `bind()` of a filesystem bus holds it, from
+//! creating the socket inode until it is committed), then
+//! `BusSock::iolock` (a receiver's own), then `BusSock::inner` (a socket's
+//! own role), then `Registry::inner` or `Bus::inner`, then `BusSock::rx`
+//! (a receiver's queue).  Nothing takes a `BusSock::inner` while holding a
+//! bus or registry lock, and nothing enters the VFS (a path walk, a
+//! permission check), touches user memory or waits on another subsystem
+//! while holding any of these but `iolock`: every path a call names is
+//! resolved to a [`BusKey`] first, and keys are compared under the locks.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::error::{code::*, Result};
@@ -19,11 +25,11 @@ use kernel::types::ARef;
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
 use crate::bloom::{self, Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
-use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef};
+use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef, PeerCred};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
 
 /// How a bus is found: by its socket inode, or by its abstract name in a
-/// network namespace.
+/// network namespace.  The identity of a bus: never its path's text.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum BusKey {
     Inode(usize),
@@ -55,6 +61,44 @@ struct Member {
 struct MatchGrant {
     mask: Bitmap,
     member: usize,
+}
+
+/// The paths of a message resolved before any lock is taken: whether its
+/// source address (`SCM_SRC_ADDR`) and each grant name the bus of its
+/// destination.  Under the locks only keys are compared.
+#[derive(Clone, Copy)]
+pub(crate) struct Resolved {
+    /// The destination's bus.
+    pub(crate) dst: BusKey,
+    /// `SCM_SRC_ADDR`'s path names that bus (true without one).
+    pub(crate) src_here: bool,
+    /// Every grant's path names that bus (true without grants).
+    pub(crate) grants_here: bool,
+}
+
+impl Resolved {
+    /// Walks the paths `dst` and `cmsgs` name, as seen from `sock`, with
+    /// none of the module's locks held (a walk may sleep on any
+    /// filesystem).  A path with the destination's text is walked once.
+    pub(crate) fn of(sock: &BusSock, dst: &BusAddr, cmsgs: &BusCmsgs<'_>) -> Result<Resolved> {
+        let key = Registry::key_of(sock, &dst.path)?;
+        let here = |path: &BusPath| -> Result<bool> {
+            Ok(path == &dst.path || Registry::key_of(sock, path)? == key)
+        };
+        let src_here = match &cmsgs.src {
+            Some(a) => here(&a.path)?,
+            None => true,
+        };
+        let mut grants_here = true;
+        for g in cmsgs.grants() {
+            grants_here &= here(&g.addr.path)?;
+        }
+        Ok(Resolved {
+            dst: key,
+            src_here,
+            grants_here,
+        })
+    }
 }
 
 /// Who sends, as the bus sees it.
@@ -415,6 +459,8 @@ pub(crate) struct Bus {
     prefix: NamePrefix,
     key: BusKey,
     master_addr: AddrPart,
+    /// The master's identity, its endpoints' `SO_PEERCRED`.
+    master_cred: PeerCred,
     /// The socket inode of a filesystem bus, held while the bus lives.
     _node: Option<PathRef>,
     /// The route generation: moves, under the bus lock, whenever what a
@@ -433,6 +479,8 @@ pub(crate) enum Delivery {
     Queued,
     /// The receiver's queue is full: wait on it and try again.
     Full(crate::socket::Skb, ARef<BusSock>),
+    /// The bus's routes changed since the sender routed it: route again.
+    Moved(crate::socket::Skb),
 }
 
 impl Bus {
@@ -470,18 +518,27 @@ impl Bus {
         self.prefix.encode(ncomp, addr)
     }
 
+    /// The master's socket, while the bus lives.
+    pub(crate) fn master_sock(&self) -> Option<ARef<BusSock>> {
+        let inner = self.inner.lock();
+        // SAFETY: the master is listed while `inner.master` is set, which
+        // we read under the bus lock.
+        inner.master.map(|m| unsafe { m.get() })
+    }
+
+    /// The master's identity, as `SO_PEERCRED` gives it.
+    pub(crate) fn master_cred(&self) -> &PeerCred {
+        &self.master_cred
+    }
+
     /// The master's address.
     pub(crate) fn master_addr(&self) -> BusAddr {
         self.addr(self.master_addr)
     }
 
-    /// Whether `path` names this bus, without a path walk when the text
-    /// matches.
-    pub(crate) fn is_named(&self, sock: &BusSock, path: &BusPath) -> Result<bool> {
-        if path == &self.path {
-            return Ok(true);
-        }
-        Ok(Registry::key_of(sock, path)? == self.key)
+    /// The bus's identity, to compare a resolved path with.
+    pub(crate) fn key(&self) -> BusKey {
+        self.key
     }
 
     /// Adds `sock` as a pending endpoint and gives it a handle.
@@ -644,6 +701,7 @@ impl Bus {
         sender: &BusSock,
         dst: &BusAddr,
         src: Option<&BusAddr>,
+        resolved: &Resolved,
         grants: bool,
     ) -> Result<(AddrPart, ListedSock, Option<usize>)> {
         if !inner.alive {
@@ -669,7 +727,7 @@ impl Bus {
                     Sender::Master => a.addr == self.master_addr,
                     Sender::Member(m) => a.addr == m.handle || m.owned.contains(&a.addr),
                 };
-                if !owned || !self.is_named(sender, &a.path)? {
+                if !owned || !resolved.src_here {
                     return Err(errno::eaddrnotavail());
                 }
                 a.addr
@@ -680,6 +738,11 @@ impl Bus {
         }
         let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
         let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
+        if m.owned.is_empty() && !matches!(me, Sender::Master) {
+            // A pending endpoint hears from its master only: its handle
+            // is no way in for anyone else.
+            return Err(EACCES);
+        }
         Ok((src, m.sock, Some(key)))
     }
 
@@ -690,27 +753,30 @@ impl Bus {
         sender: &BusSock,
         dst: &BusAddr,
         src: Option<&BusAddr>,
+        resolved: &Resolved,
     ) -> Result<(AddrPart, ARef<BusSock>, u64)> {
         let inner = self.inner.lock();
-        let (src, receiver, _) = self.route(&inner, sender, dst, src, false)?;
+        let (src, receiver, _) = self.route(&inner, sender, dst, src, resolved, false)?;
         // Stable while we hold the bus lock, under which it moves.
         let routes = self.routes.load(Ordering::Relaxed);
         // SAFETY: listed under the bus lock we hold.
         Ok((src, unsafe { receiver.get() }, routes))
     }
 
-    /// Tries to deliver `skb` from `sender` to `dst`, applying the grants
-    /// of `cmsgs` atomically with the queueing.
+    /// Tries to deliver `skb`, carrying the grants of `cmsgs`, from the
+    /// master `sender` to `dst`, applying the grants atomically with the
+    /// queueing: both happen under the bus lock, or neither.
     pub(crate) fn deliver(
         &self,
         sender: &BusSock,
         dst: &BusAddr,
         cmsgs: &BusCmsgs<'_>,
+        resolved: &Resolved,
         mut skb: crate::socket::Skb,
     ) -> Result<Delivery> {
         let mut inner = self.inner.lock();
         let (src, receiver, member_key) =
-            self.route(&inner, sender, dst, cmsgs.src.as_ref(), cmsgs.has_grants())?;
+            self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
         // SAFETY: listed under the bus lock we hold.
         let receiver = unsafe { receiver.get() };
 
@@ -721,15 +787,12 @@ impl Bus {
         };
         crate::meta::write(skb.meta_mut(), &meta, cmsgs.grants());
 
-        if !cmsgs.has_grants() {
-            // The bus lock is only for the lookup.
-            drop(inner);
-            return receiver.endpoint().enqueue(&receiver, skb, true, true);
-        }
-
-        // Grants: validate against the tables, then queue and apply under
-        // the bus lock, so that both happen or neither.
+        // Validate against the tables, then queue and apply.
         let key = member_key.ok_or(EINVAL)?;
+        if !resolved.grants_here {
+            // A grant of an address on another bus.
+            return Err(EINVAL);
+        }
         let target = inner.members.get(&key).ok_or(errno::ehostunreach())?;
         let max_matches = crate::params::MAX_MATCHES.get();
         let mut owned = copy_addrs(target.owned.iter())?;
@@ -740,9 +803,6 @@ impl Bus {
         let mut next_match = inner.next_match;
         for g in cmsgs.grants() {
             let a = g.addr.addr;
-            if !self.is_named(sender, &g.addr.path)? {
-                return Err(EINVAL);
-            }
             let mask = Bitmap::of(&a);
             match g.kind {
                 GrantKind::Own => {
@@ -797,6 +857,11 @@ impl Bus {
             nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
             fresh.push(*m, GFP_KERNEL)?;
         }
+        if owned.is_empty() && !fresh.is_empty() {
+            // A pending endpoint (or one left pending by this message)
+            // receives from its master only: no multicast.
+            return Err(EINVAL);
+        }
         if !fresh.is_empty() {
             inner.reserve_index(fresh.len())?;
         }
@@ -813,7 +878,10 @@ impl Bus {
         if !adds.is_empty() || !removes.is_empty() {
             self.routes_changed();
         }
-        match receiver.endpoint().enqueue(&receiver, skb, true, false)? {
+        match receiver
+            .endpoint()
+            .enqueue(&receiver, skb, true, false, None)?
+        {
             Delivery::Queued => {}
             full => return Ok(full),
         }
@@ -847,6 +915,7 @@ impl Bus {
         sender: &BusSock,
         dst: &BusAddr,
         src: Option<&BusAddr>,
+        resolved: &Resolved,
     ) -> Result<(AddrPart, KVec<ARef<BusSock>>)> {
         let b = Bitmap::of(&dst.addr);
         let mut inner = self.inner.lock();
@@ -871,7 +940,7 @@ impl Bus {
         };
         let src_addr = match (src, owns_src) {
             (None, _) => primary,
-            (Some(a), Some(true)) if self.is_named(sender, &a.path)? => a.addr,
+            (Some(a), Some(true)) if resolved.src_here => a.addr,
             _ => return Err(errno::eaddrnotavail()),
         };
         let keys = inner.matching(&b, sock_key(sender))?;
@@ -882,9 +951,14 @@ impl Bus {
                 continue;
             }
             last = Some(*k);
-            if let Some(m) = inner.members.get(k) {
-                // SAFETY: listed under the bus lock we hold.
-                out.push(unsafe { m.sock.get() }, GFP_KERNEL)?;
+            match inner.members.get(k) {
+                // A member whose addresses were all revoked is pending
+                // again: its master's messages only.
+                Some(m) if !m.owned.is_empty() => {
+                    // SAFETY: listed under the bus lock we hold.
+                    out.push(unsafe { m.sock.get() }, GFP_KERNEL)?;
+                }
+                _ => {}
             }
         }
         Ok((src_addr, out))
@@ -962,7 +1036,9 @@ impl Registry {
     /// The key under which `path` is (or would be) registered, as seen
     /// from `sock`'s namespace and credentials: reaching a filesystem bus
     /// needs write permission on its inode.
-    fn key_of(sock: &BusSock, path: &BusPath) -> Result<BusKey> {
+    ///
+    /// Walks the filesystem: never call it with a lock of the module held.
+    pub(crate) fn key_of(sock: &BusSock, path: &BusPath) -> Result<BusKey> {
         match path.kind() {
             PathKind::Abstract => Ok(BusKey::of_abstract(sock.net_id(), path)),
             PathKind::Filesystem => {
@@ -976,9 +1052,8 @@ impl Registry {
         }
     }
 
-    /// The live bus named `path`.
-    pub(crate) fn find(&self, sock: &BusSock, path: &BusPath) -> Result<Arc<Bus>> {
-        let key = Self::key_of(sock, path)?;
+    /// The live bus of `key`.
+    pub(crate) fn find(&self, key: BusKey) -> Result<Arc<Bus>> {
         self.inner
             .lock()
             .buses
@@ -1017,13 +1092,15 @@ impl Registry {
     }
 }
 
-/// Makes `sock` the master of a new bus named by `addr`; returns the bus.
+/// Creates the name of a new bus for `addr`: its socket inode for a
+/// filesystem bus (whose parent directory stays locked until the node is
+/// committed or dropped), and its key.
 pub(crate) fn create(sock: &BusSock, addr: &BusAddr) -> Result<(BusKey, Option<NewSocketNode>)> {
     if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
         return Err(EINVAL);
     }
     // Create the inode before any lock of ours is taken, as AF_UNIX does:
-    // the VFS locks are never taken inside ours.
+    // our locks nest inside the directory's, never the reverse.
     Ok(match addr.path.kind() {
         PathKind::Filesystem => {
             let node = NewSocketNode::create(sock, &addr.path)?;
@@ -1033,13 +1110,14 @@ pub(crate) fn create(sock: &BusSock, addr: &BusAddr) -> Result<(BusKey, Option<N
     })
 }
 
-/// Registers the bus of a `bind()`, once the socket is known to be free:
-/// `node` is kept only if the name could be claimed.
+/// Registers the bus of a `bind()`, once the socket is known to be free;
+/// `node` is a reference to its socket inode, which the caller commits
+/// (or removes, on failure) once its locks are dropped.
 pub(crate) fn register(
     sock: &BusSock,
     addr: &BusAddr,
     key: BusKey,
-    node: Option<NewSocketNode>,
+    node: Option<PathRef>,
     slot: UniqueArc<core::mem::MaybeUninit<Bus>>,
     reservation: RBTreeNodeReservation<BusKey, Arc<Bus>>,
 ) -> Result<Arc<Bus>> {
@@ -1049,7 +1127,8 @@ pub(crate) fn register(
         prefix: NamePrefix::new(&addr.path),
         key,
         master_addr: addr.addr,
-        _node: node.map(NewSocketNode::commit),
+        master_cred: PeerCred::current(),
+        _node: node,
         routes: AtomicU64::new(0),
         inner <- new_mutex!(
             BusInner {

@@ -9,23 +9,30 @@ use kernel::error::{code::*, Result};
 use kernel::ffi::c_long;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
-use kernel::sync::{Arc, CondVar, CondVarTimeoutResult, Mutex, UniqueArc};
+use kernel::sync::{Arc, CondVar, CondVarTimeoutResult, Mutex, SpinLock, UniqueArc};
 use kernel::types::ARef;
-use kernel::{new_condvar, new_mutex};
+use kernel::{new_condvar, new_mutex, new_spinlock};
 
 use crate::addr::{encode_unattached, AddrPart, BusAddr};
-use crate::bus::{Bus, Delivery};
+use crate::bus::{Bus, BusKey, Delivery, Resolved};
 use crate::cmsg::BusCmsgs;
 use crate::quota::{admit, Admit, Limits, Usage};
 use crate::ring::{FrameInfo, Geometry};
 use crate::socket::{
-    errno, BusSock, FrameSource, Msg, RingBuf, RingCursor, RxQueue, Scm, Skb, Slot,
+    errno, BusSock, DropReason, FrameSource, ListedSock, Msg, RingBuf, RingCursor, RxQueue, Scm,
+    Skb, Slot, NO_CHARGE,
 };
-use crate::uapi::{BUS_FRAME_F_MULTICAST, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS};
+use crate::uapi::{
+    BUS_FRAME_F_MULTICAST, BUS_FRAME_F_QUEUED, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS,
+};
 
 /// Most distinct sending users a receive queue accounts separately;
 /// messages from further users are refused as if the queue were full.
 const MAX_QUEUE_USERS: usize = 64;
+
+/// The true size of a small message, about (an skb with its metadata):
+/// what `POLLOUT` promises room for.
+const SMALL_MESSAGE: usize = 2048;
 
 /// What a socket is on its bus.
 enum Role {
@@ -44,16 +51,34 @@ struct CachedRoute {
     routes: u64,
     dst: AddrPart,
     src: AddrPart,
+    receiver: SockLink,
+}
+
+/// A link to a socket that does not keep it alive: it names the socket
+/// until the socket is released, then nothing.  A cached route holds
+/// one, so that a closed receiver (and its network namespace) is freed
+/// whatever its senders do.
+pub(crate) type SockLink = Arc<SpinLock<Option<ListedSock>>>;
+
+/// A new, empty [`SockLink`].
+pub(crate) fn new_link() -> Result<SockLink> {
+    Arc::pin_init(new_spinlock!(None, "BusSock::link"), GFP_KERNEL)
+}
+
+/// Where a unicast without grants goes: the source address it carries,
+/// its receiver, and the route generation of the bus that both hold for.
+struct Route {
+    src: AddrPart,
     receiver: ARef<BusSock>,
+    routes: u64,
 }
 
 /// State of an endpoint behind [`Endpoint::inner`].
 struct EndpointInner {
     role: Role,
     /// Saves the bus lock and the table walks when a socket sends to the
-    /// same address again, as a client and a service do.  It holds a
-    /// reference on the receiving socket (not its queue or ring, which
-    /// its release frees) until it is found stale, replaced or released.
+    /// same address again, as a client and a service do.  It names the
+    /// receiving socket by its link, which keeps nothing of it alive.
     route: Option<CachedRoute>,
 }
 
@@ -62,8 +87,16 @@ struct RxState {
     /// The skbs (`sk_receive_queue`, which only this lock protects).
     queue: RxQueue,
     total: Usage,
-    /// Per sending uid, for the fairness rule.
+    /// Per sending user (see `Skb::quota_uid`), for the fairness rule.
     users: RBTree<u32, Usage>,
+    /// Frames of the ring reserved or not yet handed back, in total and
+    /// per sending user: the ring is a queue with the same rules.
+    ring_total: Usage,
+    ring_users: RBTree<u32, Usage>,
+    /// Moves whenever a blocked reader may have something to do: a
+    /// message queued or published, a drop counted, the bus died.
+    /// Readers sleep until it moves, not until the queue changes.
+    events: u64,
     /// The socket is released: nothing more is queued.
     closed: bool,
     /// Its bus died: every call fails with `ECONNRESET`.
@@ -79,6 +112,9 @@ struct RxState {
     ring: Option<RingCursor>,
     /// Senders waiting on `writers` for room here.
     waiters: usize,
+    /// Endpoints whose `poll` found no room here for them: woken (with
+    /// `EPOLLOUT`) when a message leaves the queue.
+    pollers: KVec<SockLink>,
     /// The socket's bus once it has one (also in `inner`), for the
     /// receive path, which holds this lock anyway.
     bus: Option<Arc<Bus>>,
@@ -88,16 +124,23 @@ struct RxState {
 enum Reserve {
     /// The receiver has no ring: use its queue.
     NoRing,
-    /// A frame to fill, the ring, and the sender's credentials as the
-    /// reader sees them.
-    Frame(Slot, Arc<RingBuf>, (i32, u32, u32)),
-    /// The ring is full.
+    /// A frame to fill, and the sender's credentials as the reader sees
+    /// them.
+    Frame(Slot, (i32, u32, u32)),
+    /// The ring is full, or the sender's share of it is.
     Full,
 }
 
 /// The family's part of a socket.
 #[pin_data]
 pub(crate) struct Endpoint {
+    /// Serialises receives, from the look at the queue to the end of
+    /// the delivery to user space (as AF_UNIX's `iolock`): a `MSG_PEEK`
+    /// and a receive never handle one message's files at once, and a
+    /// receive that fails leaves its message queued.  Held over user
+    /// copies, so nothing else is ever taken before it.
+    #[pin]
+    iolock: Mutex<()>,
     #[pin]
     inner: Mutex<EndpointInner>,
     #[pin]
@@ -105,6 +148,13 @@ pub(crate) struct Endpoint {
     /// Senders waiting for room in this socket's receive queue.
     #[pin]
     writers: CondVar,
+    /// Receivers waiting for `RxState::events` to move.
+    #[pin]
+    readers: CondVar,
+    /// This socket, for the routes its senders cache; emptied on release.
+    link: SockLink,
+    /// Whether this socket waits in its master's `pollers`.
+    polling: AtomicBool,
     /// Whether a receive ring was ever set up: lets a unicast sender skip
     /// the rx lock of a receiver that has none.  Only a hint, written
     /// under the rx lock and never cleared: a sender that misses a ring
@@ -113,8 +163,9 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new(queue: RxQueue) -> impl PinInit<Self> {
+    pub(crate) fn new(queue: RxQueue, link: SockLink) -> impl PinInit<Self> {
         pin_init!(Endpoint {
+            iolock <- new_mutex!((), "BusSock::iolock"),
             inner <- new_mutex!(
                 EndpointInner {
                     role: Role::Unattached,
@@ -127,6 +178,9 @@ impl Endpoint {
                     queue,
                     total: Usage::default(),
                     users: RBTree::new(),
+                    ring_total: Usage::default(),
+                    ring_users: RBTree::new(),
+                    events: 0,
                     closed: false,
                     dead: false,
                     notify_dropped: 0,
@@ -134,11 +188,15 @@ impl Endpoint {
                     no_enobufs: false,
                     ring: None,
                     waiters: 0,
+                    pollers: KVec::new(),
                     bus: None,
                 },
                 "BusSock::rx"
             ),
             writers <- new_condvar!("BusSock::writers"),
+            readers <- new_condvar!("BusSock::readers"),
+            link,
+            polling: AtomicBool::new(false),
             ring_ever: AtomicBool::new(false),
         })
     }
@@ -187,37 +245,59 @@ impl Endpoint {
     }
 
     /// `bind()`: makes the socket the master of a new bus.
+    ///
+    /// The socket inode of a filesystem bus is created first, with none
+    /// of our locks held; its directory stays locked (as AF_UNIX's bind
+    /// keeps it) while our locks are taken inside it, and the inode is
+    /// committed, or removed on failure, once they are dropped.
     pub(crate) fn bind(&self, sock: &BusSock, addr: &BusAddr) -> Result {
-        // Allocate, and create the inode, before taking our lock.
+        // A socket already on a bus makes no inode.
+        Self::unattached(&self.inner.lock().role)?;
         let slot = UniqueArc::<Bus>::new_uninit(GFP_KERNEL)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let (key, node) = crate::bus::create(sock, addr)?;
-        let mut inner = self.inner.lock();
-        match inner.role {
-            Role::Unattached => {}
-            Role::Master(_) => return Err(EINVAL),
-            Role::Endpoint(_) => return Err(errno::eisconn()),
+        let r = (|| {
+            let mut inner = self.inner.lock();
+            Self::unattached(&inner.role)?;
+            let pathref = node.as_ref().map(|n| n.path());
+            let bus = crate::bus::register(sock, addr, key, pathref, slot, reservation)?;
+            self.rx.lock().bus = Some(bus.clone());
+            inner.role = Role::Master(bus);
+            Ok(())
+        })();
+        if let Some(node) = node {
+            if r.is_ok() {
+                node.commit();
+            }
+            // Dropped uncommitted, it removes the inode again.
         }
-        let bus = crate::bus::register(sock, addr, key, node, slot, reservation)?;
-        self.rx.lock().bus = Some(bus.clone());
-        inner.role = Role::Master(bus);
-        Ok(())
+        r
     }
 
-    /// The bus a send to `dst` goes over, joining it as a pending
-    /// endpoint on the first send to its master; with `cached`, also the
-    /// route this socket last took to `dst` if it still holds.
-    #[allow(clippy::type_complexity)]
+    /// `EINVAL` for a master, `EISCONN` for an endpoint.
+    fn unattached(role: &Role) -> Result {
+        match role {
+            Role::Unattached => Ok(()),
+            Role::Master(_) => Err(EINVAL),
+            Role::Endpoint(_) => Err(errno::eisconn()),
+        }
+    }
+
+    /// The bus a send to the bus of `key` goes over, joining it as a
+    /// pending endpoint on the first send to its master (`dst`); with
+    /// `cached`, also the route this socket last took to `dst` and the
+    /// route generation it holds for, if it still holds.
     fn attach(
         &self,
         sock: &BusSock,
         dst: &BusAddr,
+        key: BusKey,
         cached: bool,
-    ) -> Result<(Arc<Bus>, Option<(AddrPart, ARef<BusSock>)>)> {
+    ) -> Result<(Arc<Bus>, Option<Route>)> {
         let mut inner = self.inner.lock();
         match &inner.role {
             Role::Endpoint(bus) | Role::Master(bus) => {
-                if !bus.is_named(sock, &dst.path)? {
+                if bus.key() != key {
                     return Err(errno::eisconn());
                 }
                 let bus = bus.clone();
@@ -228,18 +308,30 @@ impl Endpoint {
                     .route
                     .as_ref()
                     .filter(|r| cached && r.dst == dst.addr)
-                    .map(|r| (r.src, r.receiver.clone()));
+                    .and_then(|r| {
+                        // SAFETY: a socket its link names is not released
+                        // (release empties the link first), so it still
+                        // holds its own reference.
+                        let receiver = r.receiver.lock().as_ref().map(|l| unsafe { l.get() })?;
+                        Some(Route {
+                            src: r.src,
+                            receiver,
+                            routes: r.routes,
+                        })
+                    });
                 drop(inner);
                 // A route that no longer holds lets go of its receiver.
                 drop(old);
                 Ok((bus, hit))
             }
             Role::Unattached => {
-                let bus = crate::registry().find(sock, &dst.path)?;
+                let bus = crate::registry().find(key)?;
                 if dst.addr != bus.master_addr().addr {
                     return Err(EACCES);
                 }
                 bus.join(sock)?;
+                // `SO_PEERCRED`: the master's.
+                sock.set_peer(bus.master_cred());
                 self.rx.lock().bus = Some(bus.clone());
                 inner.role = Role::Endpoint(bus.clone());
                 Ok((bus, None))
@@ -248,20 +340,32 @@ impl Endpoint {
     }
 
     /// Remembers the route of a unicast to `dst` (see [`CachedRoute`]).
-    fn cache_route(&self, routes: u64, dst: &BusAddr, src: AddrPart, receiver: &ARef<BusSock>) {
+    fn cache_route(&self, dst: &BusAddr, route: &Route) {
         let old = self.inner.lock().route.replace(CachedRoute {
-            routes,
+            routes: route.routes,
             dst: dst.addr,
-            src,
-            receiver: receiver.clone(),
+            src: route.src,
+            receiver: route.receiver.endpoint().link.clone(),
         });
         // The socket it held, if the last reference, is freed unlocked.
         drop(old);
     }
 
+    /// Makes the socket's link name it (once, as it is created).
+    pub(crate) fn link_to(&self, sock: &BusSock) {
+        *self.link.lock() = Some(ListedSock::new(sock));
+    }
+
+    /// `SIOCINQ`: the size of the next queued message, 0 when none.
+    pub(crate) fn next_len(&self) -> usize {
+        self.rx.lock().queue.first_len()
+    }
+
     /// Leaves the bus as the socket closes: an endpoint releases its
     /// addresses and its master hears of it; a master takes its bus down.
     pub(crate) fn release(&self, sock: &BusSock) {
+        // Senders' cached routes stop naming this socket.
+        *self.link.lock() = None;
         let (role, route) = {
             let mut inner = self.inner.lock();
             (
@@ -288,8 +392,7 @@ impl Endpoint {
                     } else {
                         // No memory for the news: the master learns that
                         // it lost some (BUS_NOTIFY_OVERFLOW).
-                        master.endpoint().rx.lock().notify_dropped += 1;
-                        master.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+                        master.endpoint().lose_notification(&master);
                     }
                 }
             }
@@ -309,7 +412,9 @@ impl Endpoint {
             rx.closed = true;
             (Self::drain(&mut rx), rx.bus.take(), rx.ring.take())
         };
-        drop(queued);
+        for skb in queued {
+            skb.discard(sock, DropReason::Close);
+        }
         drop(bus);
         drop(ring);
         self.writers.notify_all();
@@ -326,6 +431,7 @@ impl Endpoint {
         }
         rx.total = Usage::default();
         rx.users = RBTree::new();
+        rx.events += 1;
         out
     }
 
@@ -334,12 +440,38 @@ impl Endpoint {
         let queued = {
             let mut rx = self.rx.lock();
             rx.dead = true;
+            rx.events += 1;
             Self::drain(&mut rx)
         };
-        drop(queued);
+        for skb in queued {
+            skb.discard(sock, DropReason::Close);
+        }
         sock.shutdown_rx();
-        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLERR | bindings::EPOLLHUP);
+        self.wake(
+            sock,
+            bindings::EPOLLIN | bindings::EPOLLERR | bindings::EPOLLHUP,
+        );
         self.writers.notify_all();
+    }
+
+    /// Wakes blocked readers and pollers; `RxState::events` has moved.
+    fn wake(&self, sock: &BusSock, mask: u32) {
+        self.readers.notify_all();
+        if mask & bindings::EPOLLIN != 0 {
+            sock.data_ready();
+        } else {
+            sock.wake_readers(mask);
+        }
+    }
+
+    /// Counts a notification the master lost, and tells it.
+    fn lose_notification(&self, sock: &BusSock) {
+        {
+            let mut rx = self.rx.lock();
+            rx.notify_dropped += 1;
+            rx.events += 1;
+        }
+        self.wake(sock, bindings::EPOLLIN | bindings::EPOLLRDNORM);
     }
 
     fn limits(sock: &BusSock) -> Limits {
@@ -349,109 +481,246 @@ impl Endpoint {
         }
     }
 
-    /// Whether a message of `size` bytes from `uid` may be queued now.
-    /// `fair` applies the rule that one user may fill at most half of
-    /// what the others leave.
-    fn admission(sock: &BusSock, rx: &RxState, uid: u32, size: usize, fair: bool) -> Admit {
-        let user = if fair {
-            match rx.users.get(&uid) {
-                Some(u) => Some(*u),
-                // Too many users with messages queued: wait for one to
-                // leave.  (Idle entries are pruned when a user is added.)
-                None if rx.users.values().filter(|u| u.msgs > 0).count() >= MAX_QUEUE_USERS => {
-                    return Admit::Full
-                }
-                None => Some(Usage::default()),
-            }
-        } else {
-            None
+    /// What a user holds of `users`, for the fairness rule: `Full` when
+    /// too many other users have messages there.  (Idle entries are
+    /// pruned when a user is added.)
+    fn share(users: &RBTree<u32, Usage>, uid: u32) -> Option<Usage> {
+        match users.get(&uid) {
+            Some(u) => Some(*u),
+            None if users.values().filter(|u| u.msgs > 0).count() >= MAX_QUEUE_USERS => None,
+            None => Some(Usage::default()),
+        }
+    }
+
+    /// Charges `size` to `uid` in `users`.
+    fn charge(users: &mut RBTree<u32, Usage>, uid: u32, size: usize) -> Result {
+        if let Some(u) = users.get_mut(&uid) {
+            u.add(size);
+            return Ok(());
+        }
+        Self::prune_idle_users(users);
+        let mut u = Usage::default();
+        u.add(size);
+        users.try_create_and_insert(uid, u, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Whether a message of `size` bytes from the user `uid` may be
+    /// queued now; `None` for a sender exempt from the fairness rule (the
+    /// kernel).  A user may fill at most half of what the others leave.
+    fn admission(sock: &BusSock, rx: &RxState, uid: Option<u32>, size: usize) -> Admit {
+        let user = match uid {
+            Some(uid) => match Self::share(&rx.users, uid) {
+                Some(u) => Some(u),
+                None => return Admit::Full,
+            },
+            None => None,
         };
         admit(Self::limits(sock), rx.total, user, size)
     }
 
-    /// Queues `skb` unless the queue is full.  A message the socket's
-    /// filter drops counts as delivered.
+    /// The ring's limits: its frames, and no more than a queue holds
+    /// (counted in frames only: a frame's bytes are fixed).
+    fn ring_limits(cur: &RingCursor) -> Limits {
+        let frames = cur.ring().geometry().frames();
+        let msgs = frames.min(crate::params::MAX_QUEUE_MSGS.get());
+        Limits {
+            bytes: usize::MAX / 2,
+            msgs,
+        }
+    }
+
+    /// Gives the frames the reader handed back to their senders' shares.
+    fn ring_reclaim(rx: &mut RxState) {
+        let RxState {
+            ring,
+            ring_total,
+            ring_users,
+            ..
+        } = rx;
+        let Some(cur) = ring.as_mut() else {
+            return;
+        };
+        while let Some(uid) = cur.reclaim() {
+            ring_total.sub(1);
+            if uid != NO_CHARGE {
+                if let Some(u) = ring_users.get_mut(&uid) {
+                    u.sub(1);
+                }
+            }
+        }
+    }
+
+    /// Whether `uid` (`None`: exempt) may have one more frame of the ring.
+    fn ring_admission(rx: &RxState, uid: Option<u32>) -> Admit {
+        let Some(cur) = rx.ring.as_ref() else {
+            return Admit::Yes;
+        };
+        if !cur.has_room() {
+            return Admit::Full;
+        }
+        let user = match uid {
+            Some(uid) => match Self::share(&rx.ring_users, uid) {
+                Some(u) => Some(u),
+                None => return Admit::Full,
+            },
+            None => None,
+        };
+        admit(Self::ring_limits(cur), rx.ring_total, user, 0)
+    }
+
+    /// Reserves the next frame of the ring for a message of `len` bytes
+    /// from `uid` (`None`: exempt from the fairness rule), charging it.
+    fn reserve_locked(
+        rx: &mut RxState,
+        sock: &BusSock,
+        len: usize,
+        creds: (*mut bindings::pid, u32, u32),
+        uid: Option<u32>,
+    ) -> Result<Reserve> {
+        let Some(cur) = rx.ring.as_ref() else {
+            return Ok(Reserve::NoRing);
+        };
+        if len > cur.ring().geometry().payload_max() {
+            return Err(errno::emsgsize());
+        }
+        Self::ring_reclaim(rx);
+        match Self::ring_admission(rx, uid) {
+            Admit::Yes => {}
+            Admit::Full => return Ok(Reserve::Full),
+            Admit::TooBig => return Err(errno::emsgsize()),
+        }
+        if let Some(uid) = uid {
+            Self::charge(&mut rx.ring_users, uid, 1)?;
+        }
+        rx.ring_total.add(1);
+        let Some(cur) = rx.ring.as_mut() else {
+            return Ok(Reserve::NoRing);
+        };
+        // Room was checked above, under this lock.
+        let slot = cur.reserve(uid.unwrap_or(NO_CHARGE)).ok_or(ENOSPC)?;
+        let creds = cur.ring().creds_for_reader(creds, sock);
+        Ok(Reserve::Frame(slot, creds))
+    }
+
+    /// Queues `skb` unless the queue (or the ring) is full.  A message
+    /// the socket's filter drops counts as delivered.  With `route`, the
+    /// bus's route generation the sender routed by: if it moved, the
+    /// message is handed back to be routed again (`Delivery::Moved`), so
+    /// that it never lands at an address's old owner after the owner has
+    /// read its revoke, nor fails while a new owner exists.
     pub(crate) fn enqueue(
         &self,
         sock: &ARef<BusSock>,
         mut skb: Skb,
         fair: bool,
         filter: bool,
+        route: Option<(&Bus, u64)>,
     ) -> Result<Delivery> {
-        if filter && !sock.filter(&mut skb) {
-            return Ok(Delivery::Queued);
-        }
-        let size = skb.truesize();
-        let uid = skb.sender_uid();
+        let uid = fair.then(|| skb.quota_uid());
         let mut rx = self.rx.lock();
+        if let Some((bus, routes)) = route {
+            if bus.routes() != routes {
+                return Ok(Delivery::Moved(skb));
+            }
+        }
         if rx.dead {
             return Err(errno::econnreset());
         }
         if rx.closed {
             return Err(errno::ehostunreach());
         }
-        if rx.ring.is_some() && Self::ring_eligible(&skb) {
-            let reserved = Self::reserve_locked(&mut rx, sock, skb.len(), skb.creds())?;
+        if filter && !sock.filter(&mut skb) {
+            drop(rx);
+            skb.discard(sock, DropReason::Filter);
+            return Ok(Delivery::Queued);
+        }
+        let eligible = Self::ring_eligible(&skb);
+        if rx.ring.is_some() && eligible {
+            let reserved = Self::reserve_locked(&mut rx, sock, skb.len(), skb.creds(), uid)?;
             // The bus as this lock has it: no role lock needed, and none
             // taken under a caller's bus lock.
             let bus = rx.bus.clone();
             drop(rx);
             return self.skb_to_ring(sock, bus, reserved, skb);
         }
-        match Self::admission(sock, &rx, uid, size, fair) {
+        let size = skb.truesize();
+        match Self::admission(sock, &rx, uid, size) {
             Admit::TooBig => return Err(errno::emsgsize()),
             Admit::Full => return Ok(Delivery::Full(skb, sock.clone())),
             Admit::Yes => {}
         }
-        if fair {
-            match rx.users.get_mut(&uid) {
-                Some(u) => u.add(size),
-                None => {
-                    Self::prune_idle_users(&mut rx);
-                    let mut u = Usage::default();
-                    u.add(size);
-                    rx.users.try_create_and_insert(uid, u, GFP_KERNEL)?;
-                }
+        // With a ring, a message that needs the queue (files, grants) takes
+        // a frame too, marking its place in the delivery order.
+        let marker = if rx.ring.is_some() {
+            match Self::reserve_locked(&mut rx, sock, 0, skb.creds(), uid)? {
+                Reserve::Frame(slot, creds) => Some((slot, creds)),
+                Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
+                Reserve::NoRing => None,
             }
+        } else {
+            None
+        };
+        if let Some(uid) = uid {
+            Self::charge(&mut rx.users, uid, size)?;
         }
         rx.total.add(size);
-        skb.set_charged(fair);
+        skb.set_charged(uid.is_some());
         skb.set_dropcount(sock.drops());
-        rx.queue.push(skb);
+        if let Some((slot, creds)) = marker {
+            let bus = rx.bus.clone().ok_or(errno::econnreset())?;
+            let (src, dst, flags) = Self::frame_addrs(&bus, &skb)?;
+            let info = FrameInfo {
+                len: 0,
+                flags: flags | BUS_FRAME_F_QUEUED,
+                pid: creds.0,
+                uid: creds.1,
+                gid: creds.2,
+                src: &src,
+                dst: &dst,
+            };
+            slot.buf().mark(&slot, &info);
+            rx.queue.push(skb);
+            if let Some(cur) = rx.ring.as_mut() {
+                cur.commit(slot, true);
+            }
+        } else {
+            rx.queue.push(skb);
+        }
+        rx.events += 1;
         drop(rx);
-        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+        self.wake(sock, bindings::EPOLLIN | bindings::EPOLLRDNORM);
         Ok(Delivery::Queued)
     }
 
     /// Forgets the users with nothing queued, once there are too many to
     /// keep.  Users stay accounted while idle, so that a steady sender
     /// costs no allocation per message.
-    fn prune_idle_users(rx: &mut RxState) {
-        if rx.users.iter().count() < MAX_QUEUE_USERS {
+    fn prune_idle_users(users: &mut RBTree<u32, Usage>) {
+        if users.iter().count() < MAX_QUEUE_USERS {
             return;
         }
         let mut idle = [0u32; MAX_QUEUE_USERS];
         let mut n = 0;
-        for (uid, u) in rx.users.iter() {
+        for (uid, u) in users.iter() {
             if u.msgs == 0 && n < idle.len() {
                 idle[n] = *uid;
                 n += 1;
             }
         }
         for uid in &idle[..n] {
-            rx.users.remove(uid);
+            users.remove(uid);
         }
     }
 
     /// Gives a message's charge back once it leaves the queue.
     fn uncharge(rx: &mut RxState, skb: &Skb) {
         let size = skb.truesize();
-        let uid = skb.sender_uid();
         rx.total.sub(size);
         if !skb.charged() {
             return;
         }
-        if let Some(u) = rx.users.get_mut(&uid) {
+        if let Some(u) = rx.users.get_mut(&skb.quota_uid()) {
             u.sub(size);
         }
     }
@@ -460,11 +729,7 @@ impl Endpoint {
     fn notify(&self, sock: &ARef<BusSock>, bus: &Bus, bytes: &[u8]) {
         let mut skb = match Skb::alloc_kernel(crate::meta::len(0), bytes.len()) {
             Ok(skb) => skb,
-            Err(_) => {
-                self.rx.lock().notify_dropped += 1;
-                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
-                return;
-            }
+            Err(_) => return self.lose_notification(sock),
         };
         skb.put_bytes(bytes);
         let meta = crate::meta::Meta {
@@ -473,17 +738,13 @@ impl Endpoint {
             flags: 0,
         };
         crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
-        match self.enqueue(sock, skb, false, true) {
+        match self.enqueue(sock, skb, false, true, None) {
             Ok(Delivery::Queued) => {}
-            Ok(Delivery::Full(skb, _)) => {
-                self.rx.lock().notify_dropped += 1;
-                drop(skb);
-                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+            Ok(Delivery::Full(skb, _) | Delivery::Moved(skb)) => {
+                skb.discard(sock, DropReason::Full);
+                self.lose_notification(sock);
             }
-            Err(e) if e == errno::emsgsize() => {
-                self.rx.lock().notify_dropped += 1;
-                sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
-            }
+            Err(e) if e == errno::emsgsize() => self.lose_notification(sock),
             // The master is closing.
             Err(_) => {}
         }
@@ -507,6 +768,8 @@ impl Endpoint {
             if new.is_some() {
                 self.ring_ever.store(true, Ordering::Relaxed);
             }
+            rx.ring_total = Usage::default();
+            rx.ring_users = RBTree::new();
             core::mem::replace(&mut rx.ring, new)
         };
         // Freed unlocked (`vfree` may sleep).
@@ -523,46 +786,6 @@ impl Endpoint {
         Some(buf)
     }
 
-    /// Reserves the next frame of this socket's ring for `len` bytes.
-    fn reserve(
-        &self,
-        sock: &BusSock,
-        len: usize,
-        creds: (*mut bindings::pid, u32, u32),
-    ) -> Result<Reserve> {
-        let mut rx = self.rx.lock();
-        if rx.dead {
-            return Err(errno::econnreset());
-        }
-        if rx.closed {
-            return Err(errno::ehostunreach());
-        }
-        Self::reserve_locked(&mut rx, sock, len, creds)
-    }
-
-    /// [`Endpoint::reserve`], with the rx lock held.
-    fn reserve_locked(
-        rx: &mut RxState,
-        sock: &BusSock,
-        len: usize,
-        creds: (*mut bindings::pid, u32, u32),
-    ) -> Result<Reserve> {
-        let cur = match rx.ring.as_mut() {
-            None => return Ok(Reserve::NoRing),
-            Some(cur) => cur,
-        };
-        if len > cur.ring().geometry().payload_max() {
-            return Err(errno::emsgsize());
-        }
-        Ok(match cur.reserve() {
-            None => Reserve::Full,
-            Some(slot) => {
-                let creds = cur.ring().creds_for_reader(creds, sock);
-                Reserve::Frame(slot, cur.ring().clone(), creds)
-            }
-        })
-    }
-
     /// Whether a message may go into a ring: not one carrying files or
     /// grants, which need the queue's control messages.
     fn ring_eligible(skb: &Skb) -> bool {
@@ -572,82 +795,117 @@ impl Endpoint {
     /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
     /// publishes every frame that is ready, in order.
     fn commit(&self, sock: &BusSock, slot: Slot, ok: bool) {
-        if let Some(cur) = self.rx.lock().ring.as_mut() {
-            // The ring cannot change while a frame is reserved.
-            cur.commit(slot, ok);
+        {
+            let mut rx = self.rx.lock();
+            if let Some(cur) = rx.ring.as_mut() {
+                // The ring cannot change while a frame is reserved.
+                cur.commit(slot, ok);
+            }
+            rx.events += 1;
         }
-        sock.wake_readers(bindings::EPOLLIN | bindings::EPOLLRDNORM);
+        self.wake(sock, bindings::EPOLLIN | bindings::EPOLLRDNORM);
     }
 
-    /// Fills a reserved frame and commits it (discarded if the copy
-    /// fails, so that the reader is never left waiting on it).
-    #[allow(clippy::too_many_arguments)]
-    fn write_frame(
-        &self,
-        sock: &BusSock,
-        mut slot: Slot,
-        buf: &RingBuf,
-        (pid, uid, gid): (i32, u32, u32),
-        (src, dst): &([u8; SOCKADDR_BUS_SIZE], [u8; SOCKADDR_BUS_SIZE]),
-        len: usize,
-        flags: u32,
-        from: FrameSource<'_, '_>,
-    ) -> Result {
-        let info = FrameInfo {
-            // Bounded by the frame size, itself below 64 MiB.
-            len: len as u32,
-            flags,
-            pid,
-            uid,
-            gid,
-            src,
-            dst,
+    /// Gives back a frame reserved and not filled (see
+    /// [`RingCursor::cancel`]).
+    fn cancel(&self, slot: Slot) {
+        let mut rx = self.rx.lock();
+        let uid = match rx.ring.as_mut() {
+            Some(cur) => cur.cancel(slot),
+            None => return,
         };
-        let r = buf.fill(&mut slot, &info, from);
-        self.commit(sock, slot, r.is_ok());
-        r
+        if let Some(uid) = uid {
+            rx.ring_total.sub(1);
+            if uid != NO_CHARGE {
+                if let Some(u) = rx.ring_users.get_mut(&uid) {
+                    u.sub(1);
+                }
+            }
+        }
     }
 
     /// Copies a unicast straight from the sender into the receiver's
     /// ring, waiting for a free frame unless non-blocking.  `Ok(false)`:
-    /// the receiver has no ring.
+    /// the receiver has no ring, or the sender's buffer is not in memory
+    /// (the copy runs with page faults disabled, so that a sender whose
+    /// buffer faults slowly, or forever, never holds a frame that later
+    /// frames wait behind): the message then takes the queue's path.
     #[allow(clippy::too_many_arguments)]
     fn send_to_ring(
         &self,
         bus: &Bus,
-        receiver: &ARef<BusSock>,
-        src: AddrPart,
+        route: &Route,
         dst: &BusAddr,
         msg: &mut Msg<'_>,
         len: usize,
         creds: (*mut bindings::pid, u32, u32),
+        uid: u32,
         timeo: &mut c_long,
     ) -> Result<bool> {
+        let receiver = &route.receiver;
         let ep = receiver.endpoint();
         // Both addresses are on this bus: its prefix and the address
         // parts, encoded before a frame is reserved.
-        let (sn, sa) = src.raw();
+        let (sn, sa) = route.src.raw();
         let (dn, da) = dst.addr.raw();
-        let addrs = (
+        let (src, dst) = (
             bus.encode_raw(sn, sa).ok_or(EINVAL)?,
             bus.encode_raw(dn, da).ok_or(EINVAL)?,
         );
+        // The sender's pages are brought in before a frame is reserved:
+        // however long that takes (a slow or stalled filesystem,
+        // userfaultfd), no frame waits for it.  An unreadable buffer
+        // takes the queue's path, which reports it.
+        if !msg.fault_in(len) {
+            return Ok(false);
+        }
         loop {
-            match ep.reserve(receiver, len, creds)? {
-                Reserve::NoRing => return Ok(false),
-                Reserve::Frame(slot, buf, creds) => {
-                    let from = FrameSource::Msg(msg);
-                    ep.write_frame(receiver, slot, &buf, creds, &addrs, len, 0, from)?;
-                    return Ok(true);
+            let reserved = {
+                let mut rx = ep.rx.lock();
+                if bus.routes() != route.routes {
+                    // Routed again by the queue's path.
+                    return Ok(false);
                 }
-                Reserve::Full => ep.wait_for_frame(timeo)?,
+                if rx.dead {
+                    return Err(errno::econnreset());
+                }
+                if rx.closed {
+                    return Err(errno::ehostunreach());
+                }
+                Self::reserve_locked(&mut rx, receiver, len, creds, Some(uid))?
+            };
+            match reserved {
+                Reserve::NoRing => return Ok(false),
+                Reserve::Frame(slot, (pid, uid, gid)) => {
+                    let info = FrameInfo {
+                        // Bounded by the frame size, itself below 64 MiB.
+                        len: len as u32,
+                        flags: 0,
+                        pid,
+                        uid,
+                        gid,
+                        src: &src,
+                        dst: &dst,
+                    };
+                    if slot.buf().fill(&slot, &info, FrameSource::Msg(msg)) {
+                        ep.commit(receiver, slot, true);
+                        return Ok(true);
+                    }
+                    // The pages went again since: the queue's path.
+                    ep.cancel(slot);
+                    return Ok(false);
+                }
+                Reserve::Full => ep.wait_for_frame(Some(uid), timeo)?,
             }
         }
     }
 
     /// Sleeps until the reader may have handed a frame back: it is woken
     /// by the reader's `poll` and `recvmsg`, and looks again every 50 ms.
-    fn wait_for_frame(&self, timeo: &mut c_long) -> Result {
+    /// `EAGAIN` once `timeo` has run out; a signal gives `ERESTARTSYS`
+    /// (or `EINTR` when a timeout was set), and `MAX_SCHEDULE_TIMEOUT`
+    /// stays infinite.
+    fn wait_for_frame(&self, uid: Option<u32>, timeo: &mut c_long) -> Result {
         if *timeo <= 0 {
             return Err(EAGAIN);
         }
@@ -655,7 +913,8 @@ impl Endpoint {
         // Look again under the lock that `poll` notifies under: a frame
         // handed back, and the reader's `poll` that followed, between the
         // failed reservation and now would otherwise leave us asleep.
-        let full = rx.ring.as_ref().is_some_and(|c| !c.has_room());
+        Self::ring_reclaim(&mut rx);
+        let full = Self::ring_admission(&rx, uid) == Admit::Full;
         if rx.dead || rx.closed || !full {
             return Ok(());
         }
@@ -663,23 +922,36 @@ impl Endpoint {
         rx.waiters += 1;
         let woke = self.writers.wait_interruptible_timeout(&mut rx, step as _);
         rx.waiters -= 1;
-        match woke {
-            CondVarTimeoutResult::Signal { jiffies } => {
-                Err(crate::socket::intr_errno(jiffies as c_long))
+        let left = match woke {
+            CondVarTimeoutResult::Signal { .. } => {
+                return Err(crate::socket::intr_errno(*timeo));
             }
-            CondVarTimeoutResult::Timeout => {
-                *timeo -= step;
-                Ok(())
-            }
-            CondVarTimeoutResult::Woken { jiffies } => {
-                *timeo -= step - jiffies as c_long;
-                Ok(())
-            }
+            CondVarTimeoutResult::Timeout => 0,
+            CondVarTimeoutResult::Woken { jiffies } => jiffies as c_long,
+        };
+        if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
+            *timeo -= step - left;
         }
+        Ok(())
+    }
+
+    /// The source and destination of a queued message, as a frame header
+    /// shows them, and its frame flags.
+    fn frame_addrs(
+        bus: &Bus,
+        skb: &Skb,
+    ) -> Result<([u8; SOCKADDR_BUS_SIZE], [u8; SOCKADDR_BUS_SIZE], u32)> {
+        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
+        let multicast = meta.flags & crate::meta::META_MULTICAST != 0;
+        Ok((
+            bus.addr(meta.src).encode(),
+            crate::meta::dst_addr(&meta, &bus.master_addr()).encode(),
+            if multicast { BUS_FRAME_F_MULTICAST } else { 0 },
+        ))
     }
 
     /// Copies a message that is already in an skb into the frame reserved
-    /// for it (a filtered unicast, or a multicast copy).
+    /// for it (a filtered unicast, a multicast copy, a sender's fallback).
     fn skb_to_ring(
         &self,
         sock: &ARef<BusSock>,
@@ -687,39 +959,27 @@ impl Endpoint {
         reserved: Reserve,
         skb: Skb,
     ) -> Result<Delivery> {
-        let (slot, buf, creds) = match reserved {
-            Reserve::Frame(slot, buf, creds) => (slot, buf, creds),
+        let (slot, (pid, uid, gid)) = match reserved {
+            Reserve::Frame(slot, creds) => (slot, creds),
             Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
             // The ring was there under the lock just dropped.
             Reserve::NoRing => return Err(errno::ehostunreach()),
         };
-        let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
-        let (src, dst, flags) = match bus {
-            Some(bus) => {
-                let multicast = meta.flags & crate::meta::META_MULTICAST != 0;
-                (
-                    bus.addr(meta.src).encode(),
-                    crate::meta::dst_addr(&meta, &bus.master_addr()).encode(),
-                    if multicast { BUS_FRAME_F_MULTICAST } else { 0 },
-                )
-            }
-            None => {
-                // Released meanwhile: hand the frame back empty.
-                self.commit(sock, slot, false);
-                return Err(errno::ehostunreach());
-            }
-        };
-        let len = skb.len();
-        self.write_frame(
-            sock,
-            slot,
-            &buf,
-            creds,
-            &(src, dst),
-            len,
+        // Released meanwhile: the slot, dropped, hands the frame back.
+        let bus = bus.ok_or(errno::ehostunreach())?;
+        let (src, dst, flags) = Self::frame_addrs(&bus, &skb)?;
+        let info = FrameInfo {
+            // Bounded by the frame size, itself below 64 MiB.
+            len: skb.len() as u32,
             flags,
-            FrameSource::Skb(&skb),
-        )?;
+            pid,
+            uid,
+            gid,
+            src: &src,
+            dst: &dst,
+        };
+        let ok = slot.buf().fill(&slot, &info, FrameSource::Skb(&skb));
+        self.commit(sock, slot, ok);
         Ok(Delivery::Queued)
     }
 
@@ -739,72 +999,117 @@ impl Endpoint {
         if len > sock.max_payload() {
             return Err(errno::emsgsize());
         }
-        let scm = Scm::send(sock, msg)?;
+        let mut scm = Scm::send(sock, msg)?;
         scm.refuse_sockets()?;
+        // Every path the message names is walked now, before any lock of
+        // ours is taken; under the locks only keys are compared.
+        let resolved = Resolved::of(sock, &dst, &cmsgs)?;
         let plain = !dst.multicast && !cmsgs.has_grants();
         let cacheable = plain && cmsgs.src.is_none();
-        let (bus, hit) = self.attach(sock, &dst, cacheable)?;
+        let (bus, hit) = self.attach(sock, &dst, resolved.dst, cacheable)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
-        // A unicast without grants is routed once, here: by the route this
+        let uid = crate::socket::quota_uid();
+        scm.charge_files(uid)?;
+        // A unicast without grants is routed here: by the route this
         // socket took last if it still holds, else under the bus lock,
-        // which is only for the lookup, as in `Bus::deliver`.
-        let mut routed = None;
+        // which is only for the lookup.  The route is checked again where
+        // the message is queued (or its frame reserved).
+        let mut route = None;
         if plain {
-            let (src, receiver) = match hit {
+            let r = match hit {
                 Some(hit) => hit,
-                None => {
-                    let (src, receiver, routes) = bus.lookup(sock, &dst, cmsgs.src.as_ref())?;
-                    if cacheable {
-                        self.cache_route(routes, &dst, src, &receiver);
-                    }
-                    (src, receiver)
-                }
+                None => self.route(sock, &bus, &dst, &cmsgs, &resolved, cacheable)?,
             };
             // One copy, when the receiver has a ring.  A receiver's
             // filter needs the message in an skb: those take the
             // ordinary path, and the ring from there.
             if !scm.has_files()
-                && receiver.endpoint().ring_ever.load(Ordering::Relaxed)
-                && !receiver.has_filter()
+                && r.receiver.endpoint().ring_ever.load(Ordering::Relaxed)
+                && !r.receiver.has_filter()
             {
                 let creds = crate::socket::sender_creds(&scm);
-                if self.send_to_ring(&bus, &receiver, src, &dst, msg, len, creds, &mut timeo)? {
+                if self.send_to_ring(&bus, &r, &dst, msg, len, creds, uid, &mut timeo)? {
                     return Ok(len);
                 }
             }
-            routed = Some((src, receiver));
+            route = Some(r);
         }
         let ngrants = cmsgs.ngrants();
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
         skb.put_from_msg(msg, len)?;
-        scm.into_skb(&mut skb);
+        scm.into_skb(&mut skb, uid);
+        skb.set_owner(sock);
         if dst.multicast {
-            self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), skb)?;
+            self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), &resolved, skb)?;
             return Ok(len);
         }
-        let mut delivery = match routed {
-            Some((src, receiver)) => {
-                let meta = crate::meta::Meta {
-                    src,
-                    dst: dst.addr,
-                    flags: 0,
-                };
-                crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
-                receiver.endpoint().enqueue(&receiver, skb, true, true)?
+        if !plain {
+            let mut delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
+            loop {
+                match delivery {
+                    Delivery::Queued => return Ok(len),
+                    Delivery::Full(skb, receiver) => {
+                        receiver
+                            .endpoint()
+                            .wait_for_room(&receiver, &skb, &mut timeo)?;
+                        // Routed again: the address may have moved.
+                        delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
+                    }
+                    Delivery::Moved(skb) => {
+                        delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
+                    }
+                }
             }
-            None => bus.deliver(sock, &dst, &cmsgs, skb)?,
-        };
-        loop {
-            let (skb, receiver) = match delivery {
-                Delivery::Queued => return Ok(len),
-                Delivery::Full(skb, receiver) => (skb, receiver),
-            };
-            receiver
-                .endpoint()
-                .wait_for_room(&receiver, &skb, &mut timeo)?;
-            // Routed again: the address may have moved meanwhile.
-            delivery = bus.deliver(sock, &dst, &cmsgs, skb)?;
         }
+        let mut r = route.ok_or(EINVAL)?;
+        loop {
+            let meta = crate::meta::Meta {
+                src: r.src,
+                dst: dst.addr,
+                flags: 0,
+            };
+            crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+            let receiver = r.receiver.clone();
+            let delivery =
+                receiver
+                    .endpoint()
+                    .enqueue(&receiver, skb, true, true, Some((&bus, r.routes)))?;
+            skb = match delivery {
+                Delivery::Queued => return Ok(len),
+                Delivery::Full(skb, _) => {
+                    receiver
+                        .endpoint()
+                        .wait_for_room(&receiver, &skb, &mut timeo)?;
+                    skb
+                }
+                Delivery::Moved(skb) => skb,
+            };
+            // Routed again: the address may have moved meanwhile.
+            r = self.route(sock, &bus, &dst, &cmsgs, &resolved, cacheable)?;
+        }
+    }
+
+    /// Looks up the route of a unicast without grants under the bus lock,
+    /// and remembers it when `cache`.
+    fn route(
+        &self,
+        sock: &BusSock,
+        bus: &Bus,
+        dst: &BusAddr,
+        cmsgs: &BusCmsgs<'_>,
+        resolved: &Resolved,
+        cache: bool,
+    ) -> Result<Route> {
+        let (src, receiver, routes) = bus.lookup(sock, dst, cmsgs.src.as_ref(), resolved)?;
+        let r = Route {
+            src,
+            receiver,
+            routes,
+        };
+        if cache {
+            self.cache_route(dst, &r);
+        }
+        Ok(r)
     }
 
     /// Delivers a multicast: one copy per matching receiver, through its
@@ -816,9 +1121,10 @@ impl Endpoint {
         bus: &Bus,
         dst: &BusAddr,
         src: Option<&BusAddr>,
+        resolved: &Resolved,
         mut skb: Skb,
     ) -> Result {
-        let (src, receivers) = bus.multicast(sock, dst, src)?;
+        let (src, receivers) = bus.multicast(sock, dst, src, resolved)?;
         let meta = crate::meta::Meta {
             src,
             dst: dst.addr,
@@ -832,10 +1138,10 @@ impl Endpoint {
                 r.endpoint().overrun(r);
                 continue;
             };
-            match r.endpoint().enqueue(r, copy, true, true) {
+            match r.endpoint().enqueue(r, copy, true, true, None) {
                 Ok(Delivery::Queued) => {}
-                Ok(Delivery::Full(copy, _)) => {
-                    drop(copy);
+                Ok(Delivery::Full(copy, _) | Delivery::Moved(copy)) => {
+                    copy.discard(r, DropReason::Full);
                     r.endpoint().overrun(r);
                 }
                 // The receiver is going, or its bus is: nobody to tell.
@@ -854,10 +1160,11 @@ impl Endpoint {
         let report = {
             let mut rx = self.rx.lock();
             rx.overrun = true;
+            rx.events += 1;
             !rx.no_enobufs
         };
         if report {
-            sock.wake_readers(bindings::EPOLLERR);
+            self.wake(sock, bindings::EPOLLERR);
         }
     }
 
@@ -875,43 +1182,58 @@ impl Endpoint {
         self.rx.lock().no_enobufs
     }
 
-    /// Sleeps until `skb` would fit in this receiver's queue, it closes or
-    /// dies, the timeout runs out (`EAGAIN`) or a signal comes.
+    /// Sleeps until `skb` would fit in this receiver's queue (or ring), it
+    /// closes or dies, the timeout runs out (`EAGAIN`) or a signal comes.
     fn wait_for_room(&self, sock: &BusSock, skb: &Skb, timeo: &mut c_long) -> Result {
-        let size = skb.truesize();
-        let uid = skb.sender_uid();
+        let uid = Some(skb.quota_uid());
         let mut rx = self.rx.lock();
-        if rx.ring.is_some() && Self::ring_eligible(skb) {
-            drop(rx);
-            return self.wait_for_frame(timeo);
-        }
         loop {
             if rx.closed || rx.dead {
                 return Ok(());
             }
-            if Self::admission(sock, &rx, uid, size, true) != Admit::Full {
+            if rx.ring.is_some() {
+                Self::ring_reclaim(&mut rx);
+                if Self::ring_admission(&rx, uid) == Admit::Full {
+                    // The reader hands frames back without a call: look
+                    // again every 50 ms unless woken first.
+                    drop(rx);
+                    self.wait_for_frame(uid, timeo)?;
+                    rx = self.rx.lock();
+                    continue;
+                }
+                if Self::ring_eligible(skb) {
+                    return Ok(());
+                }
+            }
+            if Self::admission(sock, &rx, uid, skb.truesize()) != Admit::Full {
                 return Ok(());
             }
             if *timeo <= 0 {
                 return Err(EAGAIN);
             }
-            // `timeo` is positive here.
             rx.waiters += 1;
+            // `timeo` is positive here.
             let woke = self
                 .writers
                 .wait_interruptible_timeout(&mut rx, *timeo as _);
             rx.waiters -= 1;
             match woke {
                 CondVarTimeoutResult::Timeout => return Err(EAGAIN),
-                CondVarTimeoutResult::Signal { jiffies } => {
-                    return Err(crate::socket::intr_errno(jiffies as c_long))
+                CondVarTimeoutResult::Signal { .. } => {
+                    return Err(crate::socket::intr_errno(*timeo))
                 }
-                CondVarTimeoutResult::Woken { jiffies } => *timeo = jiffies as c_long,
+                CondVarTimeoutResult::Woken { jiffies } => {
+                    if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
+                        *timeo = jiffies as c_long;
+                    }
+                }
             }
         }
     }
 
-    /// `recvmsg`.
+    /// `recvmsg`.  Receives are serialised by `iolock` from the look at
+    /// the queue to the end of the delivery: a message leaves the queue
+    /// only once it was delivered, so a receive that fails leaves it.
     pub(crate) fn recvmsg(
         &self,
         sock: &BusSock,
@@ -925,57 +1247,143 @@ impl Endpoint {
         let peek = flags & bindings::MSG_PEEK != 0;
         let mut timeo = sock.rcvtimeo(flags & bindings::MSG_DONTWAIT != 0);
         loop {
-            let mut rx = self.rx.lock();
-            if rx.dead {
-                return Err(errno::econnreset());
-            }
-            if rx.overrun && !peek {
-                rx.overrun = false;
-                if !rx.no_enobufs {
-                    return Err(errno::enobufs());
+            let seen = {
+                let _io = self.iolock.lock();
+                let mut rx = self.rx.lock();
+                if rx.dead {
+                    return Err(errno::econnreset());
                 }
-            }
-            let skb = if peek {
-                rx.queue.peek()
-            } else {
-                rx.queue.pop()
+                if rx.overrun && !peek {
+                    rx.overrun = false;
+                    if !rx.no_enobufs {
+                        return Err(errno::enobufs());
+                    }
+                }
+                if let Some(skb) = rx.queue.peek() {
+                    let bus = rx.bus.clone().ok_or(errno::econnreset())?;
+                    drop(rx);
+                    let n = Self::deliver_to_user(&bus, sock, msg, &skb, size, flags, peek)?;
+                    if !peek {
+                        self.consume(&skb);
+                    }
+                    return Ok(n);
+                }
+                if rx.notify_dropped > 0 {
+                    let dropped = rx.notify_dropped;
+                    let bus = rx.bus.clone().ok_or(errno::econnreset())?;
+                    drop(rx);
+                    let n = Self::deliver_overflow(&bus, msg, dropped, size)?;
+                    if !peek {
+                        let mut rx = self.rx.lock();
+                        rx.notify_dropped = rx.notify_dropped.saturating_sub(dropped);
+                    }
+                    return Ok(n);
+                }
+                rx.events
             };
-            if let Some(skb) = skb {
-                if !peek {
-                    Self::uncharge(&mut rx, &skb);
-                }
-                let wake = !peek && rx.waiters > 0;
-                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
-                drop(rx);
-                if wake {
-                    self.writers.notify_all();
-                }
-                return Self::deliver_to_user(&bus, sock, msg, skb, size, flags, peek);
-            }
-            if rx.notify_dropped > 0 {
-                let dropped = if peek {
-                    rx.notify_dropped
-                } else {
-                    core::mem::take(&mut rx.notify_dropped)
-                };
-                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
-                drop(rx);
-                return Self::deliver_overflow(&bus, msg, dropped, size);
-            }
-            let last = rx.queue.last();
-            drop(rx);
             if timeo == 0 {
                 return Err(EAGAIN);
             }
-            sock.wait_for_data(&mut timeo, last)?;
+            self.wait_for_event(seen, &mut timeo)?;
         }
+    }
+
+    /// Takes a delivered message out of the queue (unless the bus died
+    /// and took it first), and lets blocked and polling senders look for
+    /// room.
+    fn consume(&self, skb: &Skb) {
+        let (taken, wake, pollers) = {
+            let mut rx = self.rx.lock();
+            let taken = rx.queue.unlink_first(skb);
+            if let Some(skb) = &taken {
+                Self::uncharge(&mut rx, skb);
+            }
+            (taken, rx.waiters > 0, core::mem::take(&mut rx.pollers))
+        };
+        if let Some(skb) = taken {
+            skb.consume();
+        }
+        if wake {
+            self.writers.notify_all();
+        }
+        for link in pollers.iter() {
+            // SAFETY: a socket its link names is not released yet.
+            let sock = link.lock().as_ref().map(|l| unsafe { l.get() });
+            if let Some(sock) = sock {
+                sock.endpoint().polling.store(false, Ordering::Relaxed);
+                sock.wake_readers(
+                    bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND,
+                );
+            }
+        }
+    }
+
+    /// Whether the master of `bus` has room for a small message from the
+    /// calling task (`POLLOUT` of an endpoint, whose master is the one
+    /// destination it always has, as AF_UNIX reports it for a connected
+    /// datagram socket).  Without room, the endpoint waits in the
+    /// master's `pollers` to be woken when the master reads.
+    fn writable(&self, bus: &Bus) -> bool {
+        let Some(master) = bus.master_sock() else {
+            return true;
+        };
+        let uid = Some(crate::socket::quota_uid());
+        let ep = master.endpoint();
+        let mut rx = ep.rx.lock();
+        if rx.closed || rx.dead {
+            return true;
+        }
+        if rx.ring.is_some() {
+            Self::ring_reclaim(&mut rx);
+        }
+        let full = Self::ring_admission(&rx, uid) == Admit::Full
+            || Self::admission(&master, &rx, uid, SMALL_MESSAGE) == Admit::Full;
+        if !full {
+            return true;
+        }
+        if !self.polling.swap(true, Ordering::Relaxed)
+            && rx.pollers.push(self.link.clone(), GFP_KERNEL).is_err()
+        {
+            // Cannot wait to be told: say writable, and let the send's
+            // `EAGAIN` speak.
+            self.polling.store(false, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Sleeps until `RxState::events` is no longer `seen`, a signal
+    /// (`ERESTARTSYS`, or `EINTR` with a timeout set) or the timeout
+    /// (`EAGAIN`).
+    fn wait_for_event(&self, seen: u64, timeo: &mut c_long) -> Result {
+        let mut rx = self.rx.lock();
+        while rx.events == seen {
+            if *timeo <= 0 {
+                return Err(EAGAIN);
+            }
+            match self
+                .readers
+                .wait_interruptible_timeout(&mut rx, *timeo as _)
+            {
+                CondVarTimeoutResult::Timeout => *timeo = 0,
+                CondVarTimeoutResult::Signal { .. } => {
+                    return Err(crate::socket::intr_errno(*timeo))
+                }
+                CondVarTimeoutResult::Woken { jiffies } => {
+                    if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
+                        *timeo = jiffies as c_long;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn deliver_to_user(
         bus: &Bus,
         sock: &BusSock,
         msg: &mut Msg<'_>,
-        skb: Skb,
+        skb: &Skb,
         size: usize,
         flags: u32,
         peek: bool,
@@ -991,7 +1399,7 @@ impl Endpoint {
         if copied < skb.len() {
             msg.add_flags(bindings::MSG_TRUNC);
         }
-        msg.copy_from_skb(&skb, copied)?;
+        msg.copy_from_skb(skb, copied)?;
         // Grants always (without a control buffer: MSG_CTRUNC); the
         // destination only for a caller that asked for control messages.
         for (kind, addr) in crate::meta::grants(skb.meta()) {
@@ -1002,7 +1410,9 @@ impl Endpoint {
             let dst = crate::meta::dst_addr(&meta, &bus.master_addr()).encode();
             msg.put_cmsg(SOL_BUS, SCM_DST_ADDR, &dst)?;
         }
-        msg.put_scm(sock, &skb, flags, peek);
+        // Last, since it cannot be undone: files are installed (or, with
+        // `peek`, duplicates of them).
+        msg.put_scm(sock, skb, flags, peek);
         Ok(if flags & bindings::MSG_TRUNC != 0 {
             skb.len()
         } else {
@@ -1024,6 +1434,10 @@ impl Endpoint {
 
     /// The poll mask.
     pub(crate) fn poll(&self) -> u32 {
+        let endpoint_of = match &self.inner.lock().role {
+            Role::Endpoint(bus) => Some(bus.clone()),
+            _ => None,
+        };
         let rx = self.rx.lock();
         let mut mask = 0;
         if rx.dead {
@@ -1041,8 +1455,15 @@ impl Endpoint {
             self.writers.notify_all();
         }
         // Sending never waits for the sender's own buffer: only a full
-        // receiver makes a send wait, and that is per destination.
-        if !rx.dead {
+        // receiver makes a send wait, and that is per destination.  An
+        // endpoint's is its master.
+        let dead = rx.dead;
+        drop(rx);
+        let writable = match endpoint_of {
+            None => true,
+            Some(bus) => self.writable(&bus),
+        };
+        if !dead && writable {
             mask |= bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND;
         }
         mask

@@ -96,9 +96,10 @@ pub struct FrameInfo<'a> {
     pub dst: &'a [u8; SOCKADDR_BUS_SIZE],
 }
 
-/// Writes every header field but `status` (the first four bytes) into
-/// `hdr`, `FRAME_HDR_LEN` bytes.
-pub fn write_header(hdr: &mut [u8], info: &FrameInfo<'_>) {
+/// The header bytes of a frame; its first four (the status word) are
+/// zero, and are not what the kernel writes.
+pub fn header(info: &FrameInfo<'_>) -> [u8; FRAME_HDR_LEN] {
+    let mut hdr = [0u8; FRAME_HDR_LEN];
     hdr[4..8].copy_from_slice(&info.len.to_ne_bytes());
     hdr[8..12].copy_from_slice(&info.flags.to_ne_bytes());
     // The header length is a small constant.
@@ -106,7 +107,7 @@ pub fn write_header(hdr: &mut [u8], info: &FrameInfo<'_>) {
     hdr[16..20].copy_from_slice(&info.pid.to_ne_bytes());
     hdr[20..24].copy_from_slice(&info.uid.to_ne_bytes());
     hdr[24..28].copy_from_slice(&info.gid.to_ne_bytes());
-    hdr[28..32].fill(0);
     hdr[32..32 + SOCKADDR_BUS_SIZE].copy_from_slice(info.src);
     hdr[32 + SOCKADDR_BUS_SIZE..FRAME_HDR_LEN].copy_from_slice(info.dst);
+    hdr
 }

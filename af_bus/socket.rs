@@ -9,10 +9,16 @@
 use core::ptr::{self, NonNull};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::alloc::{
+    flags::{__GFP_NOWARN, GFP_KERNEL, GFP_KERNEL_ACCOUNT},
+    KVec,
+};
 use kernel::bindings;
 use kernel::error::{code::*, Error, Result};
 use kernel::init::PinInit;
+use kernel::new_spinlock;
+use kernel::prelude::*;
+use kernel::sync::SpinLock;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 use crate::addr::{AddrError, BusAddr, BusPath};
@@ -51,6 +57,7 @@ pub(crate) mod errno {
         emsgsize => EMSGSIZE,
         enobufs => ENOBUFS,
         enoprotoopt => ENOPROTOOPT,
+        etoomanyrefs => ETOOMANYREFS,
         enotconn => ENOTCONN,
         eopnotsupp => EOPNOTSUPP,
         eprotonosupport => EPROTONOSUPPORT,
@@ -86,6 +93,15 @@ extern "C" {
     // The `struct module` of this module, built by modpost; the symbol
     // `module!` refers to.  Declared as a byte: only its address is used.
     static __this_module: u8;
+}
+
+// `helpers.c`: static inline functions of the kernel, as functions.
+extern "C" {
+    fn af_bus_pagefault_disable();
+    fn af_bus_pagefault_enable();
+    fn af_bus_rlimit_nofile() -> c_ulong;
+    fn af_bus_prot_inuse_add(sk: *mut c_void, val: c_int);
+    fn af_bus_quota_uid() -> u32;
 }
 
 pub(crate) const fn this_module() -> *mut bindings::module {
@@ -253,6 +269,84 @@ impl ListedSock {
     }
 }
 
+/// Drops a reference to `cred` (`put_cred`, inline in <linux/cred.h>).
+///
+/// # Safety
+///
+/// `cred` is null or a credential the caller holds a reference to.
+unsafe fn put_cred(cred: *const bindings::cred) {
+    if cred.is_null() {
+        return;
+    }
+    // SAFETY: `usage` is the credential's `atomic_long_t` count, which
+    // the caller holds one of; `__put_cred` frees it at zero.
+    unsafe {
+        let usage =
+            core::sync::atomic::AtomicI64::from_ptr(&raw mut (*cred.cast_mut()).usage.counter);
+        if usage.fetch_sub(1, core::sync::atomic::Ordering::Release) == 1 {
+            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            bindings::__put_cred(cred.cast_mut());
+        }
+    }
+}
+
+/// A task's identity as its peers see it (`SO_PEERCRED`): its thread
+/// group and objective credentials.
+///
+/// # Invariants
+///
+/// Both pointers are counted references, dropped on drop.
+pub(crate) struct PeerCred {
+    pid: NonNull<bindings::pid>,
+    cred: NonNull<bindings::cred>,
+}
+
+// SAFETY: counted references, usable and droppable from any task.
+unsafe impl Send for PeerCred {}
+// SAFETY: shared access only takes more references.
+unsafe impl Sync for PeerCred {}
+
+impl PeerCred {
+    /// The calling task's.
+    pub(crate) fn current() -> PeerCred {
+        // SAFETY: both functions return counted references to the
+        // current task's thread group pid and objective credentials,
+        // which are never null for a running task.
+        unsafe {
+            let task = bindings::get_current();
+            let pid = bindings::get_pid(bindings::task_tgid(task));
+            let cred = bindings::get_task_cred(task);
+            // INVARIANT: counted just above.
+            PeerCred {
+                pid: NonNull::new_unchecked(pid),
+                cred: NonNull::new_unchecked(cred.cast_mut()),
+            }
+        }
+    }
+
+    /// New references to both, for the caller to keep.
+    fn get(&self) -> (*mut bindings::pid, *const bindings::cred) {
+        // SAFETY: we hold a reference to each (type invariant); `get_cred`
+        // (inline) is an increment of `usage`.
+        unsafe {
+            let pid = bindings::get_pid(self.pid.as_ptr());
+            core::sync::atomic::AtomicI64::from_ptr(&raw mut (*self.cred.as_ptr()).usage.counter)
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            (pid, self.cred.as_ptr())
+        }
+    }
+}
+
+impl Drop for PeerCred {
+    fn drop(&mut self) {
+        // SAFETY: the references are ours (type invariant).
+        unsafe {
+            bindings::put_pid(self.pid.as_ptr());
+            put_cred(self.cred.as_ptr());
+        }
+    }
+}
+
 /// A counted reference to a filesystem path (`path_get`/`path_put`).
 pub(crate) struct PathRef(bindings::path);
 
@@ -386,19 +480,27 @@ impl NewSocketNode {
         unsafe { bindings::d_backing_inode(self.dentry) as usize }
     }
 
-    /// Keeps the inode and returns a counted reference to it.
-    pub(crate) fn commit(mut self) -> PathRef {
+    /// A counted reference to the new inode.  Takes no VFS lock (only
+    /// references), so it may be called under the module's locks.
+    pub(crate) fn path(&self) -> PathRef {
         let path = bindings::path {
             mnt: self.parent.mnt,
             dentry: self.dentry,
         };
-        // SAFETY: `path` points at a live mount and dentry; `path_get`
-        // takes the references the returned `PathRef` owns.
+        // SAFETY: `path` points at a live mount and dentry (ours until
+        // `done_path_create`); `path_get` takes the references the
+        // returned `PathRef` owns.
         unsafe { bindings::path_get(&path) };
+        // INVARIANT: counted just above.
+        PathRef(path)
+    }
+
+    /// Keeps the inode and unlocks its directory.  Call it with none of
+    /// the module's locks held.
+    pub(crate) fn commit(mut self) {
         // SAFETY: releases what `kern_path_create` took.
         unsafe { bindings::done_path_create(&mut self.parent, self.dentry) };
         core::mem::forget(self);
-        PathRef(path)
     }
 }
 
@@ -478,6 +580,43 @@ impl BusSock {
         unsafe { bindings::sk_wake_poll(self.sk(), mask) };
     }
 
+    /// Sets what `SO_PEERCRED` gives: `peer`'s identity.
+    pub(crate) fn set_peer(&self, peer: &PeerCred) {
+        let (pid, cred) = peer.get();
+        // SAFETY: `sk_peer_lock` guards the two fields, as in
+        // `sock_getsockopt`; the references taken by `get` move in, the
+        // old ones (dropped by `__sk_destruct` otherwise) are put after
+        // the lock is dropped.
+        unsafe {
+            let sk = self.sk();
+            bindings::spin_lock(&raw mut (*sk).sk_peer_lock);
+            let old_pid = core::mem::replace(&mut (*sk).sk_peer_pid, pid);
+            let old_cred = core::mem::replace(&mut (*sk).sk_peer_cred, cred);
+            bindings::spin_unlock(&raw mut (*sk).sk_peer_lock);
+            bindings::put_pid(old_pid);
+            put_cred(old_cred);
+        }
+    }
+
+    /// Wakes readers for new data (`sk_data_ready`: poll, and `SIGIO` for
+    /// `O_ASYNC`).
+    pub(crate) fn data_ready(&self) {
+        // SAFETY: `sk_data_ready` is set by `sock_init_data` and never
+        // cleared; the sock is live.
+        unsafe {
+            if let Some(f) = (*self.sk()).sk_data_ready {
+                f(self.sk());
+            }
+        }
+    }
+
+    /// Bytes of this socket's messages not yet received (`SIOCOUTQ`).
+    pub(crate) fn outq(&self) -> usize {
+        // SAFETY: reads a counter of a live sock.
+        let v = unsafe { bindings::sk_wmem_alloc_get(self.sk()) };
+        usize::try_from(v).unwrap_or(0)
+    }
+
     /// Marks the socket shut down for reading, so that a receiver asleep
     /// in [`BusSock::wait_for_data`] returns at once.
     pub(crate) fn shutdown_rx(&self) {
@@ -489,26 +628,6 @@ impl BusSock {
                 bindings::SHUTDOWN_MASK as u8,
             )
         };
-    }
-
-    /// Waits until the receive queue's tail is no longer `last`, a signal,
-    /// the timeout, or shutdown.
-    pub(crate) fn wait_for_data(&self, timeo: &mut c_long, last: usize) -> Result {
-        let mut err: c_int = 0;
-        // SAFETY: the sock is live; the function sleeps on `sk_sleep`.
-        let r = unsafe {
-            bindings::__skb_wait_for_more_packets(
-                self.sk(),
-                &raw mut (*self.sk()).sk_receive_queue,
-                &mut err,
-                timeo,
-                last as *const bindings::sk_buff,
-            )
-        };
-        if r != 0 && err != 0 {
-            return Err(Error::from_errno(err));
-        }
-        Ok(())
     }
 }
 
@@ -570,12 +689,42 @@ impl RxQueue {
         }
     }
 
-    /// The last queued skb (or the queue head), to tell new arrivals.
-    pub(crate) fn last(&self) -> usize {
-        // SAFETY: as for `push`; only the pointer value is used.
-        unsafe { (*self.0.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.prev as usize }
+    /// Payload bytes of the first message, 0 when none.
+    pub(crate) fn first_len(&self) -> usize {
+        // SAFETY: as for `push`; the first skb, if any, is live.
+        unsafe {
+            let first = bindings::skb_peek(self.0.as_ptr());
+            if first.is_null() {
+                0
+            } else {
+                (*first).len as usize
+            }
+        }
+    }
+
+    /// Takes the first message out if it is `skb` (a receive that
+    /// delivered it), returning the queue's reference.
+    pub(crate) fn unlink_first(&mut self, skb: &Skb) -> Option<Skb> {
+        // SAFETY: as for `push`; `skb` is only compared, then unlinked
+        // from this queue, which holds it.
+        unsafe {
+            let first = bindings::skb_peek(self.0.as_ptr());
+            if first != skb.raw() {
+                return None;
+            }
+            bindings::__skb_unlink(first, self.0.as_ptr());
+            // The queue's user, now the caller's.
+            Some(Skb::from_raw(NonNull::new_unchecked(first)))
+        }
     }
 }
+
+/// Payload bytes kept in an skb's linear buffer; more go in pages.
+const SKB_LINEAR_MAX: usize = 16 << 10;
+/// Order of the pages of a paged payload (`PAGE_ALLOC_COSTLY_ORDER`).
+const SKB_FRAG_ORDER: c_int = 3;
+/// Payload bytes one skb's fragments hold at most.
+const SKB_FRAGS_MAX: usize = (bindings::MAX_SKB_FRAGS as usize) * (bindings::PAGE_SIZE << 3);
 
 /// The family's part of `skb->cb`.
 #[repr(C)]
@@ -590,6 +739,11 @@ struct BusCb {
     meta_len: u32,
     /// Whether the receiver charged it to the sending user.
     charged: bool,
+    /// Who the queues charge it to (see [`quota_uid`]).
+    quota_uid: u32,
+    /// The user `fp`'s files are counted in flight for (see
+    /// [`Inflight`]), or `NO_CHARGE`.
+    fp_uid: u32,
 }
 
 // `struct sock_skb_cb` takes the last four bytes of `cb`.
@@ -644,6 +798,8 @@ impl Skb {
                     gid: bindings::kgid_t { val: 0 },
                     meta_len: meta_len as u32,
                     charged: false,
+                    quota_uid: NO_CHARGE,
+                    fp_uid: NO_CHARGE,
                 },
             );
             (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
@@ -655,13 +811,72 @@ impl Skb {
     /// Allocates a message of `len` payload bytes.  It is charged to the
     /// sender's memory cgroup, and to the receiver's queue once queued,
     /// but not to the sender's send buffer: a slow receiver must not
-    /// hold up the sender's traffic to others.
+    /// hold up the sender's traffic to others.  Past `SKB_LINEAR_MAX`
+    /// bytes the payload goes in page fragments (and, past what one skb's
+    /// fragments hold, in a chain of skbs), never in one high-order
+    /// buffer; a failure is quiet (the size is the sender's choice).
     pub(crate) fn alloc_send(meta_len: usize, len: usize) -> Result<Skb> {
-        // SAFETY: plain allocation.
+        let gfp = bindings::GFP_KERNEL_ACCOUNT | bindings::__GFP_NOWARN;
+        let linear = len.min(SKB_LINEAR_MAX);
+        let mut left = len - linear;
+        let mut err: c_int = 0;
+        let head_paged = left.min(SKB_FRAGS_MAX);
+        // SAFETY: plain allocation; `err` is written on failure.
         let p = unsafe {
-            bindings::alloc_skb((meta_len + len) as c_uint, bindings::GFP_KERNEL_ACCOUNT)
+            bindings::alloc_skb_with_frags(
+                (meta_len + linear) as c_ulong,
+                head_paged as c_ulong,
+                SKB_FRAG_ORDER,
+                &mut err,
+                gfp,
+            )
         };
-        Self::init(p, meta_len)
+        let skb = Self::init(p, meta_len)?;
+        // SAFETY: a fresh skb with `linear` bytes of tailroom after the
+        // reserved headroom and `head_paged` bytes of fragments, which
+        // `skb_put`/`data_len` make part of it, as `sock_alloc_send_pskb`
+        // callers do; the bytes are filled by `put_from_msg`.
+        unsafe {
+            let raw = skb.raw();
+            bindings::skb_put(raw, linear as c_uint);
+            (*raw).data_len = head_paged as c_uint;
+            (*raw).len += head_paged as c_uint;
+        }
+        left -= head_paged;
+        // The rest in a chain (`frag_list`), each link all fragments.
+        let mut tail: *mut bindings::sk_buff = ptr::null_mut();
+        while left > 0 {
+            let chunk = left.min(SKB_FRAGS_MAX);
+            // SAFETY: plain allocation, as above.
+            let c = unsafe {
+                bindings::alloc_skb_with_frags(0, chunk as c_ulong, SKB_FRAG_ORDER, &mut err, gfp)
+            };
+            if c.is_null() {
+                return Err(ENOMEM);
+            }
+            // SAFETY: `c` is a fresh skb of `chunk` bytes of fragments,
+            // linked at the end of the head's `frag_list`, which the head
+            // then owns (freed with it); the head's lengths and true size
+            // count it, as `skb_gro_receive_list` does.
+            unsafe {
+                (*c).data_len = chunk as c_uint;
+                (*c).len = chunk as c_uint;
+                let head = skb.raw();
+                if tail.is_null() {
+                    // `skb_shinfo()`: at `head + end` (offsets on 64-bit).
+                    let shinfo = (*head).head.add((*head).end as usize);
+                    (*shinfo.cast::<bindings::skb_shared_info>()).frag_list = c;
+                } else {
+                    (*tail).__bindgen_anon_1.__bindgen_anon_1.next = c;
+                }
+                tail = c;
+                (*head).data_len += chunk as c_uint;
+                (*head).len += chunk as c_uint;
+                (*head).truesize += (*c).truesize;
+            }
+            left -= chunk;
+        }
+        Ok(skb)
     }
 
     /// Allocates a kernel-generated message (a notification).
@@ -671,17 +886,34 @@ impl Skb {
         Self::init(p, meta_len)
     }
 
-    /// Copies `len` payload bytes from the sender's iovec.
+    /// Copies the payload, `len` bytes (what `alloc_send` made room
+    /// for), from the sender's iovec.
     pub(crate) fn put_from_msg(&mut self, msg: &mut Msg<'_>, len: usize) -> Result {
-        // SAFETY: the skb has `len` bytes of tailroom (allocation size).
+        // SAFETY: the skb holds `len` payload bytes, linear and paged;
+        // the copy checks the user memory.
         let err = unsafe {
-            let to = bindings::skb_put(self.raw(), len as c_uint);
-            bindings::memcpy_from_msg(to, msg.0, len as c_int)
+            bindings::skb_copy_datagram_from_iter(
+                self.raw(),
+                0,
+                &raw mut (*msg.0).msg_iter,
+                len as c_int,
+            )
         };
         if err != 0 {
             return Err(Error::from_errno(err));
         }
         Ok(())
+    }
+
+    /// Copies the first `len` payload bytes to `to` (a ring frame).
+    pub(crate) fn copy_to(&self, to: *mut u8, len: usize) -> bool {
+        if len > self.len() {
+            return false;
+        }
+        // SAFETY: `to` is `len` bytes of kernel memory the caller may
+        // write; `skb_copy_bits` walks the linear part, fragments and
+        // chain.
+        unsafe { bindings::skb_copy_bits(self.raw(), 0, to.cast::<c_void>(), len as c_int) == 0 }
     }
 
     /// Appends `bytes` to the payload.
@@ -742,11 +974,34 @@ impl Skb {
                     bindings::kfree_skb(p.as_ptr());
                     return Err(ENOMEM);
                 }
+                // Each copy's files are in flight: counted, not refused.
+                Inflight::add((*cb).fp_uid, fp_count((*cb).fp));
             }
             (*cb).pid = bindings::get_pid((*cb).pid);
+            // `skb_clone` leaves the copy unowned: it is its sender's too.
+            let owner = (*self.raw()).sk;
+            if !owner.is_null() {
+                wmem_charge(owner, (*p.as_ptr()).truesize);
+                (*p.as_ptr()).sk = owner;
+            }
             (*p.as_ptr()).__bindgen_anon_3.__bindgen_anon_1.destructor = Some(bus_skb_destruct);
             // INVARIANT: a fresh clone, one user, `cb` initialised.
             Ok(Skb(p))
+        }
+    }
+
+    /// Counts the message against its sender's `sk_wmem_alloc` until it
+    /// is freed (`SIOCOUTQ`; the sender's sock memory stays until then,
+    /// as for AF_UNIX).  Once, before the message is queued anywhere.
+    pub(crate) fn set_owner(&mut self, sock: &BusSock) {
+        // SAFETY: the skb has no owner yet; the charge of its true size
+        // (which the skb core keeps as it is while `sk` is set) keeps the
+        // sock's memory alive until the destructor gives it back
+        // (`sk_free` frees it at zero), as `skb_set_owner_w` does.
+        unsafe {
+            let raw = self.raw();
+            wmem_charge(sock.sk(), (*raw).truesize);
+            (*raw).sk = sock.sk();
         }
     }
 
@@ -779,11 +1034,56 @@ impl Skb {
         unsafe { !(*self.cb()).fp.is_null() }
     }
 
-    /// The uid the sender had, for queue fairness.
-    pub(crate) fn sender_uid(&self) -> u32 {
+    /// Who the receiver's queue charges the message to, for fairness:
+    /// the real sender (see [`quota_uid`]), never the uid it claimed.
+    pub(crate) fn quota_uid(&self) -> u32 {
         // SAFETY: `cb` was initialised by `init`.
-        unsafe { (*self.cb()).uid.val }
+        unsafe { (*self.cb()).quota_uid }
     }
+
+    /// Frees a message `sock` did not get, saying why (the `kfree_skb`
+    /// tracepoint and drop monitor see it).
+    pub(crate) fn discard(self, sock: &BusSock, why: DropReason) {
+        let reason = match why {
+            DropReason::Filter => bindings::skb_drop_reason_SKB_DROP_REASON_SOCKET_FILTER,
+            DropReason::Full => bindings::skb_drop_reason_SKB_DROP_REASON_SOCKET_RCVBUFF,
+            DropReason::Close => bindings::skb_drop_reason_SKB_DROP_REASON_SOCKET_CLOSE,
+        };
+        let p = self.into_raw();
+        // SAFETY: we owned one user of `p`, which this gives back; `sock`
+        // is live.
+        unsafe { bindings::sk_skb_reason_drop(sock.sk(), p, reason) };
+    }
+
+    /// Frees a message that was delivered (not a drop).
+    pub(crate) fn consume(self) {
+        let p = self.into_raw();
+        // SAFETY: we owned one user of `p`, which this gives back.
+        unsafe { bindings::consume_skb(p) };
+    }
+}
+
+/// Why a receiver did not get a message.
+pub(crate) enum DropReason {
+    /// Its socket filter dropped it.
+    Filter,
+    /// No room in its queue (or ring).
+    Full,
+    /// It closed, or its bus died, with the message queued.
+    Close,
+}
+
+/// `quota_uid` of a message no user is charged for.
+pub(crate) const NO_CHARGE: u32 = u32::MAX;
+
+/// The user a message of the calling task is charged to, for the
+/// fairness rules: its real uid (not one claimed in `SCM_CREDENTIALS`),
+/// and for a task in a user namespace other than the initial one, the
+/// owner of that namespace's outermost ancestor below the initial one, so
+/// that a range of subordinate uids counts as the one user it was given to.
+pub(crate) fn quota_uid() -> u32 {
+    // SAFETY: reads the current task's credentials, which it pins.
+    unsafe { af_bus_quota_uid() }
 }
 
 impl Drop for Skb {
@@ -801,15 +1101,54 @@ unsafe extern "C" fn bus_skb_destruct(skb: *mut bindings::sk_buff) {
     // are ours to drop.
     unsafe {
         let cb = (&raw mut (*skb).cb).cast::<BusCb>();
+        if !(*skb).sk.is_null() {
+            let owner = core::mem::take(&mut (*skb).sk);
+            wmem_uncharge(owner, (*skb).truesize);
+        }
         if !(*cb).pid.is_null() {
             bindings::put_pid((*cb).pid);
             (*cb).pid = ptr::null_mut();
         }
         if !(*cb).fp.is_null() {
+            Inflight::sub((*cb).fp_uid, fp_count((*cb).fp));
             let mut scm: bindings::scm_cookie = core::mem::zeroed();
             scm.fp = (*cb).fp;
             (*cb).fp = ptr::null_mut();
             bindings::__scm_destroy(&mut scm);
+        }
+    }
+}
+
+/// Adds `n` bytes to `sk`'s `sk_wmem_alloc` (`refcount_add`, inline).
+///
+/// # Safety
+///
+/// `sk` is a sock whose `sk_wmem_alloc` is above zero (it is not freed).
+unsafe fn wmem_charge(sk: *mut bindings::sock, n: u32) {
+    // SAFETY: the `refcount_t` is an atomic int of a live sock.
+    unsafe {
+        core::sync::atomic::AtomicI32::from_ptr(&raw mut (*sk).sk_wmem_alloc.refs.counter)
+            .fetch_add(n as i32, core::sync::atomic::Ordering::Relaxed)
+    };
+}
+
+/// Gives back `n` bytes charged by [`wmem_charge`], freeing the sock if
+/// that was the last of it (as `sock_wfree` does).
+///
+/// # Safety
+///
+/// `n` bytes of `sk`'s `sk_wmem_alloc` are the caller's to give back.
+unsafe fn wmem_uncharge(sk: *mut bindings::sock, n: u32) {
+    // SAFETY: all but one of the bytes go back without reaching zero (the
+    // caller's last one is still counted); `sk_free` drops that one and
+    // frees the sock at zero.
+    unsafe {
+        if n > 1 {
+            core::sync::atomic::AtomicI32::from_ptr(&raw mut (*sk).sk_wmem_alloc.refs.counter)
+                .fetch_sub((n - 1) as i32, core::sync::atomic::Ordering::Release);
+        }
+        if n > 0 {
+            bindings::sk_free(sk);
         }
     }
 }
@@ -820,7 +1159,7 @@ unsafe extern "C" fn bus_skb_destruct(skb: *mut bindings::sk_buff) {
 ///
 /// `0` was filled by `scm_send` and is destroyed on drop unless moved
 /// into an skb.
-pub(crate) struct Scm(bindings::scm_cookie);
+pub(crate) struct Scm(bindings::scm_cookie, u32);
 
 impl Scm {
     /// Runs `scm_send`: validates `SCM_CREDENTIALS` (`EPERM` for a
@@ -835,7 +1174,29 @@ impl Scm {
             unsafe { bindings::scm_destroy(&mut scm) };
             return Err(Error::from_errno(err));
         }
-        Ok(Scm(scm))
+        Ok(Scm(scm, NO_CHARGE))
+    }
+
+    /// Counts the files in flight for the user `uid`, refusing them
+    /// (`ETOOMANYREFS`) past the caller's `RLIMIT_NOFILE` unless it has
+    /// `CAP_SYS_RESOURCE` or `CAP_SYS_ADMIN`, as AF_UNIX does.
+    pub(crate) fn charge_files(&mut self, uid: u32) -> Result {
+        if self.0.fp.is_null() {
+            return Ok(());
+        }
+        // SAFETY: reads the current task's rlimit.
+        let limit = unsafe { af_bus_rlimit_nofile() };
+        let exempt = || {
+            // SAFETY: `capable` only looks at the current task.
+            unsafe {
+                bindings::capable(bindings::CAP_SYS_RESOURCE as c_int)
+                    || bindings::capable(bindings::CAP_SYS_ADMIN as c_int)
+            }
+        };
+        let n = fp_count(self.0.fp);
+        Inflight::charge(uid, n, limit as u64, exempt)?;
+        self.1 = uid;
+        Ok(())
     }
 
     /// Refuses AF_UNIX and AF_BUS sockets among the files: a socket in
@@ -863,12 +1224,13 @@ impl Scm {
     }
 
     /// Moves the credentials (the sender's own when it gave none) and the
-    /// files into `skb`.
-    pub(crate) fn into_skb(mut self, skb: &mut Skb) {
+    /// files into `skb`, which is charged to `quota_uid`.
+    pub(crate) fn into_skb(mut self, skb: &mut Skb, quota_uid: u32) {
         // SAFETY: `cb` was initialised by `Skb::init` and holds no
         // references yet; the cookie's are moved there, then forgotten.
         unsafe {
             let cb = skb.cb();
+            (*cb).quota_uid = quota_uid;
             if self.0.pid.is_null() {
                 let task = bindings::get_current();
                 (*cb).pid = bindings::get_pid(bindings::task_tgid(task));
@@ -881,6 +1243,7 @@ impl Scm {
                 self.0.pid = ptr::null_mut();
             }
             (*cb).fp = self.0.fp;
+            (*cb).fp_uid = self.1;
             self.0.fp = ptr::null_mut();
         }
     }
@@ -888,8 +1251,106 @@ impl Scm {
 
 impl Drop for Scm {
     fn drop(&mut self) {
+        if !self.0.fp.is_null() {
+            Inflight::sub(self.1, fp_count(self.0.fp));
+        }
         // SAFETY: destroys what the cookie still holds (type invariant).
         unsafe { bindings::scm_destroy(&mut self.0) };
+    }
+}
+
+/// Files in a list of files in flight.
+fn fp_count(fpl: *mut bindings::scm_fp_list) -> u32 {
+    // SAFETY: callers pass a live list; `count` is a small positive short.
+    unsafe { u32::try_from((*fpl).count).unwrap_or(0) }
+}
+
+/// Most users with files in flight at once; a further one's files are
+/// refused (`ETOOMANYREFS`).
+const INFLIGHT_USERS: usize = 256;
+
+/// The files in flight (in messages sent and not yet received or freed)
+/// per user, as AF_UNIX counts `user->unix_inflight`: no user may have
+/// more than its `RLIMIT_NOFILE` in flight, so that passing files cannot
+/// pin an unbounded number of them.
+#[pin_data]
+pub(crate) struct Inflight {
+    #[pin]
+    users: SpinLock<[(u32, u64); INFLIGHT_USERS]>,
+}
+
+/// The table of the loaded module, set by [`Registration::new`].
+static INFLIGHT: core::sync::atomic::AtomicPtr<Inflight> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+impl Inflight {
+    fn get() -> Option<&'static Inflight> {
+        let p = INFLIGHT.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: set while the family is registered, to a table that
+        // outlives every socket and skb of the module (each holds a
+        // module reference).
+        unsafe { p.as_ref() }
+    }
+
+    /// Adds `n` files for `uid`, unless that takes it past `limit` and
+    /// it is not `exempt`.
+    fn charge(uid: u32, n: u32, limit: u64, exempt: impl Fn() -> bool) -> Result {
+        let Some(t) = Self::get() else {
+            return Ok(());
+        };
+        let mut users = t.users.lock();
+        let at = match users.iter().position(|e| e.0 == uid && e.1 > 0) {
+            Some(at) => at,
+            None => match users.iter().position(|e| e.1 == 0) {
+                Some(at) => at,
+                None => return Err(errno::etoomanyrefs()),
+            },
+        };
+        let now = users[at].1 + u64::from(n);
+        if now > limit {
+            drop(users);
+            if !exempt() {
+                return Err(errno::etoomanyrefs());
+            }
+            users = t.users.lock();
+        }
+        // The entry may have changed while unlocked: find it again.
+        match users.iter().position(|e| e.0 == uid && e.1 > 0) {
+            Some(at) => users[at].1 += u64::from(n),
+            None => match users.iter().position(|e| e.1 == 0) {
+                Some(at) => users[at] = (uid, u64::from(n)),
+                None => return Err(errno::etoomanyrefs()),
+            },
+        }
+        Ok(())
+    }
+
+    /// Adds `n` files for `uid` without a limit (a multicast copy).
+    fn add(uid: u32, n: u32) {
+        if uid == NO_CHARGE {
+            return;
+        }
+        if let Some(t) = Self::get() {
+            let mut users = t.users.lock();
+            if let Some(e) = users.iter_mut().find(|e| e.0 == uid && e.1 > 0) {
+                e.1 += u64::from(n);
+            } else if let Some(e) = users.iter_mut().find(|e| e.1 == 0) {
+                *e = (uid, u64::from(n));
+            }
+        }
+    }
+
+    /// Takes `n` files of `uid` out of flight.
+    fn sub(uid: u32, n: u32) {
+        if uid == NO_CHARGE {
+            return;
+        }
+        if let Some(t) = Self::get() {
+            let mut users = t.users.lock();
+            if let Some(e) = users.iter_mut().find(|e| e.0 == uid && e.1 > 0) {
+                e.1 = e.1.saturating_sub(u64::from(n));
+            }
+        }
     }
 }
 
@@ -1003,6 +1464,38 @@ impl<'a> Msg<'a> {
         Ok(())
     }
 
+    /// Faults in the next `len` bytes of the sender's iovec (sleeping as
+    /// long as that takes, with nothing held): whether all of them are
+    /// readable now.
+    pub(crate) fn fault_in(&self, len: usize) -> bool {
+        // SAFETY: `msg_iter` of a send describes the sender's memory; the
+        // call only touches its pages.
+        unsafe { bindings::fault_in_iov_iter_readable(&raw const (*self.0).msg_iter, len) == 0 }
+    }
+
+    /// Copies `len` bytes of the sender's iovec to `to` with page faults
+    /// disabled: `false`, with the iovec left where it was, if the bytes
+    /// are not all in memory (or not readable).  A sender whose buffer
+    /// faults slowly (FUSE, userfaultfd) thus cannot stall whoever waits
+    /// for the copy to end.
+    pub(crate) fn copy_nofault(&mut self, to: *mut u8, len: usize) -> bool {
+        // SAFETY: `to` is `len` bytes of kernel memory the caller may
+        // write (raw: the ring's, which user space maps).  Between
+        // `pagefault_disable()` and `pagefault_enable()` a fault in the
+        // copy fails it (a short copy) instead of sleeping.
+        unsafe {
+            af_bus_pagefault_disable();
+            let iter = &raw mut (*self.0).msg_iter;
+            let n = bindings::copy_from_iter(to.cast::<c_void>(), len, iter);
+            af_bus_pagefault_enable();
+            if n != len {
+                bindings::iov_iter_revert(iter, n);
+                return false;
+            }
+        }
+        true
+    }
+
     /// Copies `len` payload bytes of `skb` to the user's iovec.
     pub(crate) fn copy_from_skb(&mut self, skb: &Skb, len: usize) -> Result {
         // SAFETY: `skb` holds at least `len` linear bytes.
@@ -1029,6 +1522,10 @@ impl<'a> Msg<'a> {
             } else {
                 scm.fp = (*cb).fp;
                 (*cb).fp = ptr::null_mut();
+                if !scm.fp.is_null() {
+                    // Installed (or closed) now: no longer in flight.
+                    Inflight::sub((*cb).fp_uid, fp_count(scm.fp));
+                }
             }
             bindings::scm_set_cred(&mut scm, (*cb).pid, (*cb).uid, (*cb).gid);
             bindings::sock_recv_cmsgs(self.0, sock.sk(), skb.raw());
@@ -1095,6 +1592,10 @@ unsafe extern "C" fn bus_create(
     if i32::from(unsafe { (*sock).type_ }) != bindings::sock_type_SOCK_DGRAM as i32 {
         return errno::esocktnosupport().to_errno();
     }
+    let link = match crate::endpoint::new_link() {
+        Ok(link) => link,
+        Err(e) => return e.to_errno(),
+    };
     // SAFETY: `net` and `sock` are valid; `BUS_PROTO` is registered while
     // the module is loaded, and the module is loaded while we run.
     let sk = unsafe {
@@ -1117,7 +1618,7 @@ unsafe extern "C" fn bus_create(
     let bs = unsafe {
         bindings::sock_init_data(sock, sk);
         let bs = sk.cast::<BusSock>();
-        let init = Endpoint::new(RxQueue::new(sk));
+        let init = Endpoint::new(RxQueue::new(sk), link);
         match init.__pinned_init(&raw mut (*bs).endpoint) {
             Ok(()) => {}
             Err(e) => match e {},
@@ -1126,6 +1627,7 @@ unsafe extern "C" fn bus_create(
         // INVARIANT: the endpoint is initialised from here on.
         &*bs
     };
+    bs.endpoint().link_to(bs);
     if let Err(e) = crate::registry().add_sock(bs) {
         // SAFETY: the socket was never listed; undo `sock_init_data` and
         // free the sock (its destructor drops the endpoint).
@@ -1136,6 +1638,9 @@ unsafe extern "C" fn bus_create(
         }
         return e.to_errno();
     }
+    // SAFETY: a live sock of the family; counted in /proc/net/protocols
+    // until `bus_release`.
+    unsafe { af_bus_prot_inuse_add(sk.cast(), 1) };
     0
 }
 
@@ -1161,6 +1666,8 @@ unsafe extern "C" fn bus_release(sock: *mut bindings::socket) -> c_int {
     let bs = unsafe { BusSock::from_sk(sk) };
     bs.endpoint().release(bs);
     crate::registry().remove_sock(bs);
+    // SAFETY: counted by `bus_create`.
+    unsafe { af_bus_prot_inuse_add(sk.cast(), -1) };
     // SAFETY: detach the sock from the socket, free what is queued, and
     // drop the reference `sk_alloc` gave the socket.
     unsafe {
@@ -1220,11 +1727,24 @@ unsafe extern "C" fn bus_getname(
     name.len() as c_int
 }
 
+/// `SIOCINQ` (`FIONREAD`) and `SIOCOUTQ` (`TIOCOUTQ`) of x86's
+/// <asm-generic/ioctls.h>, which bindgen does not see.
+const SIOCINQ: c_uint = 0x541b;
+const SIOCOUTQ: c_uint = 0x5411;
+
 /// # Safety
 ///
 /// Called by the socket layer.
-unsafe extern "C" fn bus_ioctl(_sock: *mut bindings::socket, _cmd: c_uint, _arg: c_ulong) -> c_int {
-    ENOIOCTLCMD.to_errno()
+unsafe extern "C" fn bus_ioctl(sock: *mut bindings::socket, cmd: c_uint, arg: c_ulong) -> c_int {
+    // SAFETY: `sock` is a live AF_BUS socket with a sock.
+    let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let v = match cmd {
+        // `FIONREAD`: the next datagram's size, as for AF_UNIX datagrams.
+        SIOCINQ => bs.endpoint().next_len(),
+        SIOCOUTQ => bs.outq(),
+        _ => return ENOIOCTLCMD.to_errno(),
+    };
+    to_errno(put_user_int(arg as *mut c_int, v).map(|()| 0))
 }
 
 /// # Safety
@@ -1506,12 +2026,19 @@ pub(crate) static BUS_PERNET: CStatic<bindings::pernet_operations> = CStatic::ne
 
 /// The registration of the family, undone on drop.
 pub(crate) struct Registration {
-    _private: (),
+    inflight: Pin<KBox<Inflight>>,
 }
 
 impl Registration {
     /// Registers the proto, the family and the per-namespace files.
     pub(crate) fn new() -> Result<Registration> {
+        let inflight = KBox::pin_init(
+            pin_init!(Inflight {
+                users <- new_spinlock!([(NO_CHARGE, 0); INFLIGHT_USERS], "Inflight::users"),
+            }),
+            GFP_KERNEL,
+        )?;
+
         // SAFETY: `BUS_PROTO` lives as long as the module and is
         // unregistered in `drop` (or below on failure).
         let err = unsafe { bindings::proto_register(BUS_PROTO.get(), 1) };
@@ -1525,9 +2052,15 @@ impl Registration {
             unsafe { bindings::proto_unregister(BUS_PROTO.get()) };
             return Err(Error::from_errno(err));
         }
+        // Sockets may exist from the next call on.
+        INFLIGHT.store(
+            core::ptr::from_ref(&*inflight).cast_mut(),
+            core::sync::atomic::Ordering::Release,
+        );
         // SAFETY: as above, for the family.
         let err = unsafe { bindings::sock_register(BUS_FAMILY.get()) };
         if err != 0 {
+            INFLIGHT.store(ptr::null_mut(), core::sync::atomic::Ordering::Release);
             // SAFETY: registered above.
             unsafe {
                 bindings::unregister_pernet_subsys(BUS_PERNET.get());
@@ -1535,7 +2068,7 @@ impl Registration {
             }
             return Err(Error::from_errno(err));
         }
-        Ok(Registration { _private: () })
+        Ok(Registration { inflight })
     }
 }
 
@@ -1548,6 +2081,9 @@ impl Drop for Registration {
             bindings::unregister_pernet_subsys(BUS_PERNET.get());
             bindings::proto_unregister(BUS_PROTO.get());
         }
+        // No skb of ours is left: forget the table before it goes.
+        INFLIGHT.store(ptr::null_mut(), core::sync::atomic::Ordering::Release);
+        let _ = &self.inflight;
     }
 }
 
@@ -1557,9 +2093,11 @@ impl Drop for Registration {
 ///
 /// # Invariants
 ///
-/// `mem` holds `geom.size()` bytes until drop.  A frame is written only
-/// by the holder of its [`Slot`], and only while its status is
-/// `BUS_FRAME_KERNEL`; status words are accessed atomically.
+/// `mem` holds `geom.size()` bytes until drop, mapped into user space:
+/// the kernel never makes a Rust reference to it but to status words
+/// (atomics), and writes a frame only through raw copies by the holder
+/// of its [`Slot`], while its status is `BUS_FRAME_KERNEL`.
+/// `abandoned` has one flag per frame.
 pub(crate) struct RingBuf {
     mem: NonNull<u8>,
     geom: crate::ring::Geometry,
@@ -1568,6 +2106,9 @@ pub(crate) struct RingBuf {
     /// The thread group that set the ring up: senders' pids are shown in
     /// its pid namespace.  Counted.
     reader: *mut bindings::pid,
+    /// Frames whose [`Slot`] was dropped without a commit: discarded,
+    /// published by the cursor's next commit or reservation.
+    abandoned: KVec<core::sync::atomic::AtomicBool>,
 }
 
 // SAFETY: the memory is shared with user space by design; the kernel
@@ -1578,16 +2119,38 @@ unsafe impl Send for RingBuf {}
 unsafe impl Sync for RingBuf {}
 
 /// The exclusive right to fill one frame, handed out by
-/// [`RingCursor::reserve`] under the owning socket's rx lock.
-pub(crate) struct Slot(usize);
+/// [`RingCursor::reserve`] under the owning socket's rx lock.  Committed
+/// by [`RingCursor::commit`]; dropped without a commit, it discards its
+/// frame, which the cursor then publishes so that the reader skips it.
+pub(crate) struct Slot {
+    buf: kernel::sync::Arc<RingBuf>,
+    i: usize,
+    live: bool,
+}
 
 impl Slot {
     /// # Safety
     ///
     /// At most one `Slot` may exist for frame `i` at a time, and only
     /// while the frame's status is `BUS_FRAME_KERNEL`.
-    unsafe fn new(i: usize) -> Slot {
-        Slot(i)
+    unsafe fn new(buf: kernel::sync::Arc<RingBuf>, i: usize) -> Slot {
+        Slot { buf, i, live: true }
+    }
+
+    /// The ring of the frame.
+    pub(crate) fn buf(&self) -> &RingBuf {
+        &self.buf
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.live {
+            self.buf.discard(self.i);
+            if let Some(a) = self.buf.abandoned.get(self.i) {
+                a.store(true, core::sync::atomic::Ordering::Release);
+            }
+        }
     }
 }
 
@@ -1597,32 +2160,44 @@ impl Slot {
 /// # Invariants
 ///
 /// Frames `tail..head` (modulo the ring), `reserved` of them, are the ones
-/// a [`Slot`] exists for; `done[i]` says frame `i`'s slot was committed.
-/// Frames are published strictly from `tail` on, so they become visible
-/// in delivery order.
+/// a [`Slot`] exists for (or existed, abandoned); `done[i]` says frame
+/// `i`'s slot was committed.  Frames `reclaim..tail`, `published` of
+/// them, were handed to the reader and not yet seen back; `charge[i]` is
+/// the user frame `i` is charged to.  `head` is `reclaim + published +
+/// reserved`.  Frames are published strictly from `tail` on, so they
+/// become visible in delivery order.
 pub(crate) struct RingCursor {
     buf: kernel::sync::Arc<RingBuf>,
     head: usize,
     tail: usize,
+    reclaim: usize,
     reserved: usize,
+    published: usize,
     done: KVec<bool>,
+    charge: KVec<u32>,
 }
 
 impl RingCursor {
     /// A cursor at the start of a fresh ring.
     pub(crate) fn new(buf: kernel::sync::Arc<RingBuf>) -> Result<RingCursor> {
         let frames = buf.geometry().frames();
-        let mut done = KVec::with_capacity(frames, GFP_KERNEL)?;
+        let gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
+        let mut done = KVec::with_capacity(frames, gfp)?;
+        let mut charge = KVec::with_capacity(frames, gfp)?;
         for _ in 0..frames {
-            done.push(false, GFP_KERNEL)?;
+            done.push(false, gfp)?;
+            charge.push(NO_CHARGE, gfp)?;
         }
-        // INVARIANT: no slot exists yet.
+        // INVARIANT: no slot exists yet, nothing is published.
         Ok(RingCursor {
             buf,
             head: 0,
             tail: 0,
+            reclaim: 0,
             reserved: 0,
+            published: 0,
             done,
+            charge,
         })
     }
 
@@ -1644,38 +2219,84 @@ impl RingCursor {
 
     /// Whether `reserve` would find a frame now.
     pub(crate) fn has_room(&self) -> bool {
-        self.reserved < self.buf.geometry().frames() && self.buf.is_free(self.head)
+        self.reserved + self.published < self.buf.geometry().frames() && self.buf.is_free(self.head)
     }
 
-    /// Reserves the next frame, unless the ring is full.
-    pub(crate) fn reserve(&mut self) -> Option<Slot> {
-        let frames = self.buf.geometry().frames();
-        if self.reserved == frames || !self.buf.is_free(self.head) {
+    /// The user charged for the oldest published frame, once the reader
+    /// has handed it back; `None` while it has not.
+    pub(crate) fn reclaim(&mut self) -> Option<u32> {
+        if self.published == 0 || !self.buf.is_free(self.reclaim) {
+            return None;
+        }
+        let uid = self.charge[self.reclaim];
+        // INVARIANT: the frame leaves `reclaim..tail`.
+        self.reclaim = (self.reclaim + 1) % self.buf.geometry().frames();
+        self.published -= 1;
+        Some(uid)
+    }
+
+    /// Reserves the next frame, charged to `uid`, unless the ring is full.
+    pub(crate) fn reserve(&mut self, uid: u32) -> Option<Slot> {
+        self.publish_ready();
+        if !self.has_room() {
             return None;
         }
         // SAFETY: frame `head` is free and outside `tail..head`, so no slot
         // exists for it (type invariant).
-        let slot = unsafe { Slot::new(self.head) };
+        let slot = unsafe { Slot::new(self.buf.clone(), self.head) };
+        self.charge[self.head] = uid;
         // INVARIANT: `head` advances over the frame its slot now holds.
-        self.head = (self.head + 1) % frames;
+        self.head = (self.head + 1) % self.buf.geometry().frames();
         self.reserved += 1;
         Some(slot)
+    }
+
+    /// Gives back the frame of `slot`, never filled, if no frame was
+    /// reserved after it (and uncharges it: returns the user it was
+    /// charged to); else discards it (`None`).
+    pub(crate) fn cancel(&mut self, mut slot: Slot) -> Option<u32> {
+        let frames = self.buf.geometry().frames();
+        if (slot.i + 1) % frames != self.head {
+            self.commit(slot, false);
+            return None;
+        }
+        slot.live = false;
+        // INVARIANT: the last reservation is undone.
+        self.head = slot.i;
+        self.reserved -= 1;
+        Some(self.charge[slot.i])
     }
 
     /// Commits a filled slot (discarding the frame if `ok` is false) and
     /// publishes every frame that is ready, in order.
     pub(crate) fn commit(&mut self, mut slot: Slot, ok: bool) {
         if !ok {
-            self.buf.discard(&mut slot);
+            self.buf.discard(slot.i);
         }
+        slot.live = false;
+        self.done[slot.i] = true;
+        drop(slot);
+        self.publish_ready();
+    }
+
+    /// Publishes the frames from `tail` on whose slots were committed or
+    /// abandoned.
+    fn publish_ready(&mut self) {
         let frames = self.buf.geometry().frames();
-        self.done[slot.0] = true;
-        // INVARIANT: frames leave `tail..head` as they are published.
-        while self.reserved > 0 && self.done[self.tail] {
-            self.done[self.tail] = false;
-            self.buf.publish(self.tail);
-            self.tail = (self.tail + 1) % frames;
+        while self.reserved > 0 {
+            let t = self.tail;
+            let abandoned =
+                self.buf.abandoned[t].swap(false, core::sync::atomic::Ordering::Acquire);
+            if !self.done[t] && !abandoned {
+                break;
+            }
+            self.done[t] = false;
+            self.buf.publish(t);
+            // INVARIANT: the frame moves from `tail..head` to
+            // `reclaim..tail`.
+            self.tail = (t + 1) % frames;
             self.reserved -= 1;
+            self.published += 1;
         }
     }
 }
@@ -1686,6 +2307,11 @@ impl RingBuf {
         // Zeroed (user space maps it), charged to the caller's memory
         // cgroup, and quiet on failure: the size is the caller's choice.
         let gfp = bindings::GFP_KERNEL_ACCOUNT | bindings::__GFP_ZERO | bindings::__GFP_NOWARN;
+        let kgfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
+        let mut abandoned = KVec::with_capacity(geom.frames(), kgfp)?;
+        for _ in 0..geom.frames() {
+            abandoned.push(core::sync::atomic::AtomicBool::new(false), kgfp)?;
+        }
         // SAFETY: plain allocation.
         let mem = unsafe { bindings::__vmalloc_noprof(geom.size() as c_ulong, gfp) };
         let mem = NonNull::new(mem.cast::<u8>()).ok_or(ENOMEM)?;
@@ -1696,12 +2322,10 @@ impl RingBuf {
             geom,
             mapped: core::sync::atomic::AtomicUsize::new(0),
             reader,
+            abandoned,
         };
         // On failure `ring` is dropped, freeing both.
-        Ok(kernel::sync::Arc::new(
-            ring,
-            kernel::alloc::flags::GFP_KERNEL,
-        )?)
+        Ok(kernel::sync::Arc::new(ring, kgfp)?)
     }
 
     /// The layout.
@@ -1722,7 +2346,8 @@ impl RingBuf {
 
     fn status(&self, i: usize) -> &core::sync::atomic::AtomicU32 {
         // SAFETY: frame `i` starts 16-byte aligned inside `mem` (type
-        // invariant); its first word is only accessed atomically.
+        // invariant); its first word is only accessed atomically, by the
+        // reader too, so an atomic reference to it is sound.
         unsafe {
             core::sync::atomic::AtomicU32::from_ptr(
                 self.mem.as_ptr().add(self.geom.offset(i)).cast::<u32>(),
@@ -1743,65 +2368,73 @@ impl RingBuf {
 
     /// Hands frame `i` to the reader (release ordering: its contents are
     /// visible before its status).
-    pub(crate) fn publish(&self, i: usize) {
+    fn publish(&self, i: usize) {
         self.status(i).store(
             crate::uapi::BUS_FRAME_USER,
             core::sync::atomic::Ordering::Release,
         );
     }
 
-    fn frame<'a>(&'a self, slot: &'a mut Slot) -> &'a mut [u8] {
-        let fs = self.geom.offset(1);
-        // SAFETY: the slot gives exclusive access to this frame's bytes
-        // (type invariant of `RingBuf`); the status word is not touched
-        // through this slice by the callers below.
-        unsafe {
-            core::slice::from_raw_parts_mut(self.mem.as_ptr().add(self.geom.offset(slot.0)), fs)
-        }
+    /// Where frame `i` starts.
+    fn frame_ptr(&self, i: usize) -> *mut u8 {
+        // SAFETY: `offset(i)` of a frame index is inside the allocation
+        // (type invariant and `Geometry`).
+        unsafe { self.mem.as_ptr().add(self.geom.offset(i)) }
     }
 
-    /// Fills the frame of `slot`: header (all but status), then the
-    /// payload copied straight from the sender's iovec, or from `skb`.
+    /// Writes the header of frame `i`, all but its status word.
+    fn write_header(&self, i: usize, info: &crate::ring::FrameInfo<'_>) {
+        let hdr = crate::ring::header(info);
+        // SAFETY: the caller holds frame `i`'s slot (or is discarding
+        // it): the bytes after the status word are ours to write; a raw
+        // copy, since the reader may scribble on them.
+        unsafe {
+            ptr::copy_nonoverlapping(hdr.as_ptr().add(4), self.frame_ptr(i).add(4), hdr.len() - 4)
+        };
+    }
+
+    /// Fills the frame of `slot`: header, then the payload from the
+    /// sender's iovec (with page faults disabled: `false`, and the iovec
+    /// left as it was, if it is not all in memory) or from an skb.
     pub(crate) fn fill(
         &self,
-        slot: &mut Slot,
+        slot: &Slot,
         info: &crate::ring::FrameInfo<'_>,
         from: FrameSource<'_, '_>,
-    ) -> Result {
-        let frame = self.frame(slot);
-        let hdr = crate::ring::FRAME_HDR_LEN;
-        crate::ring::write_header(&mut frame[..hdr], info);
+    ) -> bool {
         let len = info.len as usize;
-        let dst = &mut frame[hdr..hdr + len];
-        match from {
-            FrameSource::Msg(msg) => {
-                // SAFETY: copies `len` bytes of the sender's iovec into
-                // kernel memory we own exclusively.
-                let n = unsafe {
-                    bindings::copy_from_iter(
-                        dst.as_mut_ptr().cast::<c_void>(),
-                        len,
-                        &raw mut (*msg.0).msg_iter,
-                    )
-                };
-                if n != len {
-                    return Err(EFAULT);
-                }
-            }
-            FrameSource::Skb(skb) => {
-                // SAFETY: our skbs are linear: `len` bytes at `data`.
-                unsafe { ptr::copy_nonoverlapping((*skb.raw()).data, dst.as_mut_ptr(), len) };
-            }
+        if len > self.geom.payload_max() {
+            return false;
         }
-        Ok(())
+        self.write_header(slot.i, info);
+        // SAFETY: the payload area of the slot's frame, `len` bytes of it
+        // (checked above), is ours to write.
+        let to = unsafe { self.frame_ptr(slot.i).add(crate::ring::FRAME_HDR_LEN) };
+        match from {
+            FrameSource::Msg(msg) => msg.copy_nofault(to, len),
+            FrameSource::Skb(skb) => skb.copy_to(to, len),
+        }
     }
 
-    /// Marks the frame of `slot` as carrying no message (a failed copy),
-    /// so that the reader skips it.
-    pub(crate) fn discard(&self, slot: &mut Slot) {
-        let frame = self.frame(slot);
-        frame[4..8].fill(0);
-        frame[8..12].copy_from_slice(&crate::uapi::BUS_FRAME_F_DISCARDED.to_ne_bytes());
+    /// Fills the header of the frame of `slot` for a message that waits in
+    /// the queue (`BUS_FRAME_F_QUEUED`, no payload).
+    pub(crate) fn mark(&self, slot: &Slot, info: &crate::ring::FrameInfo<'_>) {
+        self.write_header(slot.i, info);
+    }
+
+    /// Marks frame `i` as carrying no message (a failed copy), so that the
+    /// reader skips it.
+    fn discard(&self, i: usize) {
+        let words = [
+            0u32.to_ne_bytes(),
+            crate::uapi::BUS_FRAME_F_DISCARDED.to_ne_bytes(),
+        ];
+        // SAFETY: frame `i` is held by a slot being committed or dropped:
+        // its `len` and `flags` words (bytes 4..12) are ours to write.
+        unsafe {
+            ptr::copy_nonoverlapping(words[0].as_ptr(), self.frame_ptr(i).add(4), 4);
+            ptr::copy_nonoverlapping(words[1].as_ptr(), self.frame_ptr(i).add(8), 4);
+        }
     }
 
     /// The sender's credentials as the ring's reader sees them.

@@ -71,3 +71,5 @@ pub const BUS_FRAME_USER: u32 = 1;
 pub const BUS_FRAME_F_MULTICAST: u32 = 1 << 0;
 /// Frame flag: the frame carries no message (a failed copy); hand it back.
 pub const BUS_FRAME_F_DISCARDED: u32 = 1 << 1;
+/// The message at this place in delivery order waits in the queue.
+pub const BUS_FRAME_F_QUEUED: u32 = 1 << 2;

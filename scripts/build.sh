@@ -4,7 +4,7 @@
 # Build AF_BUS for one kernel: the kernel (cached), af_bus.ko, the
 # kselftests, the examples and busctl.
 #
-#   scripts/build.sh base|debug       use the cached kernel of that config
+#   scripts/build.sh base|debug|kcsan use the cached kernel of that config
 #   KDIR=/path scripts/build.sh custom use a kernel you built
 #
 # Writes $BUILD/<flavour>/vars (KDIR, KSRC, BZIMAGE, KO, TESTS, STRESS...) for the other
@@ -15,7 +15,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 BUILD=${BUILD:-$top/build}
-flavour=${1:?usage: build.sh base|debug|custom}
+flavour=${1:?usage: build.sh base|debug|kcsan|custom}
 
 if [ "$flavour" = custom ]; then
 	[ -n "${KDIR:-}" ] || { echo "build.sh: custom needs KDIR" >&2; exit 2; }
@@ -40,7 +40,8 @@ mkdir -p "$out/module/af_bus" "$out/tests" "$out/splat"
 # Build in a copy, so that several kernels can be built for side by side
 # and the tree stays clean.  cp -p keeps mtimes: kbuild stays incremental.
 cp -p "$top/Kbuild" "$out/module/"
-cp -p "$top"/af_bus/*.rs "$top/af_bus/Kbuild" "$out/module/af_bus/"
+rm -f "$out/module/af_bus/"*.rs "$out/module/af_bus/"*.c
+cp -p "$top"/af_bus/*.rs "$top"/af_bus/*.c "$top/af_bus/Kbuild" "$out/module/af_bus/"
 rm -f "$out/module/af_bus/core_lib.rs"
 make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/module" ${CLIPPY:+CLIPPY=1} modules >&2
 cp -p "$top/tests/splat/"* "$out/splat/"

@@ -83,6 +83,7 @@ fn constants_match_the_c_header() {
         ("BUS_FRAME_USER", BUS_FRAME_USER.into()),
         ("BUS_FRAME_F_MULTICAST", BUS_FRAME_F_MULTICAST.into()),
         ("BUS_FRAME_F_DISCARDED", BUS_FRAME_F_DISCARDED.into()),
+        ("BUS_FRAME_F_QUEUED", BUS_FRAME_F_QUEUED.into()),
     ];
     for &(name, want) in expect {
         assert_eq!(value(&d, name), want, "{name}");

@@ -151,9 +151,13 @@ TEST_F(bus, repeated_sends_follow_the_address)
 	errno = 0;
 	ASSERT_EQ(-1, bus_send_str(self->a, &self->baddr, "7", 0));
 	ASSERT_EQ(EHOSTUNREACH, errno);
+	/* b lost its only address: pending again, it hears its master only. */
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &self->bhandle, "8", 0));
+	ASSERT_EQ(EACCES, errno);
 	/* The sender loses its only address: pending again, master only. */
-	ASSERT_EQ(2, bus_send_str(self->a, &self->bhandle, "8", 0));
-	ASSERT_EQ(2, recv(self->b, buf, sizeof(buf), 0));
+	ASSERT_EQ(2, bus_send_str(self->a, &self->maddr, "8", 0));
+	ASSERT_EQ(2, recv(self->master, buf, sizeof(buf), 0));
 	off = 0;
 	bus_cmsg_add(ctl, &off, SCM_REVOKE_ADDR, &self->aaddr);
 	ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "r", 1, ctl, off, 0));
@@ -373,13 +377,27 @@ TEST_F(bus, pending_reaches_master_only_eacces)
 	close(p);
 }
 
-TEST_F(bus, members_reach_pending_endpoints_by_handle)
+/* A pending endpoint's handle is its master's alone (no handshake
+ * injection); once a member, its handle reaches it from anyone.
+ */
+TEST_F(bus, members_reach_endpoints_by_handle_once_admitted)
 {
-	int p = socket(AF_BUS, SOCK_DGRAM, 0);
-	struct sockaddr_bus ph;
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))];
+	struct sockaddr_bus ph, pname = bus_on(&self->maddr, "p.svc");
 	struct bus_msg m;
+	size_t off = 0;
+	int p = socket(AF_BUS, SOCK_DGRAM, 0);
 
 	ASSERT_EQ(0, bus_join(self->master, &self->maddr, p, NULL, &ph));
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->a, &ph, "x", 0));
+	ASSERT_EQ(EACCES, errno);
+	errno = 0;
+	ASSERT_EQ(-1, bus_recv(p, &m, MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &pname);
+	ASSERT_EQ(1, bus_send(self->master, &ph, "g", 1, ctl, off, 0));
+	ASSERT_EQ(1, bus_recv(p, &m, 0));
 	ASSERT_EQ(2, bus_send_str(self->a, &ph, "x", 0));
 	ASSERT_EQ(2, bus_recv(p, &m, 0));
 	ASSERT_TRUE(bus_addr_eq(&self->aaddr, &m.name));

@@ -136,5 +136,11 @@ struct bus_frame_hdr {
 
 #define BUS_FRAME_F_MULTICAST	(1U << 0)	/* dst is a multicast bitmap */
 #define BUS_FRAME_F_DISCARDED	(1U << 1)	/* no message: hand it back */
+/*
+ * The message in this place of the delivery order carries files or grants
+ * and waits in the receive queue: hand the frame back and recvmsg() it
+ * now (len is 0; src and dst are those of the queued message).
+ */
+#define BUS_FRAME_F_QUEUED	(1U << 2)
 
 #endif /* _UAPI_LINUX_BUS_H */

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Static inline functions of the kernel that af_bus.ko's Rust code calls
+ * and that the 6.12 kernel crate has no helper for.  Each is the inline
+ * itself, nothing more.
+ */
+
+#include <linux/cred.h>
+#include <linux/sched/signal.h>
+#include <linux/uaccess.h>
+#include <linux/user_namespace.h>
+#include <net/sock.h>
+
+void af_bus_pagefault_disable(void);
+void af_bus_pagefault_enable(void);
+unsigned long af_bus_rlimit_nofile(void);
+void af_bus_prot_inuse_add(struct sock *sk, int val);
+u32 af_bus_quota_uid(void);
+
+void af_bus_pagefault_disable(void)
+{
+	pagefault_disable();
+}
+
+void af_bus_pagefault_enable(void)
+{
+	pagefault_enable();
+}
+
+unsigned long af_bus_rlimit_nofile(void)
+{
+	return rlimit(RLIMIT_NOFILE);
+}
+
+void af_bus_prot_inuse_add(struct sock *sk, int val)
+{
+	sock_prot_inuse_add(sock_net(sk), sk->sk_prot, val);
+}
+
+/*
+ * The user the calling task's messages are charged to: its real uid, or
+ * for a task in a user namespace, the owner of the outermost namespace
+ * below the initial one (a range of subordinate uids is one user).
+ */
+u32 af_bus_quota_uid(void)
+{
+	const struct cred *cred = current_cred();
+	struct user_namespace *ns = cred->user_ns;
+
+	if (ns == &init_user_ns)
+		return __kuid_val(cred->uid);
+	while (ns->parent && ns->parent != &init_user_ns)
+		ns = ns->parent;
+	return __kuid_val(ns->owner);
+}
