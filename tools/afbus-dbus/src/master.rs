@@ -960,9 +960,11 @@ mod tests {
             .to_vec()
     }
 
-    /// What each datagram is: (destination, kind and member or error
-    /// name, grants).
-    fn summary(out: &[Out]) -> Vec<(String, String, Vec<(libc::c_int, String)>)> {
+    /// What a datagram is: destination, kind and member or error name,
+    /// grants.
+    type Summary = (String, String, Vec<(libc::c_int, String)>);
+
+    fn summary(out: &[Out]) -> Vec<Summary> {
         out.iter()
             .map(|o| {
                 let h = o.msg.header();
