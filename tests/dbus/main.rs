@@ -240,10 +240,9 @@ fn own(bus: &str, name: &str) -> ExitCode {
             .request_name(name.try_into()?, RequestNameFlags::DO_NOT_QUEUE)
             .await?)
     });
-    match r {
-        Ok(reply) => println!("reply {reply:?}"),
-        Err(zbus::Error::MethodError(n, _, _)) => println!("error {n}"),
-        Err(e) => println!("failed {e}"),
+    match error_name(r) {
+        Ok(name) => println!("error {name}"),
+        Err(e) => println!("{e}"),
     }
     ExitCode::SUCCESS
 }
@@ -284,7 +283,7 @@ fn error_name<T: std::fmt::Debug, E: Into<zbus::Error>>(r: Result<T, E>) -> Resu
             e => Ok(zbus::DBusError::name(&e).to_string()),
         },
         Err(e) => Err(format!("another error than a D-Bus error reply: {e}")),
-        Ok(v) => Err(format!("the call succeeded: {v:?}")),
+        Ok(v) => Err(format!("reply {v:?}")),
     }
 }
 
