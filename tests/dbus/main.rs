@@ -116,6 +116,11 @@ impl Echo {
         self.id.clone()
     }
 
+    /// The sender the call arrived with.
+    fn caller(&self, #[zbus(header)] h: zbus::message::Header<'_>) -> String {
+        h.sender().map(|s| s.to_string()).unwrap_or_default()
+    }
+
     fn fail(&self, why: String) -> Result<(), EchoError> {
         Err(EchoError::Refused(format!("refused: {why}")))
     }
@@ -173,6 +178,7 @@ impl Echo {
 trait EchoClient {
     fn ping(&self, s: &str) -> zbus::Result<String>;
     fn whoami(&self) -> zbus::Result<String>;
+    fn caller(&self) -> zbus::Result<String>;
     fn fail(&self, why: &str) -> zbus::Result<()>;
     fn read_fd(&self, fd: zbus::wire::Fd<'_>) -> zbus::Result<String>;
     fn blob(&self, data: &[u8]) -> zbus::Result<(u32, u64)>;
@@ -1238,6 +1244,51 @@ fn check_bad_input(bus: &str) -> Check {
     })
 }
 
+fn check_sender(bus: &str) -> Check {
+    let (c, service) = start_service(bus, ECHO, "svc")?;
+    let _s = Services { children: vec![c] };
+    timed(30, async {
+        let conn = connect(bus).await?;
+        let p = echo(&conn, ECHO).await?;
+        same(
+            "the sender a zbus call arrives with",
+            zerr(p.caller().await)?,
+            conn.unique_name().unwrap().to_string(),
+        )?;
+        // A raw endpoint joins, then writes the service's own name as the
+        // SENDER of its call: the service must see the raw endpoint's.
+        let raw = afbus_dbus::dgram::socket().map_err(|e| e.to_string())?;
+        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
+            .destination("org.freedesktop.DBus")
+            .interface("org.freedesktop.DBus")
+            .build(&())
+            .map_err(|e| e.to_string())?;
+        raw_send(&raw, bus, "org.freedesktop.DBus", hello.data().bytes())
+            .map_err(|e| e.to_string())?;
+        let me: String = parse(&raw_recv(&raw, 5000)?)?
+            .body()
+            .deserialize()
+            .map_err(|e| e.to_string())?;
+        let forged = zbus::Message::method_call(PATH, "Caller")
+            .destination(ECHO)
+            .interface(ECHO)
+            .sender(service.as_str())
+            .build(&())
+            .map_err(|e| e.to_string())?;
+        let serial = forged.primary_header().serial_num();
+        raw_send(&raw, bus, ECHO, forged.data().bytes()).map_err(|e| e.to_string())?;
+        for _ in 0..5 {
+            let m = parse(&raw_recv(&raw, 5000)?)?;
+            if m.header().reply_serial() != Some(serial) {
+                continue; // NameAcquired and the like
+            }
+            let seen: String = m.body().deserialize().map_err(|e| e.to_string())?;
+            return same("the sender the service saw for a forged call", seen, me);
+        }
+        Err("no reply to the forged call".into())
+    })
+}
+
 fn raw_recv(fd: &OwnedFd, ms: i32) -> Result<Vec<u8>, String> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -1296,6 +1347,7 @@ fn check_master_death(bus: &str) -> Check {
 fn run(bus: &str, only: Option<&str>) -> ExitCode {
     let checks: &[NamedCheck] = &[
         ("dbus_method_call_and_reply", check_call_reply),
+        ("dbus_sender_is_the_kernel_verified_source", check_sender),
         ("dbus_error_reply", check_error_reply),
         ("dbus_call_to_a_missing_name", check_missing_name),
         ("dbus_properties", check_properties),
