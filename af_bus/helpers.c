@@ -11,11 +11,7 @@
 #include <linux/user_namespace.h>
 #include <net/sock.h>
 
-void af_bus_pagefault_disable(void);
-void af_bus_pagefault_enable(void);
-unsigned long af_bus_rlimit_nofile(void);
-void af_bus_prot_inuse_add(struct sock *sk, int val);
-u32 af_bus_quota_uid(void);
+#include "helpers.h"
 
 void af_bus_pagefault_disable(void)
 {

@@ -974,8 +974,11 @@ impl Skb {
                     bindings::kfree_skb(p.as_ptr());
                     return Err(ENOMEM);
                 }
-                // Each copy's files are in flight: counted, not refused.
-                Inflight::add((*cb).fp_uid, fp_count((*cb).fp));
+                // Each copy's files are in flight: counted, not refused
+                // (a copy the table has no room for is not counted).
+                if !Inflight::add((*cb).fp_uid, fp_count((*cb).fp)) {
+                    (*cb).fp_uid = NO_CHARGE;
+                }
             }
             (*cb).pid = bindings::get_pid((*cb).pid);
             // `skb_clone` leaves the copy unowned: it is its sender's too.
@@ -1293,50 +1296,47 @@ impl Inflight {
     }
 
     /// Adds `n` files for `uid`, unless that takes it past `limit` and
-    /// it is not `exempt`.
+    /// it is not `exempt` (asked only then, as AF_UNIX asks `capable`).
     fn charge(uid: u32, n: u32, limit: u64, exempt: impl Fn() -> bool) -> Result {
         let Some(t) = Self::get() else {
             return Ok(());
         };
-        let mut users = t.users.lock();
-        let at = match users.iter().position(|e| e.0 == uid && e.1 > 0) {
-            Some(at) => at,
-            None => match users.iter().position(|e| e.1 == 0) {
-                Some(at) => at,
-                None => return Err(errno::etoomanyrefs()),
-            },
-        };
-        let now = users[at].1 + u64::from(n);
-        if now > limit {
-            drop(users);
-            if !exempt() {
-                return Err(errno::etoomanyrefs());
-            }
-            users = t.users.lock();
+        let now = t
+            .users
+            .lock()
+            .iter()
+            .find(|e| e.0 == uid && e.1 > 0)
+            .map_or(0, |e| e.1);
+        if now + u64::from(n) > limit && !exempt() {
+            return Err(errno::etoomanyrefs());
         }
-        // The entry may have changed while unlocked: find it again.
-        match users.iter().position(|e| e.0 == uid && e.1 > 0) {
-            Some(at) => users[at].1 += u64::from(n),
-            None => match users.iter().position(|e| e.1 == 0) {
-                Some(at) => users[at] = (uid, u64::from(n)),
-                None => return Err(errno::etoomanyrefs()),
-            },
+        if Self::add(uid, n) {
+            Ok(())
+        } else {
+            Err(errno::etoomanyrefs())
         }
-        Ok(())
     }
 
-    /// Adds `n` files for `uid` without a limit (a multicast copy).
-    fn add(uid: u32, n: u32) {
+    /// Adds `n` files for `uid` without a limit (a multicast copy);
+    /// `false` if the table has no room for another user.
+    fn add(uid: u32, n: u32) -> bool {
         if uid == NO_CHARGE {
-            return;
+            return true;
         }
-        if let Some(t) = Self::get() {
-            let mut users = t.users.lock();
-            if let Some(e) = users.iter_mut().find(|e| e.0 == uid && e.1 > 0) {
-                e.1 += u64::from(n);
-            } else if let Some(e) = users.iter_mut().find(|e| e.1 == 0) {
-                *e = (uid, u64::from(n));
+        let Some(t) = Self::get() else {
+            return true;
+        };
+        let mut users = t.users.lock();
+        let at = users
+            .iter()
+            .position(|e| e.0 == uid && e.1 > 0)
+            .or_else(|| users.iter().position(|e| e.1 == 0));
+        match at.and_then(|at| users.get_mut(at)) {
+            Some(e) => {
+                *e = (uid, e.1 + u64::from(n));
+                true
             }
+            None => false,
         }
     }
 

@@ -40,8 +40,8 @@ mkdir -p "$out/module/af_bus" "$out/tests" "$out/splat"
 # Build in a copy, so that several kernels can be built for side by side
 # and the tree stays clean.  cp -p keeps mtimes: kbuild stays incremental.
 cp -p "$top/Kbuild" "$out/module/"
-rm -f "$out/module/af_bus/"*.rs "$out/module/af_bus/"*.c
-cp -p "$top"/af_bus/*.rs "$top"/af_bus/*.c "$top/af_bus/Kbuild" "$out/module/af_bus/"
+rm -f "$out/module/af_bus/"*.rs "$out/module/af_bus/"*.[ch]
+cp -p "$top"/af_bus/*.rs "$top"/af_bus/*.[ch] "$top/af_bus/Kbuild" "$out/module/af_bus/"
 rm -f "$out/module/af_bus/core_lib.rs"
 make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/module" ${CLIPPY:+CLIPPY=1} modules >&2
 cp -p "$top/tests/splat/"* "$out/splat/"

@@ -424,4 +424,50 @@ TEST_F(bus, proc_net_bus_shows_roles)
 	ASSERT_STREQ("master @join - 1 0 0\n", line);
 }
 
+/*
+ * A pending endpoint receives only what its master sends it: a member's
+ * send to its handle is EACCES and delivers nothing; a match grant alone
+ * is refused (EINVAL), one that comes with an address grant (which makes
+ * it a member) is applied.
+ */
+TEST_F(bus, a_pending_endpoint_hears_only_its_master)
+{
+	struct sockaddr_bus mc = self->maddr, x = bus_on(&self->maddr, "x.pend");
+	char ctl[2 * CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[8];
+	int mem = socket(AF_BUS, SOCK_DGRAM, 0);
+	struct bus_msg m;
+	size_t off = 0;
+
+	memset(mc.sbus_addr, 0, sizeof(mc.sbus_addr));
+	mc.sbus_addr[0] = 1;
+	mc.sbus_addr_ncomp = 1;
+	mc.sbus_path[BUS_PATH_MAX - 1] = BUS_MULTICAST_MARK;
+	ASSERT_EQ(0, bus_join(self->master, &self->maddr, mem, "mem", NULL));
+	ASSERT_EQ(0, bus_join(self->master, &self->maddr, self->ep, NULL, &self->handle));
+
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(mem, &self->handle, "evil", 0));
+	ASSERT_EQ(EACCES, errno);
+	errno = 0;
+	ASSERT_EQ(-1, recv(self->ep, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
+
+	bus_cmsg_add(ctl, &off, SCM_MULTICAST_MATCH, &mc);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send(self->master, &self->handle, "m", 1, ctl, off, 0));
+	ASSERT_EQ(EINVAL, errno);
+	errno = 0;
+	ASSERT_EQ(-1, recv(self->ep, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
+
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &x);
+	bus_cmsg_add(ctl, &off, SCM_MULTICAST_MATCH, &mc);
+	ASSERT_EQ(1, bus_send(self->master, &self->handle, "g", 1, ctl, off, 0));
+	ASSERT_EQ(1, bus_recv(self->ep, &m, MSG_DONTWAIT));
+	ASSERT_TRUE(bus_addr_eq(&x, bus_msg_cmsg(&m, SCM_OWNED_ADDR)));
+	ASSERT_TRUE(bus_addr_eq(&mc, bus_msg_cmsg(&m, SCM_MULTICAST_MATCH)));
+	close(mem);
+}
+
 TEST_HARNESS_MAIN

@@ -228,13 +228,14 @@ TEST_F(bus, replacing_a_mapped_ring_ebusy)
 	}
 }
 
+/* One sender (one user) may fill half of the ring: its share. */
 TEST_F(bus, full_ring_blocks_or_eagain)
 {
 	struct timeval tv = { 0, 200000 };
 	int i;
 
 	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
-	for (i = 0; i < NR; i++)
+	for (i = 0; i < NR / 2; i++)
 		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", MSG_DONTWAIT));
 	errno = 0;
 	ASSERT_EQ(-1, bus_send_str(self->s, &self->raddr, "f", MSG_DONTWAIT));
@@ -274,12 +275,12 @@ static void *slow_reader(void *p)
 
 TEST_F(bus, blocked_sender_resumes_when_frames_come_back)
 {
-	struct reader_arg a = { self->r, &self->ring, NR + 1 };
+	struct reader_arg a = { self->r, &self->ring, NR / 2 + 1 };
 	pthread_t t;
 	int i;
 
 	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
-	for (i = 0; i < NR; i++)
+	for (i = 0; i < NR / 2; i++)
 		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", 0));
 	ASSERT_EQ(0, pthread_create(&t, NULL, slow_reader, &a));
 	ASSERT_EQ(5, bus_send_str(self->s, &self->raddr, "last", 0));
@@ -360,16 +361,17 @@ TEST_F(bus, multicast_to_a_full_ring_is_a_counted_drop)
 	int i;
 
 	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	/* The sender's share of the ring is half of it: the rest drop. */
 	for (i = 0; i < NR + 3; i++)
 		ASSERT_EQ(2, bus_send_str(self->s, &m, "m", 0));
 	/* Oversized for a frame: dropped and counted too. */
 	ASSERT_EQ(FS, bus_send(self->s, &m, big, FS, NULL, 0, 0));
 	ASSERT_EQ(0, getsockopt(self->r, SOL_BUS, BUS_DROPS, &drops, &len));
-	ASSERT_EQ(4, drops);
+	ASSERT_EQ(NR / 2 + 4, drops);
 	errno = 0;
 	ASSERT_EQ(-1, recv(self->r, buf, sizeof(buf), MSG_DONTWAIT));
 	ASSERT_EQ(ENOBUFS, errno);
-	for (i = 0; i < NR; i++) {
+	for (i = 0; i < NR / 2; i++) {
 		struct bus_frame_hdr *f = ring_peek(&self->ring);
 
 		ASSERT_NE(NULL, f);
@@ -397,6 +399,11 @@ TEST_F(bus, rights_go_through_the_queue_poll_reports_both)
 	ASSERT_EQ(0, poll(&p, 1, 0));
 	ASSERT_EQ(3, bus_send(self->s, &self->raddr, "fd", 3, ctl, sizeof(ctl), 0));
 	ASSERT_EQ(1, poll(&p, 1, 0));
+	/* Its place in the ring: a frame saying it waits in the queue. */
+	ASSERT_NE(NULL, ring_peek(&self->ring));
+	ASSERT_EQ(BUS_FRAME_F_QUEUED, ring_peek(&self->ring)->flags);
+	ASSERT_EQ(0, ring_peek(&self->ring)->len);
+	ring_release(&self->ring);
 	ASSERT_EQ(3, bus_recv(self->r, &m, 0));
 	ASSERT_EQ(1, m.nfds);
 	close(m.fds[0]);
@@ -429,7 +436,7 @@ TEST_F(bus, blocked_sender_when_the_reader_unmaps_and_closes)
 	pid_t pid;
 
 	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
-	for (i = 0; i < NR; i++)
+	for (i = 0; i < NR / 2; i++)
 		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", 0));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -562,6 +569,112 @@ TEST_F(bus, sixty_four_mib_sealed_memfd)
 	ASSERT_EQ(MAP_FAILED, mmap(NULL, size, PROT_WRITE, MAP_SHARED, m.fds[0], 0));
 	munmap(p, size);
 	close(m.fds[0]);
+}
+
+/*
+ * Order per sender holds across the ring and the queue: a message with a
+ * file (queued) then a plain one (ring).  Frame 0 stands for the queued
+ * message (BUS_FRAME_F_QUEUED, no payload, its source), frame 1 holds
+ * the plain one, and recvmsg() gives the first with its file.
+ */
+TEST_F(bus, a_queued_message_keeps_its_place_in_the_ring)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct cmsghdr *c = (struct cmsghdr *)ctl;
+	int mfd = memfd_create("one", 0);
+	struct bus_frame_hdr *h;
+	struct bus_msg m;
+
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	memset(ctl, 0, sizeof(ctl));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+	ASSERT_EQ(4, bus_send(self->s, &self->raddr, "one", 4, ctl, sizeof(ctl), 0));
+	ASSERT_EQ(4, bus_send_str(self->s, &self->raddr, "two", 0));
+	close(mfd);
+
+	h = ring_wait(self->r, &self->ring, 2000);
+	ASSERT_NE(NULL, h);
+	TH_LOG("frame 0: flags %#x len %u \"%.*s\"", h->flags, h->len, (int)MIN(h->len, 8u),
+	       (char *)h + h->data_offset);
+	ASSERT_EQ(BUS_FRAME_F_QUEUED, h->flags & BUS_FRAME_F_QUEUED);
+	ASSERT_EQ(0, h->len);
+	ASSERT_TRUE(bus_addr_eq(&self->saddr, &h->src));
+	ring_release(&self->ring);
+	ASSERT_EQ(4, bus_recv(self->r, &m, MSG_DONTWAIT));
+	ASSERT_STREQ("one", m.data);
+	ASSERT_EQ(1, m.nfds);
+	close(m.fds[0]);
+	h = ring_wait(self->r, &self->ring, 2000);
+	ASSERT_NE(NULL, h);
+	ASSERT_EQ(0, h->flags);
+	ASSERT_EQ(4, h->len);
+	ASSERT_STREQ("two", (char *)h + h->data_offset);
+	ring_release(&self->ring);
+}
+
+/* A member of the bus whose socket was made by @uid ("u<uid>"). */
+static int member_as(struct __test_metadata *_metadata, int master,
+		     const struct sockaddr_bus *maddr, uid_t uid)
+{
+	char name[16];
+	int fd;
+
+	snprintf(name, sizeof(name), "u%u", uid);
+	EXPECT_EQ(0, seteuid(uid));
+	fd = socket(AF_BUS, SOCK_DGRAM, 0);
+	EXPECT_EQ(0, seteuid(0));
+	EXPECT_EQ(0, bus_join(master, maddr, fd, name, NULL));
+	return fd;
+}
+
+/* Sends to @to without blocking until refused, in a child as @uid: the
+ * count, or -1 unless the refusal was EAGAIN.
+ */
+static int fill_ring_as(int fd, const struct sockaddr_bus *to, uid_t uid)
+{
+	int status, n = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+			_exit(255);
+		while (bus_send_str(fd, to, "fill", MSG_DONTWAIT) == 5)
+			n++;
+		_exit(errno == EAGAIN ? n : 255);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) == 255)
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * The ring obeys the fairness rule of the queue: into a 16-frame ring
+ * that is never handed back, one user gets 8 frames, the next 4, the
+ * next 2.
+ */
+TEST_F(bus, one_user_cannot_fill_another_users_ring)
+{
+	int a = member_as(_metadata, self->master, &self->maddr, 1001);
+	int b = member_as(_metadata, self->master, &self->maddr, 1002);
+	int c = member_as(_metadata, self->master, &self->maddr, 1003);
+	int na, nb, nc;
+
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, 4096, 16));
+	na = fill_ring_as(a, &self->raddr, 1001);
+	nb = fill_ring_as(b, &self->raddr, 1002);
+	nc = fill_ring_as(c, &self->raddr, 1003);
+	TH_LOG("frames taken: uid 1001 %d, uid 1002 %d, uid 1003 %d", na, nb, nc);
+	close(a);
+	close(b);
+	close(c);
+	ASSERT_EQ(8, na);
+	ASSERT_EQ(4, nb);
+	ASSERT_EQ(2, nc);
 }
 
 TEST_HARNESS_MAIN

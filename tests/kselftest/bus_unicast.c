@@ -157,7 +157,6 @@ TEST_F(bus, repeated_sends_follow_the_address)
 	ASSERT_EQ(EACCES, errno);
 	/* The sender loses its only address: pending again, master only. */
 	ASSERT_EQ(2, bus_send_str(self->a, &self->maddr, "8", 0));
-	ASSERT_EQ(2, recv(self->master, buf, sizeof(buf), 0));
 	off = 0;
 	bus_cmsg_add(ctl, &off, SCM_REVOKE_ADDR, &self->aaddr);
 	ASSERT_EQ(1, bus_send(self->master, &self->ahandle, "r", 1, ctl, off, 0));
