@@ -163,6 +163,11 @@ impl Master {
 
     fn error(&mut self, call: &Message, name: &str, text: &str) -> Message {
         self.log.push(format!("error {name}: {text}"));
+        Master::error_msg(call, name, text)
+    }
+
+    /// An error reply, kept in reserve: logged only if it is sent.
+    fn error_msg(call: &Message, name: &str, text: &str) -> Message {
         Message::error(&call.header(), format!("{ERR}{name}"))
             .sender(BUS_NAME)
             .build(&text)
@@ -603,7 +608,7 @@ impl Master {
                 cmsgs: vec![(SCM_OWNED_ADDR, Addr::Name(name.into()))],
                 fallback: Some(Box::new(Out {
                     dst: me.clone(),
-                    msg: m.error(
+                    msg: Master::error_msg(
                         call,
                         "LimitsExceeded",
                         "the kernel refused the name's grant",
@@ -741,7 +746,8 @@ impl Master {
         let conn = self.conns.get_mut(&id).expect("a joined endpoint");
         if add {
             conn.matches.push((key, mask.clone()));
-            let fallback = self.error(call, "LimitsExceeded", "the kernel refused the match grant");
+            let fallback =
+                Master::error_msg(call, "LimitsExceeded", "the kernel refused the match grant");
             let r = self.reply(call, &());
             one(
                 r,
