@@ -68,7 +68,9 @@ run:
 			--add "$(PROG):/usr/bin/" -- sh -c "$$(basename $(PROG)) $(ARGS)"; \
 	else \
 		guest=(--add $$BUSCTL --add scripts/demo.sh:/usr/bin/ \
-			--add tools/busctl/demo-policy.toml:/etc/busctl/demo.toml); \
+			--add tools/busctl/demo-policy.toml:/etc/busctl/demo.toml \
+			--add $$AFBUS_DBUS --add $$AFBUS_DBUS_TEST \
+			--add tools/afbus-dbus/demo-policy.toml:/etc/afbus-dbus/demo.toml); \
 		for e in $$EXAMPLES/*; do guest+=(--add $$e); done; \
 		if [ -t 0 ] && [ -t 1 ] && [ -z "$(NOSHELL)" ]; then \
 			scripts/vm.sh --kernel $$BZIMAGE --module $$KO --interactive \

@@ -88,6 +88,16 @@ busctl_target=$AF_BUS_CACHE/cargo-target/busctl
 	cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu) >&2
 cp -p "$busctl_target/x86_64-unknown-linux-gnu/release/busctl" "$out/tools/busctl"
 
+# afbus-dbus (D-Bus on AF_BUS: the master and the zbus socket) and its
+# end-to-end test, the same way.
+dbus_target=$AF_BUS_CACHE/cargo-target/afbus-dbus
+(cd "$top/tools/afbus-dbus" &&
+	RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$dbus_target" \
+	cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu) >&2
+for b in afbus-dbus afbus-dbus-test; do
+	cp -p "$dbus_target/x86_64-unknown-linux-gnu/release/$b" "$out/tools/$b"
+done
+
 cat >"$out/vars" <<VARS
 KDIR=$kdir
 KSRC=$ksrc
@@ -98,6 +108,8 @@ TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
 BUSCTL=$out/tools/busctl
+AFBUS_DBUS=$out/tools/afbus-dbus
+AFBUS_DBUS_TEST=$out/tools/afbus-dbus-test
 STRESS=$out/stress
 FUZZ=$out/fuzz
 VARS

@@ -62,10 +62,22 @@ else
 	problems+=("bus-bloom.h and busctl disagree on the bloom scheme")
 fi
 
+echo "== host: afbus-dbus (D-Bus on AF_BUS): cargo test, clippy"
+dbus_host=$AF_BUS_CACHE/cargo-target/afbus-dbus-host
+if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host cargo test --quiet --locked 2>&1); then
+	problems+=("afbus-dbus's unit tests failed")
+fi
+if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host \
+		cargo clippy --quiet --locked --all-targets -- -D warnings 2>&1); then
+	problems+=("afbus-dbus has clippy warnings")
+fi
+
 echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
 		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
-		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs; then
+		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs \
+		"$top"/tools/afbus-dbus/src/*.rs "$top"/tools/afbus-dbus/examples/*.rs \
+		"$top"/tests/dbus/*.rs; then
 	echo "ok"
 else
 	problems+=("rustfmt would reformat the files above")
@@ -139,6 +151,8 @@ fi
 
 echo "== guest: kselftests on the $flavour kernel"
 adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/" --add "$BUSCTL")
+# D-Bus on AF_BUS: the master on PATH, its end-to-end test among the kselftests.
+adds+=(--add "$AFBUS_DBUS" --add "$AFBUS_DBUS_TEST:/usr/libexec/af_bus/tests/bus_dbus")
 for t in "$TESTS"/*; do
 	adds+=(--add "$t:/usr/libexec/af_bus/tests/")
 done

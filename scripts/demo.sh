@@ -130,6 +130,34 @@ run busctl call org.example.Echo "ping"
 step "what the bus looks like now (/proc/net/bus)"
 run busctl list
 
+if command -v afbus-dbus >/dev/null; then
+	dbus_bus=/run/afbus/system
+	step "D-Bus on AF_BUS: afbus-dbus serves org.freedesktop.DBus on $dbus_bus"
+	start dbusmaster afbus-dbus --bus "$dbus_bus" master --policy /etc/afbus-dbus/demo.toml
+	wait_for dbusmaster serving
+	said
+
+	step "a zbus service (#[interface] org.example.Echo) joins with Builder::socket(AfBus::open(BUS)?)"
+	start zbus_service afbus-dbus-test --bus "$dbus_bus" service --name org.example.Echo --id zbus-service
+	wait_for zbus_service ready
+	wait_for dbusmaster "org.example.Echo granted"
+	said
+
+	step "a zbus client calls it through the kernel (the master is not on the path), sets a property, gets a signal"
+	run afbus-dbus-test --bus "$dbus_bus" client hello
+	said
+
+	step "the names on the D-Bus bus, and busctl's view of the sockets"
+	run afbus-dbus --bus "$dbus_bus" names
+	run busctl list
+
+	step "the zbus service is killed; the master announces NameOwnerChanged"
+	kill -9 "$pid_zbus_service"
+	wait_for dbusmaster 'NameOwnerChanged org.example.Echo: ":1\.[0-9]*" -> ""'
+	said
+	kill "$pid_dbusmaster" 2>/dev/null
+fi
+
 kill "$pid_master" 2>/dev/null
 wait 2>/dev/null
 echo

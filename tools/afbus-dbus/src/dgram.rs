@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The AF_BUS calls a D-Bus endpoint makes: datagrams with file
+//! descriptors and `SOL_BUS` grants, and large messages in sealed memfds.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::sys::{SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SOL_BUS};
+
+/// Messages longer than this travel in a sealed memfd: a datagram must fit
+/// in half of the receiver's `SO_RCVBUF`, whose default is 208 KiB.
+pub const MEMFD_THRESHOLD: usize = 32 * 1024;
+/// The payload of a datagram whose message is in the first descriptor:
+/// this magic (a D-Bus message starts with `l` or `B`), then its length.
+pub const MEMFD_MAGIC: &[u8; 8] = b"AFBUSMFD";
+/// The largest D-Bus message (the specification's 128 MiB).
+pub const MAX_MESSAGE: usize = 128 << 20;
+const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// One received datagram.
+pub struct Datagram {
+    pub src: SockaddrBus,
+    pub payload: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+    /// Sent to a multicast bitmap (a broadcast signal).
+    pub multicast: bool,
+}
+
+fn cvt(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `socket(AF_BUS, SOCK_DGRAM)`.
+pub fn socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe { libc::socket(AF_BUS, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor we just opened.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `payload` with `fds` to `dst`; `flags` as for sendmsg(2).
+pub fn send(
+    fd: RawFd,
+    dst: &SockaddrBus,
+    payload: &[u8],
+    fds: &[RawFd],
+    flags: libc::c_int,
+) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    let fd_bytes = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let space = if fds.is_empty() {
+        0
+    } else {
+        unsafe { libc::CMSG_SPACE(fd_bytes as u32) as usize }
+    };
+    let mut ctl = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is valid.
+    let mut m: libc::msghdr = unsafe { zeroed() };
+    m.msg_name = dst as *const SockaddrBus as *mut libc::c_void;
+    m.msg_namelen = size_of::<SockaddrBus>() as libc::socklen_t;
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    if !fds.is_empty() {
+        m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
+        m.msg_controllen = ctl.len();
+        // SAFETY: `ctl` has room for one header and `fds`.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&m);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), fd_bytes);
+        }
+    }
+    // SAFETY: `m` describes live buffers.
+    cvt(unsafe { libc::sendmsg(fd, &m, flags | libc::MSG_NOSIGNAL) })?;
+    Ok(())
+}
+
+/// Receives one datagram without blocking (`WouldBlock` when none waits).
+pub fn recv(fd: RawFd) -> io::Result<Datagram> {
+    // The length first: a peek with MSG_TRUNC returns the datagram's size.
+    let mut probe = [0u8; 1];
+    // SAFETY: a one-byte buffer.
+    let len = cvt(unsafe {
+        libc::recv(
+            fd,
+            probe.as_mut_ptr() as *mut libc::c_void,
+            1,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    })?;
+    let mut buf = vec![0u8; len.max(1)];
+    let mut ctl = vec![0u8; 4096];
+    let mut src = SockaddrBus::empty();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid.
+    let mut m: libc::msghdr = unsafe { zeroed() };
+    m.msg_name = &mut src as *mut SockaddrBus as *mut libc::c_void;
+    m.msg_namelen = size_of::<SockaddrBus>() as libc::socklen_t;
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
+    m.msg_controllen = ctl.len();
+    // SAFETY: `m` describes live buffers.
+    let n = cvt(unsafe { libc::recvmsg(fd, &mut m, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) })?;
+    buf.truncate(n);
+    let mut out = Datagram {
+        src,
+        payload: buf,
+        fds: Vec::new(),
+        multicast: false,
+    };
+    // SAFETY: the kernel wrote `msg_controllen` bytes of control messages.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&m);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            let dlen = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                for i in 0..dlen / size_of::<libc::c_int>() {
+                    let f = std::ptr::read_unaligned((data as *const libc::c_int).add(i));
+                    out.fds.push(OwnedFd::from_raw_fd(f));
+                }
+            } else if (*c).cmsg_level == SOL_BUS
+                && (*c).cmsg_type == SCM_DST_ADDR
+                && dlen >= size_of::<SockaddrBus>()
+            {
+                let b = std::slice::from_raw_parts(data, size_of::<SockaddrBus>());
+                if let Some(a) = SockaddrBus::from_bytes(b) {
+                    out.multicast = a.path[BUS_PATH_MAX - 1] == b'*';
+                }
+            }
+            c = libc::CMSG_NXTHDR(&m, c);
+        }
+    }
+    if m.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::other("a datagram grew between peek and receive"));
+    }
+    Ok(out)
+}
+
+/// A sealed memfd holding `bytes`.
+pub fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    let name = c"afbus-dbus-message";
+    // SAFETY: a NUL-terminated name.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor we just opened.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut off = 0;
+    while off < bytes.len() {
+        // SAFETY: the slice is live for the call.
+        let n = cvt(unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                bytes[off..].as_ptr() as *const libc::c_void,
+                bytes.len() - off,
+            )
+        })?;
+        off += n;
+    }
+    // SAFETY: fcntl on our own descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// The message in a sealed memfd of `len` bytes, checked to be sealed so
+/// that it cannot change under the reader.
+pub fn read_memfd(fd: &OwnedFd, len: usize) -> io::Result<Vec<u8>> {
+    if len > MAX_MESSAGE {
+        return Err(io::Error::other("a memfd message longer than 128 MiB"));
+    }
+    // SAFETY: fcntl on a descriptor we own.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & SEALS != SEALS {
+        return Err(io::Error::other("a memfd message that is not sealed"));
+    }
+    let mut buf = vec![0u8; len];
+    let mut off = 0;
+    while off < len {
+        // SAFETY: the buffer is live and `len - off` long past `off`.
+        let n = cvt(unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf[off..].as_mut_ptr() as *mut libc::c_void,
+                len - off,
+                off as libc::off_t,
+            )
+        })?;
+        if n == 0 {
+            return Err(io::Error::other("a memfd message shorter than announced"));
+        }
+        off += n;
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memfd_round_trip() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let fd = sealed_memfd(&data).unwrap();
+        assert_eq!(read_memfd(&fd, data.len()).unwrap(), data);
+        assert_eq!(
+            read_memfd(&fd, data.len() + 1).unwrap_err().to_string(),
+            "a memfd message shorter than announced"
+        );
+    }
+}
