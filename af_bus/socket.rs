@@ -584,10 +584,9 @@ impl BusSock {
     /// Sets what `SO_PEERCRED` gives: `peer`'s identity.
     pub(crate) fn set_peer(&self, peer: &PeerCred) {
         let (pid, cred) = peer.get();
-        // SAFETY: `sk_peer_lock` guards the two fields, as in
-        // `sock_getsockopt`; the references taken by `get` move in, the
-        // old ones (dropped by `__sk_destruct` otherwise) are put after
-        // the lock is dropped.
+        // SAFETY: `sk_peer_lock` guards the two fields, as in `sock_getsockopt`; the references
+        // taken by `get` move in, the old ones (dropped by `__sk_destruct` otherwise) are put
+        // after the lock is dropped.
         unsafe {
             let sk = self.sk();
             bindings::spin_lock(&raw mut (*sk).sk_peer_lock);
@@ -833,10 +832,9 @@ impl Skb {
             )
         };
         let skb = Self::init(p, meta_len)?;
-        // SAFETY: a fresh skb with `linear` bytes of tailroom after the
-        // reserved headroom and `head_paged` bytes of fragments, which
-        // `skb_put`/`data_len` make part of it, as `sock_alloc_send_pskb`
-        // callers do; the bytes are filled by `put_from_msg`.
+        // SAFETY: a fresh skb with `linear` bytes of tailroom after the headroom and `head_paged`
+        // bytes of fragments, which `skb_put`/`data_len` make part of it, as the callers of
+        // `sock_alloc_send_pskb` do; `put_from_msg` fills the bytes.
         unsafe {
             let raw = skb.raw();
             bindings::skb_put(raw, linear as c_uint);
@@ -855,10 +853,9 @@ impl Skb {
             if c.is_null() {
                 return Err(ENOMEM);
             }
-            // SAFETY: `c` is a fresh skb of `chunk` bytes of fragments,
-            // linked at the end of the head's `frag_list`, which the head
-            // then owns (freed with it); the head's lengths and true size
-            // count it, as `skb_gro_receive_list` does.
+            // SAFETY: `c` is a fresh skb of `chunk` bytes of fragments, linked at the end of the
+            // head's `frag_list`, which then owns it (freed with it); the head's lengths and true
+            // size count it, as `skb_gro_receive_list` does.
             unsafe {
                 (*c).data_len = chunk as c_uint;
                 (*c).len = chunk as c_uint;
@@ -998,10 +995,9 @@ impl Skb {
     /// is freed (`SIOCOUTQ`; the sender's sock memory stays until then,
     /// as for AF_UNIX).  Once, before the message is queued anywhere.
     pub(crate) fn set_owner(&mut self, sock: &BusSock) {
-        // SAFETY: the skb has no owner yet; the charge of its true size
-        // (which the skb core keeps as it is while `sk` is set) keeps the
-        // sock's memory alive until the destructor gives it back
-        // (`sk_free` frees it at zero), as `skb_set_owner_w` does.
+        // SAFETY: the skb has no owner yet; the charge of its true size (kept as it is while `sk`
+        // is set) keeps the sock's memory alive until the destructor gives it back (`sk_free`
+        // frees it at zero), as `skb_set_owner_w` does.
         unsafe {
             let raw = self.raw();
             wmem_charge(sock.sk(), (*raw).truesize);
@@ -1480,10 +1476,9 @@ impl<'a> Msg<'a> {
     /// faults slowly (FUSE, userfaultfd) thus cannot stall whoever waits
     /// for the copy to end.
     pub(crate) fn copy_nofault(&mut self, to: *mut u8, len: usize) -> bool {
-        // SAFETY: `to` is `len` bytes of kernel memory the caller may
-        // write (raw: the ring's, which user space maps).  Between
-        // `pagefault_disable()` and `pagefault_enable()` a fault in the
-        // copy fails it (a short copy) instead of sleeping.
+        // SAFETY: `to` is `len` bytes of kernel memory the caller may write (raw: user space maps
+        // the ring).  Between `pagefault_disable()` and `pagefault_enable()` a fault in the copy
+        // fails it (a short copy) instead of sleeping.
         unsafe {
             af_bus_pagefault_disable();
             let iter = &raw mut (*self.0).msg_iter;
