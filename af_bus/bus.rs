@@ -159,7 +159,6 @@ fn index_bucket(k1: u16, k2: u16, buckets: usize) -> usize {
 
 /// State of a bus behind [`Bus::inner`].
 struct BusInner {
-    alive: bool,
     master: Option<ListedSock>,
     next_handle: u64,
     policy: u32,
@@ -469,9 +468,9 @@ pub(crate) struct Bus {
     /// the change can be seen.  A sender's cached route (see
     /// `Endpoint::attach`) is good while it has not moved.
     routes: AtomicU64,
-    /// Set, under the bus lock, when the bus dies (`BusInner::alive`
-    /// cleared): read without it by `poll`, which must not report a
-    /// live bus to a member that a send already told `ECONNRESET`.
+    /// Set, under the bus lock, when the bus dies; read under it by the
+    /// bus's operations, and without it by `poll`, which must not report
+    /// a live bus to a member that a send already told `ECONNRESET`.
     dead: AtomicBool,
     #[pin]
     inner: Mutex<BusInner>,
@@ -555,7 +554,7 @@ impl Bus {
         let member = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let owner = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
-        if !inner.alive {
+        if self.is_dead() {
             return Err(errno::econnrefused());
         }
         let handle = AddrPart::handle(inner.next_handle);
@@ -612,7 +611,6 @@ impl Bus {
     pub(crate) fn kill(&self) -> KVec<ARef<BusSock>> {
         let members = {
             let mut inner = self.inner.lock();
-            inner.alive = false;
             self.dead.store(true, Ordering::Release);
             self.routes_changed();
             inner.master = None;
@@ -665,7 +663,7 @@ impl Bus {
     pub(crate) fn addrs(&self, sock: &BusSock) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
         let inner = self.inner.lock();
         let mut out = KVec::new();
-        if !inner.alive {
+        if self.is_dead() {
             return Err(errno::econnreset());
         }
         match inner.sender(sock) {
@@ -696,7 +694,7 @@ impl Bus {
     /// The bus policy; `ECONNRESET` once the bus is dead.
     pub(crate) fn policy(&self) -> Result<u32> {
         let inner = self.inner.lock();
-        if !inner.alive {
+        if self.is_dead() {
             return Err(errno::econnreset());
         }
         Ok(inner.policy)
@@ -714,7 +712,7 @@ impl Bus {
         resolved: &Resolved,
         grants: bool,
     ) -> Result<(AddrPart, ListedSock, Option<usize>)> {
-        if !inner.alive {
+        if self.is_dead() {
             return Err(errno::econnreset());
         }
         let me = inner.sender(sender).ok_or(errno::econnreset())?;
@@ -929,7 +927,7 @@ impl Bus {
     ) -> Result<(AddrPart, KVec<ARef<BusSock>>)> {
         let b = Bitmap::of(&dst.addr);
         let mut inner = self.inner.lock();
-        if !inner.alive {
+        if self.is_dead() {
             return Err(errno::econnreset());
         }
         let policy = inner.policy;
@@ -1143,7 +1141,6 @@ pub(crate) fn register(
         dead: AtomicBool::new(false),
         inner <- new_mutex!(
             BusInner {
-                alive: true,
                 master: Some(ListedSock::new(sock)),
                 next_handle: 1,
                 policy: 0,

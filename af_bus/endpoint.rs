@@ -542,12 +542,15 @@ impl Endpoint {
             return;
         };
         while let Some(uid) = cur.reclaim() {
-            ring_total.sub(1);
-            if uid != NO_CHARGE {
-                if let Some(u) = ring_users.get_mut(&uid) {
-                    u.sub(1);
-                }
-            }
+            Self::ring_uncharge(ring_total, ring_users, uid);
+        }
+    }
+
+    /// Gives one frame of `uid` (`NO_CHARGE`: of nobody) back.
+    fn ring_uncharge(total: &mut Usage, users: &mut RBTree<u32, Usage>, uid: u32) {
+        total.sub(1);
+        if let Some(u) = users.get_mut(&uid).filter(|_| uid != NO_CHARGE) {
+            u.sub(1);
         }
     }
 
@@ -815,12 +818,12 @@ impl Endpoint {
             None => return,
         };
         if let Some(uid) = uid {
-            rx.ring_total.sub(1);
-            if uid != NO_CHARGE {
-                if let Some(u) = rx.ring_users.get_mut(&uid) {
-                    u.sub(1);
-                }
-            }
+            let RxState {
+                ring_total,
+                ring_users,
+                ..
+            } = &mut *rx;
+            Self::ring_uncharge(ring_total, ring_users, uid);
         }
     }
 
