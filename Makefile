@@ -4,7 +4,7 @@
 #
 #   make               build af_bus.ko (against KDIR, or the cached debug kernel)
 #   make run           boot the guest with AF_BUS and play a session on a bus
-#                      with busctl; at a terminal, then give a guest shell
+#                      with afbusctl; at a terminal, then give a guest shell
 #                      (NOSHELL=1: just the session)
 #   make run PROG=/path/to/static-binary ARGS='...'
 #                      run your own program in the guest instead
@@ -68,7 +68,7 @@ run:
 			--add "$(PROG):/usr/bin/" -- sh -c "$$(basename $(PROG)) $(ARGS)"; \
 	else \
 		guest=(--add $$BUSCTL --add scripts/demo.sh:/usr/bin/ \
-			--add tools/busctl/demo-policy.toml:/etc/busctl/demo.toml \
+			--add tools/busctl/demo-policy.toml:/etc/afbus/demo.toml \
 			--add $$AFBUS_DBUS --add $$AFBUS_DBUS_TEST \
 			--add tools/afbus-dbus/demo-policy.toml:/etc/afbus-dbus/demo.toml); \
 		for e in $$EXAMPLES/*; do guest+=(--add $$e); done; \

@@ -10,21 +10,31 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kernel::prelude::*;
 
-// The policy-free core, shared with the host test crate (`core_lib.rs`).
+// The kernel-free core (`core/`), shared with the host crate
+// (`core/lib.rs`) that `cargo test` checks and busctl builds on.
+#[path = "core/addr.rs"]
 pub mod addr;
+#[path = "core/bloom.rs"]
 pub mod bloom;
+#[path = "core/cmsg.rs"]
 pub mod cmsg;
+#[path = "core/meta.rs"]
 pub mod meta;
+#[path = "core/notify.rs"]
 pub mod notify;
+#[path = "core/quota.rs"]
 pub mod quota;
+#[path = "core/ring.rs"]
 pub mod ring;
+#[path = "core/uapi.rs"]
 pub mod uapi;
 
 mod bus;
 mod endpoint;
+mod entry;
 mod params;
 mod proc;
-mod socket;
+mod sys;
 
 module! {
     type: AfBus,
@@ -48,7 +58,7 @@ fn registry() -> &'static bus::Registry {
 }
 
 struct AfBus {
-    registration: Option<socket::Registration>,
+    registration: Option<entry::Registration>,
     _registry: Pin<KBox<bus::Registry>>,
 }
 
@@ -59,7 +69,7 @@ impl kernel::Module for AfBus {
             core::ptr::from_ref(&*registry).cast_mut(),
             Ordering::Release,
         );
-        let registration = match socket::Registration::new() {
+        let registration = match entry::Registration::new() {
             Ok(r) => r,
             Err(e) => {
                 REGISTRY.store(core::ptr::null_mut(), Ordering::Release);

@@ -6,9 +6,9 @@
 //! Lock order (see "Locking" in `Documentation/af_bus.rst`): the parent
 //! directory's `i_rwsem` (only `bind()` of a filesystem bus holds it, from
 //! creating the socket inode until it is committed), then
-//! `BusSock::iolock` (a receiver's own), then `BusSock::inner` (a socket's
-//! own role), then `Registry::inner` or `Bus::inner`, then `BusSock::rx`
-//! (a receiver's queue).  Nothing takes a `BusSock::inner` while holding a
+//! `Endpoint::iolock` (a receiver's own), then `EndpointInner` (a socket's
+//! own role), then `RegistryInner` or `BusInner`, then `RxState` (a
+//! receiver's queue).  Nothing takes an `EndpointInner` while holding a
 //! bus or registry lock, and nothing enters the VFS (a path walk, a
 //! permission check), touches user memory or waits on another subsystem
 //! while holding any of these but `iolock`: every path a call names is
@@ -25,7 +25,8 @@ use kernel::types::ARef;
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
 use crate::bloom::{self, Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
-use crate::socket::{errno, BusSock, ListedSock, NewSocketNode, PathRef, PeerCred};
+use crate::endpoint::{BusSock, ListedSock};
+use crate::sys::{errno, NewSocketNode, PathRef, PeerCred};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
 
 /// How a bus is found: by its socket inode, or by its abstract name in a
@@ -472,8 +473,20 @@ pub(crate) struct Bus {
     /// bus's operations, and without it by `poll`, which must not report
     /// a live bus to a member that a send already told `ECONNRESET`.
     dead: AtomicBool,
+    /// Whether the master's queue has room for a small message from
+    /// anyone, whatever its share: stored by the master at every unlock
+    /// of its receive side, read without a lock by members' `poll`.
+    master_room: AtomicBool,
     #[pin]
     inner: Mutex<BusInner>,
+}
+
+/// What a member's leaving tells its master: who to notify, and the
+/// addresses released (handle first), or `None` if there was no memory
+/// to list them.
+pub(crate) struct Left {
+    pub(crate) master: ARef<BusSock>,
+    pub(crate) addrs: Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>,
 }
 
 /// What a delivery attempt came to.
@@ -481,9 +494,9 @@ pub(crate) enum Delivery {
     /// Queued at the receiver.
     Queued,
     /// The receiver's queue is full: wait on it and try again.
-    Full(crate::socket::Skb, ARef<BusSock>),
+    Full(crate::sys::Skb, ARef<BusSock>),
     /// The bus's routes changed since the sender routed it: route again.
-    Moved(crate::socket::Skb),
+    Moved(crate::sys::Skb),
 }
 
 impl Bus {
@@ -495,6 +508,17 @@ impl Bus {
     /// Moves the route generation; the caller holds the bus lock.
     fn routes_changed(&self) {
         self.routes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether the master's queue surely has room for a member's small
+    /// message (see [`Bus::master_room`]); `false` means "look".
+    pub(crate) fn master_room(&self) -> bool {
+        self.master_room.load(Ordering::Acquire)
+    }
+
+    /// Stored by the master's receive side as its rx lock is dropped.
+    pub(crate) fn set_master_room(&self, room: bool) {
+        self.master_room.store(room, Ordering::Release);
     }
 
     /// Whether the bus has died (its master closed).
@@ -579,11 +603,7 @@ impl Bus {
     /// and the addresses released (handle first), or `None` for them if
     /// there was no memory to list them (the notification is then
     /// counted as lost).
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn leave(
-        &self,
-        sock: &BusSock,
-    ) -> Option<(ARef<BusSock>, Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>)> {
+    pub(crate) fn leave(&self, sock: &BusSock) -> Option<Left> {
         let mut inner = self.inner.lock();
         let member = inner.members.remove(&sock_key(sock))?;
         self.routes_changed();
@@ -604,7 +624,8 @@ impl Bus {
             });
         // SAFETY: the master is listed while `inner.master` is set, which
         // we read under the bus lock.
-        Some((unsafe { master.get() }, addrs))
+        let master = unsafe { master.get() };
+        Some(Left { master, addrs })
     }
 
     /// The bus dies with its master: returns the members, to wake.
@@ -636,7 +657,7 @@ impl Bus {
                     // under the bus lock (a mutex: its rx lock comes
                     // after it, and it may be woken), so that no reader
                     // is left waiting on a dead bus.
-                    sock.endpoint().die(&sock);
+                    sock.state().die(&sock);
                 }
             }
             out
@@ -780,7 +801,7 @@ impl Bus {
         dst: &BusAddr,
         cmsgs: &BusCmsgs<'_>,
         resolved: &Resolved,
-        mut skb: crate::socket::Skb,
+        mut skb: crate::sys::Skb,
     ) -> Result<Delivery> {
         let mut inner = self.inner.lock();
         let (src, receiver, member_key) =
@@ -887,7 +908,7 @@ impl Bus {
             self.routes_changed();
         }
         match receiver
-            .endpoint()
+            .state()
             .enqueue(&receiver, skb, true, false, None)?
         {
             Delivery::Queued => {}
@@ -1009,7 +1030,7 @@ impl Registry {
         pin_init!(Registry {
             inner <- new_mutex!(
                 RegistryInner { buses: RBTree::new(), socks: RBTree::new() },
-                "Registry::inner"
+                "RegistryInner"
             ),
         })
     }
@@ -1139,6 +1160,7 @@ pub(crate) fn register(
         _node: node,
         routes: AtomicU64::new(0),
         dead: AtomicBool::new(false),
+        master_room: AtomicBool::new(true),
         inner <- new_mutex!(
             BusInner {
                 master: Some(ListedSock::new(sock)),
@@ -1155,7 +1177,7 @@ pub(crate) fn register(
                 thirds_stale: 0,
                 next_match: 1,
             },
-            "Bus::inner"
+            "BusInner"
         ),
     });
     crate::registry().claim(key, reservation, || {

@@ -3,7 +3,7 @@
 //! The family's state of one socket: its role on a bus, its receive
 //! queue, and the send and receive paths.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::bindings;
 use kernel::error::{code::*, Result};
 use kernel::ffi::c_long;
@@ -18,9 +18,9 @@ use crate::bus::{Bus, BusKey, Delivery, Resolved};
 use crate::cmsg::BusCmsgs;
 use crate::quota::{admit, Admit, Limits, Usage};
 use crate::ring::{FrameInfo, Geometry};
-use crate::socket::{
-    errno, BusSock, DropReason, FrameSource, ListedSock, Msg, RingBuf, RingCursor, RxQueue, Scm,
-    Skb, Slot, NO_CHARGE,
+use crate::sys::{
+    errno, DropReason, FrameSource, Msg, OnceArc, ReaderCreds, RingBuf, RingCursor, RxQueue, Scm,
+    SenderCreds, Skb, Slot, SockState, NO_CHARGE,
 };
 use crate::uapi::{
     BUS_FRAME_F_MULTICAST, BUS_FRAME_F_QUEUED, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS,
@@ -33,6 +33,12 @@ const MAX_QUEUE_USERS: usize = 64;
 /// The true size of a small message, about (an skb with its metadata):
 /// what `POLLOUT` promises room for.
 const SMALL_MESSAGE: usize = 2048;
+
+/// An AF_BUS socket: the kernel's sock with an [`Endpoint`] after it.
+pub(crate) type BusSock = crate::sys::Sock<Endpoint>;
+
+/// A listed AF_BUS socket (see [`crate::sys::ListedSock`]).
+pub(crate) type ListedSock = crate::sys::ListedSock<Endpoint>;
 
 /// What a socket is on its bus.
 enum Role {
@@ -62,15 +68,24 @@ pub(crate) type SockLink = Arc<SpinLock<Option<ListedSock>>>;
 
 /// A new, empty [`SockLink`].
 pub(crate) fn new_link() -> Result<SockLink> {
-    Arc::pin_init(new_spinlock!(None, "BusSock::link"), GFP_KERNEL)
+    Arc::pin_init(new_spinlock!(None, "SockLink"), GFP_KERNEL)
 }
 
 /// Where a unicast without grants goes: the source address it carries,
-/// its receiver, and the route generation of the bus that both hold for.
+/// its destination, its receiver, and the route generation of the bus
+/// that all hold for.
 struct Route {
     src: AddrPart,
+    dst: AddrPart,
     receiver: ARef<BusSock>,
     routes: u64,
+}
+
+/// A sender, for the one copy into a ring: its credentials as recorded,
+/// and the user its frames are charged to (`Skb::quota_uid`).
+struct RingSender {
+    creds: SenderCreds,
+    quota_uid: u32,
 }
 
 /// State of an endpoint behind [`Endpoint::inner`].
@@ -118,6 +133,45 @@ struct RxState {
     /// The socket's bus once it has one (also in `inner`), for the
     /// receive path, which holds this lock anyway.
     bus: Option<Arc<Bus>>,
+    /// The socket is the master of `bus`: each unlock tells the bus
+    /// whether its members may send without looking (`Bus::master_room`).
+    is_master: bool,
+}
+
+/// The rx lock, held.  On unlock it brings up to date what `poll` reads
+/// without the lock: the socket's own readiness, and a master's room.
+struct RxGuard<'a> {
+    ep: &'a Endpoint,
+    guard: kernel::sync::lock::Guard<'a, RxState, kernel::sync::lock::mutex::MutexBackend>,
+}
+
+impl core::ops::Deref for RxGuard<'_> {
+    type Target = RxState;
+
+    fn deref(&self) -> &RxState {
+        &self.guard
+    }
+}
+
+impl core::ops::DerefMut for RxGuard<'_> {
+    fn deref_mut(&mut self) -> &mut RxState {
+        &mut self.guard
+    }
+}
+
+impl Drop for RxGuard<'_> {
+    fn drop(&mut self) {
+        // Stored before the mutex is released (the fields drop after
+        // this), so the stores are ordered as the critical sections are.
+        let rx = &*self.guard;
+        self.ep
+            .pollmask
+            .store(Endpoint::own_mask(rx), Ordering::Release);
+        if let Some(bus) = rx.bus.as_ref().filter(|_| rx.is_master) {
+            let sock = self.ep.sock();
+            bus.set_master_room(Endpoint::room_for_anyone(sock, rx));
+        }
+    }
 }
 
 /// What a reservation in a receive ring came to.
@@ -126,7 +180,7 @@ enum Reserve {
     NoRing,
     /// A frame to fill, and the sender's credentials as the reader sees
     /// them.
-    Frame(Slot, (i32, u32, u32)),
+    Frame(Slot, ReaderCreds),
     /// The ring is full, or the sender's share of it is.
     Full,
 }
@@ -155,6 +209,13 @@ pub(crate) struct Endpoint {
     link: SockLink,
     /// Whether this socket waits in its master's `pollers`.
     polling: AtomicBool,
+    /// `poll`'s view of the receive side (`EPOLLIN`, `EPOLLERR`,
+    /// `EPOLLHUP`), stored at every unlock of `rx`: `poll` reads it
+    /// without the lock.
+    pollmask: AtomicU32,
+    /// The bus of an endpoint (not of a master), set once as it joins
+    /// and kept with the socket: `poll` reads it without a lock.
+    endpoint_of: OnceArc<Bus>,
     /// Whether a receive ring was ever set up: lets a unicast sender skip
     /// the rx lock of a receiver that has none.  Only a hint, written
     /// under the rx lock and never cleared: a sender that misses a ring
@@ -165,13 +226,13 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn new(queue: RxQueue, link: SockLink) -> impl PinInit<Self> {
         pin_init!(Endpoint {
-            iolock <- new_mutex!((), "BusSock::iolock"),
+            iolock <- new_mutex!((), "Endpoint::iolock"),
             inner <- new_mutex!(
                 EndpointInner {
                     role: Role::Unattached,
                     route: None,
                 },
-                "BusSock::inner"
+                "EndpointInner"
             ),
             rx <- new_mutex!(
                 RxState {
@@ -190,15 +251,57 @@ impl Endpoint {
                     waiters: 0,
                     pollers: KVec::new(),
                     bus: None,
+                    is_master: false,
                 },
-                "BusSock::rx"
+                "RxState"
             ),
-            writers <- new_condvar!("BusSock::writers"),
-            readers <- new_condvar!("BusSock::readers"),
+            writers <- new_condvar!("Endpoint::writers"),
+            readers <- new_condvar!("Endpoint::readers"),
             link,
             polling: AtomicBool::new(false),
+            pollmask: AtomicU32::new(0),
+            endpoint_of: OnceArc::new(),
             ring_ever: AtomicBool::new(false),
         })
+    }
+
+    /// Takes the rx lock.
+    fn rx_lock(&self) -> RxGuard<'_> {
+        RxGuard {
+            ep: self,
+            guard: self.rx.lock(),
+        }
+    }
+
+    /// What `poll` reports of the receive side, but the ring's frames.
+    fn own_mask(rx: &RxState) -> u32 {
+        let mut mask = 0;
+        if rx.dead {
+            mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
+        }
+        if rx.overrun && !rx.no_enobufs {
+            mask |= bindings::EPOLLERR;
+        }
+        if rx.total.msgs > 0 || rx.notify_dropped > 0 {
+            mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
+        }
+        mask
+    }
+
+    /// Whether a small message from any user, whatever its share, would
+    /// be admitted to this master's queue now (see `quota::admit`): the
+    /// queue is less than half full, in bytes and in messages, and holds
+    /// fewer messages than there are user slots.  A master with a ring is
+    /// never said to have room this way: its members look under the lock.
+    fn room_for_anyone(sock: &BusSock, rx: &RxState) -> bool {
+        let limits = Self::limits(sock);
+        let (bytes, msgs) = (rx.total.bytes, rx.total.msgs);
+        !rx.closed
+            && !rx.dead
+            && rx.ring.is_none()
+            && msgs < MAX_QUEUE_USERS
+            && bytes.saturating_add(SMALL_MESSAGE).saturating_mul(2) <= limits.bytes
+            && (msgs + 1) * 2 <= limits.msgs
     }
 
     fn bus(&self) -> Option<Arc<Bus>> {
@@ -240,7 +343,7 @@ impl Endpoint {
 
     /// Messages queued and lost, for `/proc/net/bus`.
     pub(crate) fn queue_stats(&self) -> (usize, u64) {
-        let rx = self.rx.lock();
+        let rx = self.rx_lock();
         (rx.total.msgs, rx.notify_dropped)
     }
 
@@ -261,7 +364,11 @@ impl Endpoint {
             Self::unattached(&inner.role)?;
             let pathref = node.as_ref().map(|n| n.path());
             let bus = crate::bus::register(sock, addr, key, pathref, slot, reservation)?;
-            self.rx.lock().bus = Some(bus.clone());
+            {
+                let mut rx = self.rx_lock();
+                rx.bus = Some(bus.clone());
+                rx.is_master = true;
+            }
             inner.role = Role::Master(bus);
             Ok(())
         })();
@@ -315,6 +422,7 @@ impl Endpoint {
                         let receiver = r.receiver.lock().as_ref().map(|l| unsafe { l.get() })?;
                         Some(Route {
                             src: r.src,
+                            dst: r.dst,
                             receiver,
                             routes: r.routes,
                         })
@@ -332,7 +440,9 @@ impl Endpoint {
                 bus.join(sock)?;
                 // `SO_PEERCRED`: the master's.
                 sock.set_peer(bus.master_cred());
-                self.rx.lock().bus = Some(bus.clone());
+                self.rx_lock().bus = Some(bus.clone());
+                // Unattached until now: the cell was empty.
+                self.endpoint_of.set(bus.clone());
                 inner.role = Role::Endpoint(bus.clone());
                 Ok((bus, None))
             }
@@ -345,7 +455,7 @@ impl Endpoint {
             routes: route.routes,
             dst: dst.addr,
             src: route.src,
-            receiver: route.receiver.endpoint().link.clone(),
+            receiver: route.receiver.state().link.clone(),
         });
         // The socket it held, if the last reference, is freed unlocked.
         drop(old);
@@ -358,7 +468,7 @@ impl Endpoint {
 
     /// `SIOCINQ`: the size of the next queued message, 0 when none.
     pub(crate) fn next_len(&self) -> usize {
-        self.rx.lock().queue.first_len()
+        self.rx_lock().queue.first_len()
     }
 
     /// Leaves the bus as the socket closes: an endpoint releases its
@@ -377,7 +487,7 @@ impl Endpoint {
         match role {
             Role::Unattached => {}
             Role::Endpoint(bus) => {
-                if let Some((master, addrs)) = bus.leave(sock) {
+                if let Some(crate::bus::Left { master, addrs }) = bus.leave(sock) {
                     let mut bytes = KVec::new();
                     let sent = addrs.is_some_and(|addrs| {
                         let len = crate::notify::gone_len(addrs.len());
@@ -388,18 +498,18 @@ impl Endpoint {
                         ok
                     });
                     if sent {
-                        master.endpoint().notify(&master, &bus, &bytes);
+                        master.state().notify(&master, &bus, &bytes);
                     } else {
                         // No memory for the news: the master learns that
                         // it lost some (BUS_NOTIFY_OVERFLOW).
-                        master.endpoint().lose_notification(&master);
+                        master.state().lose_notification(&master);
                     }
                 }
             }
             Role::Master(bus) => {
                 crate::registry().remove_bus(&bus);
                 for member in bus.kill().iter() {
-                    member.endpoint().die(member);
+                    member.state().die(member);
                 }
             }
         }
@@ -408,7 +518,7 @@ impl Endpoint {
         // The ring goes too: a sender that still holds a route here only
         // keeps the socket itself (a mapping keeps its own reference).
         let (queued, bus, ring) = {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             rx.closed = true;
             (Self::drain(&mut rx), rx.bus.take(), rx.ring.take())
         };
@@ -438,7 +548,7 @@ impl Endpoint {
     /// The bus died under this member.
     pub(crate) fn die(&self, sock: &BusSock) {
         let queued = {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             rx.dead = true;
             rx.events += 1;
             Self::drain(&mut rx)
@@ -454,20 +564,25 @@ impl Endpoint {
         self.writers.notify_all();
     }
 
-    /// Wakes blocked readers and pollers; `RxState::events` has moved.
+    /// Wakes blocked readers and pollers through the sock's callbacks;
+    /// `RxState::events` has moved.  `EPOLLHUP` wakes everyone, and says
+    /// so to `O_ASYNC` as `EPOLLIN` does.
     fn wake(&self, sock: &BusSock, mask: u32) {
         self.readers.notify_all();
+        if mask & bindings::EPOLLHUP != 0 {
+            sock.state_change();
+        }
         if mask & bindings::EPOLLIN != 0 {
             sock.data_ready();
-        } else {
-            sock.wake_readers(mask);
+        } else if mask & bindings::EPOLLERR != 0 {
+            sock.error_report();
         }
     }
 
     /// Counts a notification the master lost, and tells it.
     fn lose_notification(&self, sock: &BusSock) {
         {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             rx.notify_dropped += 1;
             rx.events += 1;
         }
@@ -578,7 +693,7 @@ impl Endpoint {
         rx: &mut RxState,
         sock: &BusSock,
         len: usize,
-        creds: (*mut bindings::pid, u32, u32),
+        creds: SenderCreds,
         uid: Option<u32>,
     ) -> Result<Reserve> {
         let Some(cur) = rx.ring.as_ref() else {
@@ -621,7 +736,7 @@ impl Endpoint {
         route: Option<(&Bus, u64)>,
     ) -> Result<Delivery> {
         let uid = fair.then(|| skb.quota_uid());
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         if let Some((bus, routes)) = route {
             if bus.routes() != routes {
                 return Ok(Delivery::Moved(skb));
@@ -676,9 +791,9 @@ impl Endpoint {
             let info = FrameInfo {
                 len: 0,
                 flags: flags | BUS_FRAME_F_QUEUED,
-                pid: creds.0,
-                uid: creds.1,
-                gid: creds.2,
+                pid: creds.pid,
+                uid: creds.uid,
+                gid: creds.gid,
                 src: &src,
                 dst: &dst,
             };
@@ -762,7 +877,7 @@ impl Endpoint {
             Some(geom) => Some(RingCursor::new(RingBuf::new(geom)?)?),
         };
         let old = {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             if let Some(cur) = &rx.ring {
                 if cur.ring().is_mapped() || cur.busy() {
                     return Err(EBUSY);
@@ -783,7 +898,7 @@ impl Endpoint {
     /// The receive ring, counted as mapped (under the lock that
     /// `set_ring` checks that count under), for `mmap`.
     pub(crate) fn map_ring(&self) -> Option<Arc<RingBuf>> {
-        let rx = self.rx.lock();
+        let rx = self.rx_lock();
         let buf = rx.ring.as_ref()?.ring().clone();
         buf.map();
         Some(buf)
@@ -798,21 +913,27 @@ impl Endpoint {
     /// Marks a reserved frame filled (or, if `ok` is false, discarded) and
     /// publishes every frame that is ready, in order.
     fn commit(&self, sock: &BusSock, slot: Slot, ok: bool) {
-        {
-            let mut rx = self.rx.lock();
+        let waiters = {
+            let mut rx = self.rx_lock();
             if let Some(cur) = rx.ring.as_mut() {
                 // The ring cannot change while a frame is reserved.
                 cur.commit(slot, ok);
             }
             rx.events += 1;
-        }
+            rx.waiters > 0
+        };
         self.wake(sock, bindings::EPOLLIN | bindings::EPOLLRDNORM);
+        if waiters {
+            // A sender that found every frame reserved had none to mark
+            // `waiting`: the published frame now is one.
+            self.writers.notify_all();
+        }
     }
 
     /// Gives back a frame reserved and not filled (see
     /// [`RingCursor::cancel`]).
     fn cancel(&self, slot: Slot) {
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         let uid = match rx.ring.as_mut() {
             Some(cur) => cur.cancel(slot),
             None => return,
@@ -825,6 +946,10 @@ impl Endpoint {
             } = &mut *rx;
             Self::ring_uncharge(ring_total, ring_users, uid);
         }
+        if rx.waiters > 0 {
+            // The frame is free again.
+            self.writers.notify_all();
+        }
     }
 
     /// Copies a unicast straight from the sender into the receiver's
@@ -833,24 +958,25 @@ impl Endpoint {
     /// (the copy runs with page faults disabled, so that a sender whose
     /// buffer faults slowly, or forever, never holds a frame that later
     /// frames wait behind): the message then takes the queue's path.
-    #[allow(clippy::too_many_arguments)]
     fn send_to_ring(
         &self,
         bus: &Bus,
         route: &Route,
-        dst: &BusAddr,
         msg: &mut Msg<'_>,
         len: usize,
-        creds: (*mut bindings::pid, u32, u32),
-        uid: u32,
+        sender: RingSender,
         timeo: &mut c_long,
     ) -> Result<bool> {
+        let RingSender {
+            creds,
+            quota_uid: uid,
+        } = sender;
         let receiver = &route.receiver;
-        let ep = receiver.endpoint();
+        let ep = receiver.state();
         // Both addresses are on this bus: its prefix and the address
         // parts, encoded before a frame is reserved.
         let (sn, sa) = route.src.raw();
-        let (dn, da) = dst.addr.raw();
+        let (dn, da) = route.dst.raw();
         let (src, dst) = (
             bus.encode_raw(sn, sa).ok_or(EINVAL)?,
             bus.encode_raw(dn, da).ok_or(EINVAL)?,
@@ -864,7 +990,7 @@ impl Endpoint {
         }
         loop {
             let reserved = {
-                let mut rx = ep.rx.lock();
+                let mut rx = ep.rx_lock();
                 if bus.routes() != route.routes {
                     // Routed again by the queue's path.
                     return Ok(false);
@@ -879,7 +1005,7 @@ impl Endpoint {
             };
             match reserved {
                 Reserve::NoRing => return Ok(false),
-                Reserve::Frame(slot, (pid, uid, gid)) => {
+                Reserve::Frame(slot, ReaderCreds { pid, uid, gid }) => {
                     let info = FrameInfo {
                         // Bounded by the frame size, itself below 64 MiB.
                         len: len as u32,
@@ -903,16 +1029,18 @@ impl Endpoint {
         }
     }
 
-    /// Sleeps until the reader may have handed a frame back: it is woken
-    /// by the reader's `poll` and `recvmsg`, and looks again every 50 ms.
-    /// `EAGAIN` once `timeo` has run out; a signal gives `ERESTARTSYS`
-    /// (or `EINTR` when a timeout was set), and `MAX_SCHEDULE_TIMEOUT`
-    /// stays infinite.
+    /// Sleeps until the reader may have handed a frame back.  The oldest
+    /// frame the reader holds is marked `waiting`; the reader, handing it
+    /// back, sees the mark and `poll`s, which wakes us (so do its
+    /// `recvmsg`, a commit while every frame is still being filled, and
+    /// the socket's close or death).  No timer looks again.  `EAGAIN` once
+    /// `timeo` has run out; a signal gives `ERESTARTSYS` (or `EINTR` when
+    /// a timeout was set), and `MAX_SCHEDULE_TIMEOUT` stays infinite.
     fn wait_for_frame(&self, uid: Option<u32>, timeo: &mut c_long) -> Result {
         if *timeo <= 0 {
             return Err(EAGAIN);
         }
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         // Look again under the lock that `poll` notifies under: a frame
         // handed back, and the reader's `poll` that followed, between the
         // failed reservation and now would otherwise leave us asleep.
@@ -921,21 +1049,33 @@ impl Endpoint {
         if rx.dead || rx.closed || !full {
             return Ok(());
         }
-        let step = (*timeo).min(kernel::time::msecs_to_jiffies(50) as c_long);
-        rx.waiters += 1;
-        let woke = self.writers.wait_interruptible_timeout(&mut rx, step as _);
-        rx.waiters -= 1;
-        let left = match woke {
-            CondVarTimeoutResult::Signal { .. } => {
-                return Err(crate::socket::intr_errno(*timeo));
+        if let Some(cur) = rx.ring.as_ref() {
+            // Handed back between the look above and the mark: look again.
+            if cur
+                .oldest_published()
+                .is_some_and(|i| cur.ring().wait_for(i))
+            {
+                return Ok(());
             }
-            CondVarTimeoutResult::Timeout => 0,
-            CondVarTimeoutResult::Woken { jiffies } => jiffies as c_long,
-        };
-        if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
-            *timeo -= step - left;
         }
-        Ok(())
+        rx.waiters += 1;
+        let woke = self
+            .writers
+            .wait_interruptible_timeout(&mut rx.guard, *timeo as _);
+        rx.waiters -= 1;
+        match woke {
+            CondVarTimeoutResult::Signal { .. } => Err(crate::sys::intr_errno(*timeo)),
+            CondVarTimeoutResult::Timeout => {
+                *timeo = 0;
+                Ok(())
+            }
+            CondVarTimeoutResult::Woken { jiffies } => {
+                if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
+                    *timeo = jiffies as c_long;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The source and destination of a queued message, as a frame header
@@ -962,7 +1102,7 @@ impl Endpoint {
         reserved: Reserve,
         skb: Skb,
     ) -> Result<Delivery> {
-        let (slot, (pid, uid, gid)) = match reserved {
+        let (slot, ReaderCreds { pid, uid, gid }) = match reserved {
             Reserve::Frame(slot, creds) => (slot, creds),
             Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
             // The ring was there under the lock just dropped.
@@ -1011,7 +1151,7 @@ impl Endpoint {
         let cacheable = plain && cmsgs.src.is_none();
         let (bus, hit) = self.attach(sock, &dst, resolved.dst, cacheable)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
-        let uid = crate::socket::quota_uid();
+        let uid = crate::sys::quota_uid();
         scm.charge_files(uid)?;
         // A unicast without grants is routed here: by the route this
         // socket took last if it still holds, else under the bus lock,
@@ -1027,11 +1167,14 @@ impl Endpoint {
             // filter needs the message in an skb: those take the
             // ordinary path, and the ring from there.
             if !scm.has_files()
-                && r.receiver.endpoint().ring_ever.load(Ordering::Relaxed)
+                && r.receiver.state().ring_ever.load(Ordering::Relaxed)
                 && !r.receiver.has_filter()
             {
-                let creds = crate::socket::sender_creds(&scm);
-                if self.send_to_ring(&bus, &r, &dst, msg, len, creds, uid, &mut timeo)? {
+                let sender = RingSender {
+                    creds: crate::sys::sender_creds(&scm),
+                    quota_uid: uid,
+                };
+                if self.send_to_ring(&bus, &r, msg, len, sender, &mut timeo)? {
                     return Ok(len);
                 }
             }
@@ -1053,7 +1196,7 @@ impl Endpoint {
                     Delivery::Queued => return Ok(len),
                     Delivery::Full(skb, receiver) => {
                         receiver
-                            .endpoint()
+                            .state()
                             .wait_for_room(&receiver, &skb, &mut timeo)?;
                         // Routed again: the address may have moved.
                         delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
@@ -1075,13 +1218,13 @@ impl Endpoint {
             let receiver = r.receiver.clone();
             let delivery =
                 receiver
-                    .endpoint()
+                    .state()
                     .enqueue(&receiver, skb, true, true, Some((&bus, r.routes)))?;
             skb = match delivery {
                 Delivery::Queued => return Ok(len),
                 Delivery::Full(skb, _) => {
                     receiver
-                        .endpoint()
+                        .state()
                         .wait_for_room(&receiver, &skb, &mut timeo)?;
                     skb
                 }
@@ -1106,6 +1249,7 @@ impl Endpoint {
         let (src, receiver, routes) = bus.lookup(sock, dst, cmsgs.src.as_ref(), resolved)?;
         let r = Route {
             src,
+            dst: dst.addr,
             receiver,
             routes,
         };
@@ -1138,20 +1282,20 @@ impl Endpoint {
             // No memory for this receiver's copy: a counted drop for it
             // (as netlink does), and the others still get theirs.
             let Ok(copy) = skb.clone_for_receiver() else {
-                r.endpoint().overrun(r);
+                r.state().overrun(r);
                 continue;
             };
-            match r.endpoint().enqueue(r, copy, true, true, None) {
+            match r.state().enqueue(r, copy, true, true, None) {
                 Ok(Delivery::Queued) => {}
                 Ok(Delivery::Full(copy, _) | Delivery::Moved(copy)) => {
                     copy.discard(r, DropReason::Full);
-                    r.endpoint().overrun(r);
+                    r.state().overrun(r);
                 }
                 // The receiver is going, or its bus is: nobody to tell.
                 Err(e) if e == errno::econnreset() || e == errno::ehostunreach() => {}
                 // Too large for its queue or its ring, or no memory to
                 // queue it: a counted drop.
-                Err(_) => r.endpoint().overrun(r),
+                Err(_) => r.state().overrun(r),
             }
         }
         Ok(())
@@ -1161,7 +1305,7 @@ impl Endpoint {
     fn overrun(&self, sock: &BusSock) {
         sock.count_drop();
         let report = {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             rx.overrun = true;
             rx.events += 1;
             !rx.no_enobufs
@@ -1173,7 +1317,7 @@ impl Endpoint {
 
     /// `BUS_NO_ENOBUFS`.
     pub(crate) fn set_no_enobufs(&self, on: bool) {
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         rx.no_enobufs = on;
         if on {
             rx.overrun = false;
@@ -1182,14 +1326,14 @@ impl Endpoint {
 
     /// `BUS_NO_ENOBUFS`, read.
     pub(crate) fn no_enobufs(&self) -> bool {
-        self.rx.lock().no_enobufs
+        self.rx_lock().no_enobufs
     }
 
     /// Sleeps until `skb` would fit in this receiver's queue (or ring), it
     /// closes or dies, the timeout runs out (`EAGAIN`) or a signal comes.
     fn wait_for_room(&self, sock: &BusSock, skb: &Skb, timeo: &mut c_long) -> Result {
         let uid = Some(skb.quota_uid());
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         loop {
             if rx.closed || rx.dead {
                 return Ok(());
@@ -1197,11 +1341,11 @@ impl Endpoint {
             if rx.ring.is_some() {
                 Self::ring_reclaim(&mut rx);
                 if Self::ring_admission(&rx, uid) == Admit::Full {
-                    // The reader hands frames back without a call: look
-                    // again every 50 ms unless woken first.
+                    // The reader hands frames back without a call: mark
+                    // the frame we wait for, and sleep until its poll.
                     drop(rx);
                     self.wait_for_frame(uid, timeo)?;
-                    rx = self.rx.lock();
+                    rx = self.rx_lock();
                     continue;
                 }
                 if Self::ring_eligible(skb) {
@@ -1218,13 +1362,11 @@ impl Endpoint {
             // `timeo` is positive here.
             let woke = self
                 .writers
-                .wait_interruptible_timeout(&mut rx, *timeo as _);
+                .wait_interruptible_timeout(&mut rx.guard, *timeo as _);
             rx.waiters -= 1;
             match woke {
                 CondVarTimeoutResult::Timeout => return Err(EAGAIN),
-                CondVarTimeoutResult::Signal { .. } => {
-                    return Err(crate::socket::intr_errno(*timeo))
-                }
+                CondVarTimeoutResult::Signal { .. } => return Err(crate::sys::intr_errno(*timeo)),
                 CondVarTimeoutResult::Woken { jiffies } => {
                     if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
                         *timeo = jiffies as c_long;
@@ -1252,7 +1394,7 @@ impl Endpoint {
         loop {
             let seen = {
                 let _io = self.iolock.lock();
-                let mut rx = self.rx.lock();
+                let mut rx = self.rx_lock();
                 if rx.dead {
                     return Err(errno::econnreset());
                 }
@@ -1277,7 +1419,7 @@ impl Endpoint {
                     drop(rx);
                     let n = Self::deliver_overflow(&bus, msg, dropped, size)?;
                     if !peek {
-                        let mut rx = self.rx.lock();
+                        let mut rx = self.rx_lock();
                         rx.notify_dropped = rx.notify_dropped.saturating_sub(dropped);
                     }
                     return Ok(n);
@@ -1296,7 +1438,7 @@ impl Endpoint {
     /// room.
     fn consume(&self, skb: &Skb) {
         let (taken, wake, pollers) = {
-            let mut rx = self.rx.lock();
+            let mut rx = self.rx_lock();
             let taken = rx.queue.unlink_first(skb);
             if let Some(skb) = &taken {
                 Self::uncharge(&mut rx, skb);
@@ -1313,10 +1455,8 @@ impl Endpoint {
             // SAFETY: a socket its link names is not released yet.
             let sock = link.lock().as_ref().map(|l| unsafe { l.get() });
             if let Some(sock) = sock {
-                sock.endpoint().polling.store(false, Ordering::Relaxed);
-                sock.wake_readers(
-                    bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND,
-                );
+                sock.state().polling.store(false, Ordering::Relaxed);
+                sock.write_space();
             }
         }
     }
@@ -1330,9 +1470,9 @@ impl Endpoint {
         let Some(master) = bus.master_sock() else {
             return true;
         };
-        let uid = Some(crate::socket::quota_uid());
-        let ep = master.endpoint();
-        let mut rx = ep.rx.lock();
+        let uid = Some(crate::sys::quota_uid());
+        let ep = master.state();
+        let mut rx = ep.rx_lock();
         if rx.closed || rx.dead {
             return true;
         }
@@ -1359,19 +1499,17 @@ impl Endpoint {
     /// (`ERESTARTSYS`, or `EINTR` with a timeout set) or the timeout
     /// (`EAGAIN`).
     fn wait_for_event(&self, seen: u64, timeo: &mut c_long) -> Result {
-        let mut rx = self.rx.lock();
+        let mut rx = self.rx_lock();
         while rx.events == seen {
             if *timeo <= 0 {
                 return Err(EAGAIN);
             }
             match self
                 .readers
-                .wait_interruptible_timeout(&mut rx, *timeo as _)
+                .wait_interruptible_timeout(&mut rx.guard, *timeo as _)
             {
                 CondVarTimeoutResult::Timeout => *timeo = 0,
-                CondVarTimeoutResult::Signal { .. } => {
-                    return Err(crate::socket::intr_errno(*timeo))
-                }
+                CondVarTimeoutResult::Signal { .. } => return Err(crate::sys::intr_errno(*timeo)),
                 CondVarTimeoutResult::Woken { jiffies } => {
                     if *timeo != bindings::MAX_SCHEDULE_TIMEOUT as c_long {
                         *timeo = jiffies as c_long;
@@ -1435,41 +1573,37 @@ impl Endpoint {
         Ok(copied)
     }
 
-    /// The poll mask.
+    /// The poll mask.  No lock is taken but where the state lives behind
+    /// one: the frames of a receive ring (memory the reader writes, read
+    /// under the lock that keeps the ring in place, which senders waiting
+    /// for a frame are woken under), and an endpoint's room at a master
+    /// whose queue is at least half full (`writable`).
     pub(crate) fn poll(&self) -> u32 {
-        let endpoint_of = match &self.inner.lock().role {
-            Role::Endpoint(bus) => Some(bus.clone()),
-            _ => None,
-        };
+        let mut mask = self.pollmask.load(Ordering::Acquire);
+        let endpoint_of = self.endpoint_of.get();
         // A member learns of its bus's death from `die`, after the bus
         // was marked dead: from then on, already, its calls fail.
-        let bus_dead = endpoint_of.as_ref().is_some_and(|bus| bus.is_dead());
-        let rx = self.rx.lock();
-        let mut mask = 0;
-        if rx.dead || bus_dead {
+        if endpoint_of.is_some_and(Bus::is_dead) {
             mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
         }
-        if rx.overrun && !rx.no_enobufs {
-            mask |= bindings::EPOLLERR;
-        }
-        let ring_ready = rx.ring.as_ref().is_some_and(RingCursor::ready);
-        if rx.total.msgs > 0 || rx.notify_dropped > 0 || ring_ready {
-            mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
-        }
-        if rx.ring.is_some() && rx.waiters > 0 {
-            // The reader may have handed frames back: let senders look.
-            self.writers.notify_all();
+        if self.ring_ever.load(Ordering::Relaxed) {
+            let rx = self.rx_lock();
+            if rx.ring.as_ref().is_some_and(RingCursor::ready) {
+                mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
+            }
+            if rx.ring.is_some() && rx.waiters > 0 {
+                // The reader may have handed frames back: let senders look.
+                self.writers.notify_all();
+            }
         }
         // Sending never waits for the sender's own buffer: only a full
         // receiver makes a send wait, and that is per destination.  An
         // endpoint's is its master.
-        let dead = rx.dead || bus_dead;
-        drop(rx);
         let writable = match endpoint_of {
             None => true,
-            Some(bus) => self.writable(&bus),
+            Some(bus) => bus.master_room() || self.writable(bus),
         };
-        if !dead && writable {
+        if mask & bindings::EPOLLHUP == 0 && writable {
             mask |= bindings::EPOLLOUT | bindings::EPOLLWRNORM | bindings::EPOLLWRBAND;
         }
         mask

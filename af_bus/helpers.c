@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Static inline functions of the kernel that af_bus.ko's Rust code calls
- * and that the 6.12 kernel crate has no helper for.  Each is the inline
- * itself, nothing more.
+ * and that the 6.12 kernel crate has no helper for (each the inline
+ * itself, nothing more), and the family's sk_write_space callback.
  */
 
 #include <linux/cred.h>
@@ -54,4 +54,23 @@ u32 af_bus_quota_uid(void)
 	while (ns->parent && ns->parent != &init_user_ns)
 		ns = ns->parent;
 	return __kuid_val(ns->owner);
+}
+
+/*
+ * sk_write_space of an AF_BUS socket: room opened at a destination it
+ * polls for (its master), not in its own send buffer, so it wakes
+ * writers and pollers with EPOLLOUT unconditionally, as AF_UNIX's
+ * unix_write_space does once its peer has room.
+ */
+void af_bus_write_space(struct sock *sk)
+{
+	struct socket_wq *wq;
+
+	rcu_read_lock();
+	wq = rcu_dereference(sk->sk_wq);
+	if (skwq_has_sleeper(wq))
+		wake_up_interruptible_sync_poll(&wq->wait,
+						EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+	sk_wake_async_rcu(sk, SOCK_WAKE_SPACE, POLL_OUT);
+	rcu_read_unlock();
 }

@@ -42,7 +42,7 @@ macro_rules! uint_param {
         #[used]
         static $entry: KernelParam = KernelParam(bindings::kernel_param {
             name: concat!($name, "\0").as_ptr().cast(),
-            mod_: crate::socket::this_module(),
+            mod_: crate::sys::this_module(),
             // Only the address of the exported ops is taken.
             ops: &raw const bindings::param_ops_uint,
             perm: 0o644,

@@ -6,7 +6,7 @@ use core::fmt::Write;
 
 use kernel::error::{code::*, Result};
 
-use crate::socket::SeqFile;
+use crate::sys::SeqFile;
 
 /// Fills `/proc/net/bus` for the namespace `net_id`.
 pub(crate) fn show(seq: &mut SeqFile, net_id: usize) -> Result {
@@ -14,7 +14,7 @@ pub(crate) fn show(seq: &mut SeqFile, net_id: usize) -> Result {
     let socks = crate::registry().socks_of(net_id)?;
     writeln!(seq, "Inode Role Path Handle Addrs Queue Drops").map_err(|_| EINVAL)?;
     for sock in socks.iter() {
-        let ep = sock.endpoint();
+        let ep = sock.state();
         let (role, bus, handle, addrs) = ep.describe(sock);
         let (queue, lost) = ep.queue_stats();
         let drops = u64::from(sock.drops()) + lost;

@@ -41,17 +41,30 @@ mkdir -p "$out/module/af_bus" "$out/tests" "$out/splat"
 # and the tree stays clean.  cp -p keeps mtimes: kbuild stays incremental.
 cp -p "$top/Kbuild" "$out/module/"
 rm -f "$out/module/af_bus/"*.rs "$out/module/af_bus/"*.[ch]
+rm -rf "$out/module/af_bus/core" "$out/module/af_bus/sys"
+mkdir -p "$out/module/af_bus/core" "$out/module/af_bus/sys"
 cp -p "$top"/af_bus/*.rs "$top"/af_bus/*.[ch] "$top/af_bus/Kbuild" "$out/module/af_bus/"
-rm -f "$out/module/af_bus/core_lib.rs"
-make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/module" ${CLIPPY:+CLIPPY=1} modules >&2
+cp -p "$top"/af_bus/core/*.rs "$out/module/af_bus/core/"
+cp -p "$top"/af_bus/sys/*.rs "$out/module/af_bus/sys/"
+rm -f "$out/module/af_bus/core/lib.rs" "$out/module/af_bus/build.rs"
+# The UAPI as Rust, from bus.h (uapi.rs includes it from OUT_DIR, as the
+# host crate's build.rs has it).
+"$top/scripts/uapi-bindgen.sh" "$out/module/af_bus/bus_h.rs"
+OUT_DIR="$out/module/af_bus" make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/module" \
+	${CLIPPY:+CLIPPY=1} modules >&2
 cp -p "$top/tests/splat/"* "$out/splat/"
 make -s -C "$kdir" "${KMAKE_VARS[@]}" M="$out/splat" modules >&2
 
 cflags=(-static -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
 	-Wno-missing-field-initializers -Wno-clobbered -Wno-sign-compare -Wno-misleading-indentation
 	-I "$top/include/uapi" -I "$ksrc/tools/testing/selftests")
-for t in "$top"/tests/kselftest/*.c; do
-	gcc "${cflags[@]}" -o "$out/tests/$(basename "$t" .c)" "$t" -lpthread
+# The family's selftests through their own Makefile (the kernel's lib.mk,
+# as in a kernel tree), static for the guest and with warnings as errors;
+# then the project's integration tests.
+make -s -C "$top/tests/kselftest" KSRC="$ksrc" OUTPUT="$out/tests" CC=gcc \
+	USERCFLAGS="${cflags[*]}" USERLDFLAGS=-static >&2
+for t in "$top"/tests/integration/*.c; do
+	gcc "${cflags[@]}" -I "$top/tests/kselftest" -o "$out/tests/$(basename "$t" .c)" "$t" -lpthread
 done
 mkdir -p "$out/bench"
 for b in "$top"/tests/bench/*.c; do
@@ -78,7 +91,7 @@ for e in "$out"/doc-examples/*.c; do
 		-o "$out/examples/$(basename "$e" .c)" "$e"
 done
 
-# busctl, the userspace tool and reference master: Rust, crates from
+# afbusctl (tools/busctl), the userspace tool and reference master: Rust, crates from
 # crates.io (pinned by Cargo.lock), linked statically for the guest.  Its
 # target directory lives in the cache, so a fresh clone reuses it.
 mkdir -p "$out/tools"
@@ -86,7 +99,7 @@ busctl_target=$AF_BUS_CACHE/cargo-target/busctl
 (cd "$top/tools/busctl" &&
 	RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$busctl_target" \
 	cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu) >&2
-cp -p "$busctl_target/x86_64-unknown-linux-gnu/release/busctl" "$out/tools/busctl"
+cp -p "$busctl_target/x86_64-unknown-linux-gnu/release/afbusctl" "$out/tools/afbusctl"
 
 # afbus-dbus (D-Bus on AF_BUS: the master and the zbus socket) and its
 # end-to-end test, the same way.
@@ -107,7 +120,7 @@ SPLAT_KO=$out/splat/af_bus_splat.ko
 TESTS=$out/tests
 EXAMPLES=$out/examples
 BENCH=$out/bench
-BUSCTL=$out/tools/busctl
+BUSCTL=$out/tools/afbusctl
 AFBUS_DBUS=$out/tools/afbus-dbus
 AFBUS_DBUS_TEST=$out/tools/afbus-dbus-test
 STRESS=$out/stress

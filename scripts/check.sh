@@ -38,28 +38,39 @@ if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet
 	problems+=("host unit tests failed")
 fi
 
-echo "== host: busctl: cargo test, clippy, and its bloom scheme against the C helper"
+echo "== host: afbusctl (tools/busctl): cargo test, clippy, its bloom scheme against the C helper, its man pages"
 busctl_host=$AF_BUS_CACHE/cargo-target/busctl-host
 if (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host cargo test --quiet --locked 2>&1); then
 	:
 else
-	problems+=("busctl's unit tests failed")
+	problems+=("afbusctl's unit tests failed")
 fi
 if command -v cargo-clippy >/dev/null || cargo clippy --version >/dev/null 2>&1; then
 	if ! (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host \
 			cargo clippy --quiet --locked --all-targets -- -D warnings 2>&1); then
-		problems+=("busctl has clippy warnings")
+		problems+=("afbusctl has clippy warnings")
 	fi
 else
-	echo "(cargo clippy is not installed here: skipped for busctl)"
+	echo "(cargo clippy is not installed here: skipped for afbusctl)"
 fi
 bloom_pairs=(interface=org.example.Echo member=Changed "path=/org/example/Echo" "k=v with spaces" x=)
 if gcc -Wall -Wextra -Werror -o "$out/bus-bloom-host" "$top/examples/bus-bloom.c" &&
 	[ "$("$out/bus-bloom-host" "${bloom_pairs[@]}")" = \
 	  "$("$BUSCTL" bloom "${bloom_pairs[@]}" | grep '^bitmap:')" ]; then
-	echo "ok: tools/busctl/bus-bloom.h and busctl compute the same bitmap"
+	echo "ok: tools/busctl/bus-bloom.h and afbusctl compute the same bitmap"
 else
-	problems+=("bus-bloom.h and busctl disagree on the bloom scheme")
+	problems+=("bus-bloom.h and afbusctl disagree on the bloom scheme")
+fi
+rm -rf "$out/man" "$out/completions"
+gen_ok=1
+"$BUSCTL" generate man "$out/man" >/dev/null || gen_ok=0
+for sh in bash zsh fish; do
+	"$BUSCTL" generate completions "$sh" "$out/completions" >/dev/null || gen_ok=0
+done
+if [ "$gen_ok" = 1 ] && [ -s "$out/man/afbusctl.1" ]; then
+	echo "ok: afbusctl's man pages and shell completions ($out/man, $out/completions)"
+else
+	problems+=("afbusctl could not generate its man pages or completions")
 fi
 
 echo "== host: afbus-dbus (D-Bus on AF_BUS): cargo test, clippy"
@@ -74,7 +85,7 @@ fi
 
 echo "== host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
-		"$top"/af_bus/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
+		"$top"/af_bus/*.rs "$top"/af_bus/core/*.rs "$top"/af_bus/sys/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
 		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs \
 		"$top"/tools/afbus-dbus/src/*.rs "$top"/tools/afbus-dbus/examples/*.rs \
 		"$top"/tests/dbus/*.rs; then

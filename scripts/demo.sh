@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The main job's script, run in the guest by `make run`: a scripted
-# session on a real bus, with busctl's reference master and clients.
+# session on a real bus, with afbusctl's reference master (tools/busctl) and clients.
 # Each actor writes to its own log; the script waits for the line each
 # step needs and prints what every actor said since the last step, so
 # the transcript reads in order however the two vCPUs schedule them.
@@ -73,45 +73,45 @@ step() {
 }
 
 echo "== $(uname -sr) with $(grep -c '^af_bus ' /proc/modules) af_bus module loaded: $(dmesg | grep -m1 -o 'AF_BUS.*')"
-echo "   busctl $(busctl --version | cut -d' ' -f2), a static Rust binary; the policy of this bus:"
-grep -v '^#' /etc/busctl/demo.toml | grep . | sed 's/^/     /'
+echo "   afbusctl $(afbusctl --version | cut -d' ' -f2), a static Rust binary; the policy of this bus:"
+grep -v '^#' /etc/afbus/demo.toml | grep . | sed 's/^/     /'
 
 step "the master binds $BUSCTL_BUS as org.afbus.Bus and applies the policy"
-start master busctl master "$BUSCTL_BUS" --name org.afbus.Bus --policy /etc/busctl/demo.toml
+start master afbusctl master "$BUSCTL_BUS" --name org.afbus.Bus --policy /etc/afbus/demo.toml
 wait_for master serving
 said
 run ls -l "$BUSCTL_BUS"
 
 step "a service joins (the master checks its credentials) and takes org.example.Echo"
-start service busctl join --name org.example.Echo --serve
+start service afbusctl join --name org.example.Echo --serve
 wait_for service "org.example.Echo: primary-owner"
 wait_for master "owns org.example.Echo"
 said
 
 step "a client joins and calls the service by name"
-run busctl call org.example.Echo "ping"
+run afbusctl call org.example.Echo "ping"
 wait_for service "serve: call"
 said
 
 step "the policy lets root own org.example.* only"
-run busctl join --name org.other.Thing
+run afbusctl join --name org.other.Thing
 said
 
 step "two listeners subscribe to the Changed signal's member pair"
-run busctl bloom member=Changed member=Changed27566
+run afbusctl bloom member=Changed member=Changed27566
 echo "  member=Changed27566 differs from every pair of the signal below, but"
 echo "  its four bloom bits are all among the signal's 16 (found by search):"
 echo "  the kernel's bloom match lets it through, its BPF filter drops it."
-start listener1 busctl listen --match member=Changed --count 1 --timeout 30
-start listener2 busctl listen --match member=Changed27566 --timeout 4
-start watcher busctl listen --match member=NameOwnerChanged --match name=org.example.Echo --count 1 --timeout 60
+start listener1 afbusctl listen --match member=Changed --count 1 --timeout 30
+start listener2 afbusctl listen --match member=Changed27566 --timeout 4
+start watcher afbusctl listen --match member=NameOwnerChanged --match name=org.example.Echo --count 1 --timeout 60
 wait_for listener1 "listening as"
 wait_for listener2 "listening as"
 wait_for watcher "listening as"
 said
 
 step "root emits the signal (the master grants the send first)"
-run busctl emit interface=org.example.Echo member=Changed path=/org/example/Echo \
+run afbusctl emit interface=org.example.Echo member=Changed path=/org/example/Echo \
 	sender=org.example.Echo "state is now 42"
 wait_for listener1 "signal from"
 wait_for listener2 "nothing more"
@@ -125,10 +125,10 @@ wait_for watcher "signal from"
 said
 
 step "the client calls again"
-run busctl call org.example.Echo "ping"
+run afbusctl call org.example.Echo "ping"
 
 step "what the bus looks like now (/proc/net/bus)"
-run busctl list
+run afbusctl list
 
 if command -v afbus-dbus >/dev/null; then
 	dbus_bus=/run/afbus/system
@@ -149,7 +149,7 @@ if command -v afbus-dbus >/dev/null; then
 
 	step "the names on the D-Bus bus, and busctl's view of the sockets"
 	run afbus-dbus --bus "$dbus_bus" names
-	run busctl list
+	run afbusctl list
 
 	step "the zbus service is killed; the master announces NameOwnerChanged"
 	kill -9 "$pid_zbus_service"
@@ -164,15 +164,15 @@ echo
 echo "== the end: the master is gone, and with it the bus"
 
 if [ "${1:-}" = --then-shell ]; then
-	busctl master /run/bus/system --policy /etc/busctl/demo.toml >/tmp/master.log 2>&1 &
+	afbusctl master /run/bus/system --policy /etc/afbus/demo.toml >/tmp/master.log 2>&1 &
 	cat <<'HINT'
 
 == your turn: a master now serves /run/bus/system (busctl's default bus,
    same policy; its log is /tmp/master.log).  Try:
-     busctl join --name org.example.Me --serve &
-     busctl call org.example.Me hello
-     busctl listen --match member=Ping & busctl emit member=Ping hi
-     busctl monitor --timeout 5 ; busctl list ; busctl --help
+     afbusctl join --name org.example.Me --serve &
+     afbusctl call org.example.Me hello
+     afbusctl listen --match member=Ping & afbusctl emit member=Ping hi
+     afbusctl monitor --timeout 5 ; afbusctl list ; afbusctl --help
    The C examples are on PATH too: bus-demo, readme-example, ...
 HINT
 fi

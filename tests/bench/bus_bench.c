@@ -425,7 +425,8 @@ static void tput_receive(enum tkind k, int fd, size_t size, long count)
 			bench_die("frame length");
 		/* Touch the payload as a reader would. */
 		memcpy(buf, (char *)h + h->data_offset, size < 64 ? size : 64);
-		__atomic_store_n(&h->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		if (bus_frame_release(h))
+			poll(&p, 1, 0);
 		next = (next + 1) % FRAMES;
 	}
 	munmap(mem, (size_t)fs * FRAMES);

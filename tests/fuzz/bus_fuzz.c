@@ -940,7 +940,8 @@ static void op_peek(struct thr *t)
 
 			if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
 				break;
-			__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+			if (bus_frame_release(f))
+				poll(&(struct pollfd){ .fd = pe[1], .events = POLLIN }, 1, 0);
 			pe_ring_next = (pe_ring_next + 1) % FZP_FRAMES;
 		}
 		pthread_mutex_unlock(&ring_lock);

@@ -22,6 +22,7 @@
 #include <linux/bus.h>
 #include <linux/filter.h>
 #include "bus_test.h"
+#include "bus_stall.h"
 #include "kselftest_harness.h"
 
 #define FS 2048
@@ -30,6 +31,7 @@
 struct ring {
 	char *mem;
 	unsigned int fs, nr, next;
+	int fd;
 };
 
 static int ring_setup(int fd, struct ring *r, unsigned int fs, unsigned int nr)
@@ -44,6 +46,7 @@ static int ring_setup(int fd, struct ring *r, unsigned int fs, unsigned int nr)
 	r->fs = fs;
 	r->nr = nr;
 	r->next = 0;
+	r->fd = fd;
 	return 0;
 }
 
@@ -62,10 +65,16 @@ static struct bus_frame_hdr *ring_peek(struct ring *r)
 	return h;
 }
 
-/* Hands the current frame back (release) and moves on. */
+/*
+ * Hands the current frame back and moves on; when a sender waits for the
+ * frame, poll()s so that the kernel wakes it (the protocol of bus.h).
+ */
 static void ring_release(struct ring *r)
 {
-	__atomic_store_n(&frame(r, r->next)->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+	struct pollfd p = { .fd = r->fd, .events = POLLIN };
+
+	if (bus_frame_release(frame(r, r->next)))
+		poll(&p, 1, 0);
 	r->next = (r->next + 1) % r->nr;
 }
 
@@ -285,6 +294,109 @@ TEST_F(bus, blocked_sender_resumes_when_frames_come_back)
 	ASSERT_EQ(0, pthread_create(&t, NULL, slow_reader, &a));
 	ASSERT_EQ(5, bus_send_str(self->s, &self->raddr, "last", 0));
 	pthread_join(t, NULL);
+}
+
+struct waiting_sender {
+	int fd;
+	struct sockaddr_bus dst;
+	pid_t tid;
+	int ret, done;
+};
+
+static void *waiting_send(void *p)
+{
+	struct waiting_sender *w = p;
+
+	__atomic_store_n(&w->tid, gettid(), __ATOMIC_RELEASE);
+	w->ret = bus_send_str(w->fd, &w->dst, "last", 0);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Starts @w's send in @t and waits until it sleeps; 0 or -1. */
+static int waiting_send_start(struct waiting_sender *w, pthread_t *t)
+{
+	long long end = bus_now_ms() + 2000;
+
+	if (pthread_create(t, NULL, waiting_send, w))
+		return -1;
+	while (!__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE) && bus_now_ms() < end)
+		usleep(1000);
+	return bus_wait_asleep(w->tid, 2000);
+}
+
+/* Waits up to 5 s for @w's send to end, joins it, returns what it sent. */
+static int waiting_send_end(struct waiting_sender *w, pthread_t t)
+{
+	long long end = bus_now_ms() + 5000;
+
+	while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) && bus_now_ms() < end)
+		usleep(1000);
+	if (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE))
+		return -1;
+	pthread_join(t, NULL);
+	return w->ret;
+}
+
+/*
+ * A sender waiting for a frame marks the oldest frame the reader holds
+ * and sleeps with no timer: a frame handed back without a call leaves it
+ * asleep (the module used to look again every 50 ms), the reader's poll
+ * wakes it.
+ */
+TEST_F(bus, a_waiting_sender_marks_the_frame_and_only_the_reader_wakes_it)
+{
+	struct waiting_sender w = { .fd = self->s, .dst = self->raddr };
+	struct pollfd p = { .fd = self->r, .events = POLLIN };
+	struct bus_frame_hdr *h;
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	/* The sender's share is half of the ring. */
+	for (i = 0; i < NR / 2; i++)
+		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", 0));
+	h = frame(&self->ring, 0);
+	ASSERT_EQ(0, __atomic_load_n(&h->waiting, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(0, waiting_send_start(&w, &t));
+	/* The oldest frame it waits for says so; the others do not. */
+	ASSERT_NE(0, __atomic_load_n(&h->waiting, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(0, __atomic_load_n(&frame(&self->ring, 1)->waiting, __ATOMIC_ACQUIRE));
+	/* Handed back by a reader that makes no call: nothing looks. */
+	__atomic_store_n(&h->status, BUS_FRAME_KERNEL, __ATOMIC_SEQ_CST);
+	usleep(500000);
+	ASSERT_EQ(0, __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	/* The reader's poll wakes it. */
+	ASSERT_EQ(1, poll(&p, 1, 0));
+	ASSERT_EQ(5, waiting_send_end(&w, t));
+	/* The next frame in the ring holds it, with no mark. */
+	h = frame(&self->ring, NR / 2);
+	ASSERT_EQ(BUS_FRAME_USER, __atomic_load_n(&h->status, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(0, h->waiting);
+	ASSERT_STREQ("last", (char *)h + h->data_offset);
+}
+
+/* bus_frame_release() tells the reader when a sender waits. */
+TEST_F(bus, bus_frame_release_says_when_to_poll)
+{
+	struct waiting_sender w = { .fd = self->s, .dst = self->raddr };
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	for (i = 0; i < NR / 2; i++)
+		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", 0));
+	/* Nobody waits: no call needed. */
+	ASSERT_NE(NULL, ring_peek(&self->ring));
+	ASSERT_EQ(0, bus_frame_release(frame(&self->ring, 0)));
+	self->ring.next = 1;
+	ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "g", 0));
+	ASSERT_EQ(0, waiting_send_start(&w, &t));
+	ASSERT_NE(NULL, ring_peek(&self->ring));
+	ASSERT_NE(0, bus_frame_release(frame(&self->ring, 1)));
+	ASSERT_EQ(0, __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(1, poll(&(struct pollfd){ .fd = self->r, .events = POLLIN }, 1, 0));
+	ASSERT_EQ(5, waiting_send_end(&w, t));
 }
 
 TEST_F(bus, order_is_kept_across_many_senders)

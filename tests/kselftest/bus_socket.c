@@ -4,6 +4,8 @@
  *
  * - backpressure: POLLOUT (and EPOLLOUT) of a member follows room at its
  *   master, and a writer is woken when the master reads;
+ * - poll without a lock: a message or a read racing a poll on the other
+ *   vCPU is never a lost wake-up;
  * - waits: a signal with SA_RESTART restarts a send blocked on a full
  *   ring; a reader blocked on an empty queue wakes with ENOBUFS when a
  *   multicast to it is dropped;
@@ -124,6 +126,129 @@ TEST_F(bus, pollout_follows_room_at_the_master_and_wakes)
 	pthread_join(d.t, NULL);
 	ASSERT_TRUE(out.events & EPOLLOUT);
 	close(ep);
+}
+
+struct pingpong {
+	int fd, n, edge;
+	const struct sockaddr_bus *to;
+	int sent, got, lost;
+};
+
+/* Sends one message at a time, each once the reader has the last. */
+static void *pingpong_sender(void *p)
+{
+	struct pingpong *pp = p;
+	int i;
+
+	for (i = 0; i < pp->n && !__atomic_load_n(&pp->lost, __ATOMIC_ACQUIRE); i++) {
+		while (__atomic_load_n(&pp->got, __ATOMIC_ACQUIRE) < i &&
+		       !__atomic_load_n(&pp->lost, __ATOMIC_ACQUIRE))
+			;
+		if (bus_send_str(pp->fd, pp->to, "p", 0) != 2)
+			break;
+		__atomic_store_n(&pp->sent, i + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * poll() reads the receive side without a lock: a message queued while
+ * the reader is between registering and reading the mask must still wake
+ * it.  A sender on the other vCPU sends the next message the moment the
+ * reader has the last, so the two meet in that window again and again; a
+ * missed wake-up is a poll that times out.  Then through an
+ * edge-triggered epoll.
+ */
+TEST_F_TIMEOUT(bus, poll_without_a_lock_never_misses_a_message, 240)
+{
+	struct pingpong pp = { .fd = self->a, .to = &self->baddr, .n = 1000 };
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET }, out;
+		int ep = -1, i;
+		pthread_t t;
+		char buf[8];
+
+		pp.edge = round;
+		pp.sent = pp.got = pp.lost = 0;
+		if (pp.edge) {
+			ep = epoll_create1(EPOLL_CLOEXEC);
+			ASSERT_LE(0, ep);
+			ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, self->b, &ev));
+		}
+		ASSERT_EQ(0, pthread_create(&t, NULL, pingpong_sender, &pp));
+		for (i = 0; i < pp.n; i++) {
+			struct pollfd p = { .fd = self->b, .events = POLLIN };
+			int r = pp.edge ? epoll_wait(ep, &out, 1, 5000) : poll(&p, 1, 5000);
+
+			if (r != 1) {
+				__atomic_store_n(&pp.lost, 1, __ATOMIC_RELEASE);
+				break;
+			}
+			if (recv(self->b, buf, sizeof(buf), MSG_DONTWAIT) != 2) {
+				/* Woken before the message landed: wait again. */
+				i--;
+				continue;
+			}
+			__atomic_store_n(&pp.got, i + 1, __ATOMIC_RELEASE);
+		}
+		pthread_join(t, NULL);
+		if (ep >= 0)
+			close(ep);
+		ASSERT_EQ(0, pp.lost) TH_LOG("%s: no wake-up for message %d of %d",
+					     pp.edge ? "epoll" : "poll", pp.got + 1, pp.n);
+		ASSERT_EQ(pp.n, pp.got);
+	}
+}
+
+struct drip {
+	int fd, stop;
+};
+
+/* The master reads a message whenever there is one, until told. */
+static void *drip_reader(void *p)
+{
+	struct drip *d = p;
+	char buf[8];
+
+	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
+		recv(d->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return NULL;
+}
+
+/*
+ * POLLOUT of a member near its master's limit races the master's reads:
+ * the member sends without blocking whenever poll says it may, and a
+ * poll that says no must be woken by the next read.  Every message goes
+ * through; a lost EPOLLOUT is a poll that times out.
+ */
+TEST_F_TIMEOUT(bus, pollout_racing_the_masters_reads_is_never_lost, 240)
+{
+	struct drip d = { .fd = self->master };
+	struct pollfd p = { .fd = self->a, .events = POLLOUT };
+	int n, sent = 0, want = 1000, eagain = 0;
+	pthread_t t;
+
+	n = fill(self->a, &self->maddr);
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, pthread_create(&t, NULL, drip_reader, &d));
+	while (sent < want) {
+		int r = poll(&p, 1, 5000);
+
+		if (r != 1)
+			break;
+		if (bus_send_str(self->a, &self->maddr, "fill", MSG_DONTWAIT) == 5)
+			sent++;
+		else if (errno == EAGAIN)
+			eagain++;
+		else
+			break;
+	}
+	__atomic_store_n(&d.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	TH_LOG("%d sent, %d EAGAIN after POLLOUT", sent, eagain);
+	ASSERT_EQ(want, sent);
 }
 
 static volatile sig_atomic_t alarms;

@@ -6,12 +6,37 @@
 #ifndef BUS_TEST_H
 #define BUS_TEST_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <linux/bus.h>
+
+/*
+ * Without AF_BUS (af_bus.ko not loaded), or not as root (the tests make
+ * buses in /run, switch uids and set up namespaces), the whole program
+ * skips as a kselftest does: an empty KTAP plan and exit code KSFT_SKIP.
+ */
+static void __attribute__((constructor)) bus_test_require(void)
+{
+	int fd = socket(AF_BUS, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		printf("TAP version 13\n1..0 # SKIP AF_BUS is not available (is af_bus.ko loaded?): %s\n",
+		       strerror(errno));
+		exit(4);	/* KSFT_SKIP */
+	}
+	close(fd);
+	if (geteuid() != 0) {
+		printf("TAP version 13\n1..0 # SKIP the AF_BUS selftests must run as root\n");
+		exit(4);
+	}
+}
 
 #ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

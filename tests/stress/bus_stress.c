@@ -757,6 +757,15 @@ static int rx_queue_one(void)
 	return 1;
 }
 
+/* Hands a frame back, and polls when a sender waits for it (bus.h). */
+static void ring_hand_back(int fd, struct bus_frame_hdr *f)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (bus_frame_release(f))
+		poll(&p, 1, 0);
+}
+
 /*
  * Consumes the ring frames ready, and at each BUS_FRAME_F_QUEUED frame
  * the message waiting in the queue at that place of the order.  Returns
@@ -773,7 +782,7 @@ static int rx_ring(void)
 		if (__atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
 			return got;
 		if (f->flags & BUS_FRAME_F_QUEUED) {
-			__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+			ring_hand_back(W.fd, f);
 			W.ring_next = (W.ring_next + 1) % W.ring_nr;
 			got++;
 			/* An ENOBUFS may come before the message. */
@@ -795,7 +804,7 @@ static int rx_ring(void)
 				     &cred, !!(f->flags & BUS_FRAME_F_MULTICAST));
 			ST_ADD(ring_frames, 1);
 		}
-		__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		ring_hand_back(W.fd, f);
 		W.ring_next = (W.ring_next + 1) % W.ring_nr;
 		got++;
 	}
@@ -2048,7 +2057,7 @@ static void *stall_ring_reader(void *arg)
 				fail("stall round: frame of %u bytes at %u", f->len, f->data_offset);
 			stall_got(st, 0, (struct atk_pay *)((char *)f + f->data_offset), f->len);
 		}
-		__atomic_store_n(&f->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+		ring_hand_back(st->r[0], f);
 		st->ring_next = (st->ring_next + 1) % STALL_FRAMES;
 	}
 	return NULL;

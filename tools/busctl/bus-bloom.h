@@ -1,6 +1,6 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * bus-bloom.h: the bloom scheme of busctl and its reference master, for C
+ * bus-bloom.h: the bloom scheme of afbusctl and its reference master, for C
  * programs (header only).  A multicast address is a 512-bit bitmap; each
  * KEY=VALUE pair sets BUS_BLOOM_HASHES bits, computed from two 64-bit
  * FNV-1a hashes of the pair's bytes "KEY=VALUE" (no NUL):
@@ -10,10 +10,10 @@
  *   bit i = (h1 + i * h2) mod 512,  i = 0 .. 3   (64-bit wrapping)
  *
  * Bit b is (1 << (b % 64)) in sbus_addr[b / 64].  A signal's bitmap is
- * the union of its pairs' bits, a match's likewise.  busctl's message
+ * the union of its pairs' bits, a match's likewise.  afbusctl's message
  * header carries bus_bloom_hash32() of each pair, which a BPF filter
  * compares to drop the bloom filter's false positives.
- * Documentation/af_bus.rst describes the scheme; `busctl bloom` prints it.
+ * Documentation/af_bus.rst describes the scheme; `afbusctl bloom` prints it.
  */
 #ifndef BUS_BLOOM_H
 #define BUS_BLOOM_H
@@ -56,7 +56,7 @@ static inline void bus_bloom_add(uint64_t *bloom, const char *key,
 	}
 }
 
-/* The 32-bit hash of KEY=VALUE that busctl's message header carries. */
+/* The 32-bit hash of KEY=VALUE that afbusctl's message header carries. */
 static inline uint32_t bus_bloom_hash32(const char *key, const char *value)
 {
 	uint64_t h1 = bus_bloom_fnv1a(0xcbf29ce484222325ULL, key, value);

@@ -109,9 +109,14 @@ struct bus_ring_req {
 /*
  * One frame.  The reader waits for status == BUS_FRAME_USER (read with
  * acquire ordering, e.g. __atomic_load_n(&h->status, __ATOMIC_ACQUIRE)),
- * consumes the frame, and hands it back by storing BUS_FRAME_KERNEL with
- * release ordering, then moves to the next frame, poll()ing when it is
- * not ready.  Frames are handed to the reader in delivery order.
+ * consumes the frame, and hands it back with bus_frame_release() below,
+ * then moves to the next frame, poll()ing when it is not ready.  Frames
+ * are handed to the reader in delivery order.
+ *
+ * A sender waiting for room in a full ring marks the oldest frame the
+ * reader holds (waiting != 0) and sleeps; handing a frame back is a plain
+ * store the kernel cannot see, so a reader that finds the mark poll()s
+ * the socket (a zero timeout will do), which wakes the sender.
  *
  * Payloads too large to copy travel as a memfd with SCM_RIGHTS, sealed
  * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE; a receiver checks the
@@ -126,13 +131,28 @@ struct bus_frame_hdr {
 	__s32			pid;		/* sender, in the reader's namespaces */
 	__u32			uid;
 	__u32			gid;
-	__u32			reserved;
+	__u32			waiting;	/* a sender waits for this frame */
 	struct sockaddr_bus	src;
 	struct sockaddr_bus	dst;
 };
 
 #define BUS_FRAME_KERNEL	0
 #define BUS_FRAME_USER		1
+
+#ifndef __KERNEL__
+/*
+ * Hands frame h back to the kernel.  Returns nonzero when a sender waits
+ * for it: poll() the socket then.  The full barrier between the store and
+ * the load pairs with the kernel's between marking a frame and looking at
+ * its status, so that a mark is never missed.
+ */
+static __inline__ int bus_frame_release(struct bus_frame_hdr *h)
+{
+	__atomic_store_n(&h->status, BUS_FRAME_KERNEL, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&h->waiting, __ATOMIC_RELAXED) != 0;
+}
+#endif
 
 #define BUS_FRAME_F_MULTICAST	(1U << 0)	/* dst is a multicast bitmap */
 #define BUS_FRAME_F_DISCARDED	(1U << 1)	/* no message: hand it back */

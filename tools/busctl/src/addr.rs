@@ -1,65 +1,76 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Bus paths and addresses as busctl's users write them, and their
-//! `struct sockaddr_bus` form.
+//! Bus paths and addresses as afbusctl's users write them, over `af_bus_core`'s.
 //!
 //! A bus is `/a/path` (a socket inode) or `@name` (abstract, per network
 //! namespace).  An address is a name such as `org.example.Echo`, a unique
-//! name such as `1.4`, or a kernel handle such as `:4`.
+//! name such as `1.4`, or a kernel handle such as `:4`.  Their
+//! `struct sockaddr_bus` form is the core's [`BusAddr`], which the module
+//! itself parses and encodes with.
+
+use af_bus_core::addr::{AddrPart, BusAddr, BusPath as CorePath, PathKind};
+use af_bus_core::bloom::Bitmap;
+use af_bus_core::uapi::{BUS_ADDR_COMP_MAX, BUS_ADDR_MAX, BUS_PATH_MAX};
 
 use crate::bloom::Bloom;
-use crate::sys::{SockaddrBus, AF_BUS, BUS_ADDR_COMP_MAX, BUS_PATH_MAX};
+use crate::sys::SockaddrBus;
 
-/// Longest address: 8 components of 8 bytes, with the terminating NUL.
-pub const NAME_MAX: usize = BUS_ADDR_COMP_MAX * 8 - 1;
+/// Longest address: all components, less the terminating NUL.
+pub const NAME_MAX: usize = BUS_ADDR_MAX - 1;
 
-/// The path part of a bus address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BusPath {
-    /// The bytes of `sbus_path` up to (not including) the terminating NUL;
-    /// a leading NUL for an abstract bus.
-    bytes: Vec<u8>,
-}
+/// The path part of a bus address: which bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusPath(CorePath);
 
 impl BusPath {
     /// Parses `/path` or `@abstract`.
     pub fn parse(s: &str) -> Result<BusPath, String> {
-        let bytes: Vec<u8> = if let Some(name) = s.strip_prefix('@') {
+        let (abstract_, name) = if let Some(name) = s.strip_prefix('@') {
             if name.is_empty() {
                 return Err("an abstract bus needs a name after '@'".into());
             }
-            std::iter::once(0).chain(name.bytes()).collect()
+            (true, name)
         } else if s.starts_with('/') {
-            s.bytes().collect()
+            (false, s)
         } else {
             return Err(format!(
                 "bus \"{s}\" is neither a path (/run/bus/NAME) nor abstract (@NAME)"
             ));
         };
-        if bytes.iter().skip(1).any(|b| *b == 0) {
+        if name.bytes().any(|b| b == 0) {
             return Err("a bus path cannot contain NUL".into());
         }
-        // The multicast mark is the last byte of the path part: leave room
-        // for the path's NUL and the mark.
-        if bytes.len() > BUS_PATH_MAX - 2 {
+        // The path part holds an abstract name's leading NUL, the name, its
+        // NUL and, in a multicast address, the mark: the name may take the
+        // rest.
+        let room = BUS_PATH_MAX - 2 - usize::from(abstract_);
+        if name.len() > room {
             return Err(format!(
                 "bus path \"{s}\" is too long (at most {} bytes)",
                 BUS_PATH_MAX - 2
             ));
         }
-        Ok(BusPath { bytes })
+        // The kernel's address on that bus, read back by the core.
+        let mut sa = SockaddrBus::empty();
+        let start = usize::from(abstract_);
+        sa.path[start..start + name.len()].copy_from_slice(name.as_bytes());
+        sa.parse()
+            .map(|a| BusPath(a.path))
+            .ok_or_else(|| format!("bus path \"{s}\" is not valid"))
+    }
+
+    /// The core's form.
+    pub fn core(&self) -> &CorePath {
+        &self.0
     }
 
     /// How users write it.
     pub fn display(&self) -> String {
-        match self.bytes.split_first() {
-            Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
-            _ => String::from_utf8_lossy(&self.bytes).into_owned(),
+        let name = String::from_utf8_lossy(self.0.name());
+        match self.0.kind() {
+            PathKind::Abstract => format!("@{name}"),
+            PathKind::Filesystem => name.into_owned(),
         }
-    }
-
-    fn fill(&self, sa: &mut SockaddrBus) {
-        sa.path[..self.bytes.len()].copy_from_slice(&self.bytes);
     }
 }
 
@@ -74,7 +85,7 @@ pub enum Addr {
     Kernel,
 }
 
-/// Checks a name busctl may ask the master for, or send to.
+/// Checks a name afbusctl may ask the master for, or send to.
 pub fn check_name(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("an empty address".into());
@@ -115,6 +126,24 @@ pub fn check_well_known(s: &str) -> Result<(), String> {
     }
 }
 
+/// The address part of a unicast name: its bytes and a NUL, in whole
+/// components.  `None` past [`NAME_MAX`] bytes.
+pub fn name_part(name: &[u8]) -> Option<AddrPart> {
+    let mut bytes = [0u8; BUS_ADDR_MAX];
+    bytes.get_mut(..name.len())?.copy_from_slice(name);
+    AddrPart::from_raw((name.len() + 1).div_ceil(8), &bytes)
+}
+
+/// The address part of a multicast bitmap: all components.
+pub fn bitmap_part(b: &Bitmap) -> AddrPart {
+    let mut bytes = [0u8; BUS_ADDR_MAX];
+    for (out, w) in bytes.chunks_exact_mut(8).zip(b.0.iter()) {
+        out.copy_from_slice(&w.to_ne_bytes());
+    }
+    // All components are in use: nothing past them to be non-zero.
+    AddrPart::from_raw(BUS_ADDR_COMP_MAX, &bytes).unwrap_or(AddrPart::KERNEL)
+}
+
 impl Addr {
     /// Parses a unicast address as users write it.
     pub fn parse(s: &str) -> Result<Addr, String> {
@@ -122,54 +151,50 @@ impl Addr {
         Ok(Addr::Name(s.to_string()))
     }
 
+    /// This address on `bus`.  A name longer than [`NAME_MAX`] (which
+    /// [`check_name`] refuses) is cut there.
+    pub fn to_bus_addr(&self, bus: &BusPath) -> BusAddr {
+        let (addr, multicast) = match self {
+            Addr::Name(n) => {
+                let n = &n.as_bytes()[..n.len().min(NAME_MAX)];
+                (name_part(n).unwrap_or(AddrPart::KERNEL), false)
+            }
+            Addr::Multicast(b) => (bitmap_part(b.bitmap()), true),
+            Addr::Kernel => (AddrPart::KERNEL, false),
+        };
+        BusAddr {
+            path: *bus.core(),
+            addr,
+            multicast,
+        }
+    }
+
     /// The `struct sockaddr_bus` of this address on `bus`.
     pub fn to_sockaddr(&self, bus: &BusPath) -> SockaddrBus {
-        let mut sa = SockaddrBus::empty();
-        sa.family = AF_BUS as u16;
-        bus.fill(&mut sa);
-        match self {
-            Addr::Name(n) => {
-                let len = n.len() + 1;
-                let ncomp = len.div_ceil(8);
-                let mut bytes = [0u8; BUS_ADDR_COMP_MAX * 8];
-                bytes[..n.len()].copy_from_slice(n.as_bytes());
-                for (i, w) in sa.addr.iter_mut().enumerate() {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-                    *w = u64::from_ne_bytes(b);
-                }
-                sa.ncomp = ncomp as u16;
-            }
-            Addr::Multicast(bloom) => {
-                sa.path[BUS_PATH_MAX - 1] = b'*';
-                sa.addr = bloom.words();
-                sa.ncomp = BUS_ADDR_COMP_MAX as u16;
-            }
-            Addr::Kernel => {}
-        }
-        sa
+        SockaddrBus::from(&self.to_bus_addr(bus))
     }
 
-    /// Reads an address the kernel wrote.
-    pub fn from_sockaddr(sa: &SockaddrBus) -> Addr {
-        if sa.ncomp == 0 {
+    /// The address part of `a`.
+    pub fn from_bus_addr(a: &BusAddr) -> Addr {
+        if a.multicast {
+            return Addr::Multicast(Bloom::from(Bitmap::of(&a.addr)));
+        }
+        if a.addr.is_kernel() {
             return Addr::Kernel;
         }
-        let ncomp = (sa.ncomp as usize).min(BUS_ADDR_COMP_MAX);
-        if sa.path[BUS_PATH_MAX - 1] == b'*' {
-            let mut words = [0u64; BUS_ADDR_COMP_MAX];
-            words[..ncomp].copy_from_slice(&sa.addr[..ncomp]);
-            return Addr::Multicast(Bloom::from_words(words));
-        }
-        let bytes: Vec<u8> = sa.addr[..ncomp]
-            .iter()
-            .flat_map(|w| w.to_ne_bytes())
-            .take_while(|b| *b != 0)
-            .collect();
-        Addr::Name(String::from_utf8_lossy(&bytes).into_owned())
+        let bytes = a.addr.bytes();
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        Addr::Name(String::from_utf8_lossy(&bytes[..end]).into_owned())
     }
 
-    /// How busctl prints it.
+    /// Reads an address the kernel wrote.  One the core refuses (the
+    /// kernel writes none) reads as the empty name, which nobody owns.
+    pub fn from_sockaddr(sa: &SockaddrBus) -> Addr {
+        sa.parse()
+            .map_or(Addr::Name(String::new()), |a| Addr::from_bus_addr(&a))
+    }
+
+    /// How afbusctl prints it.
     pub fn display(&self) -> String {
         match self {
             Addr::Name(n) => n.clone(),
@@ -190,9 +215,22 @@ mod tests {
             "/run/bus/x"
         );
         assert_eq!(BusPath::parse("@demo").unwrap().display(), "@demo");
+        assert_eq!(
+            BusPath::parse("@demo").unwrap().core().kind(),
+            PathKind::Abstract
+        );
         assert!(BusPath::parse("@").is_err());
         assert!(BusPath::parse("relative").is_err());
         assert!(BusPath::parse(&format!("/{}", "x".repeat(60))).is_err());
+        // The longest ones leave room for the multicast mark.
+        assert!(BusPath::parse(&format!("/{}", "x".repeat(BUS_PATH_MAX - 3))).is_ok());
+        assert!(BusPath::parse(&format!("/{}", "x".repeat(BUS_PATH_MAX - 2))).is_err());
+        assert!(BusPath::parse(&format!("@{}", "x".repeat(BUS_PATH_MAX - 3))).is_ok());
+        assert!(BusPath::parse(&format!("@{}", "x".repeat(BUS_PATH_MAX - 2))).is_err());
+        let long = BusPath::parse(&format!("@{}", "x".repeat(BUS_PATH_MAX - 3))).unwrap();
+        let bloom = Bloom::of_pairs(&["k=v".parse().unwrap()]);
+        let a = Addr::Multicast(bloom.clone()).to_bus_addr(&long);
+        assert_eq!(BusAddr::parse(&a.encode()), Ok(a));
     }
 
     #[test]
@@ -210,6 +248,14 @@ mod tests {
     }
 
     #[test]
+    fn handles_are_the_cores() {
+        let bus = BusPath::parse("@b").unwrap();
+        let a = Addr::Name(":42".into()).to_bus_addr(&bus);
+        assert_eq!(a.addr, AddrPart::handle(42));
+        assert!(a.addr.is_reserved());
+    }
+
+    #[test]
     fn well_known() {
         assert!(check_well_known("org.example.Echo").is_ok());
         assert!(check_well_known("org.example-1.Echo_2").is_ok());
@@ -222,8 +268,22 @@ mod tests {
     fn multicast_round_trip() {
         let bus = BusPath::parse("/run/bus/x").unwrap();
         let b = Bloom::of_pairs(&["member=Changed".parse().unwrap()]);
-        let sa = Addr::Multicast(b.clone()).to_sockaddr(&bus);
-        assert_eq!(sa.path[BUS_PATH_MAX - 1], b'*');
+        let a = Addr::Multicast(b.clone()).to_bus_addr(&bus);
+        assert!(a.multicast);
+        assert_eq!(a.addr.ncomp(), BUS_ADDR_COMP_MAX);
+        assert_eq!(Bitmap::of(&a.addr), *b.bitmap());
+        let sa = SockaddrBus::from(&a);
         assert_eq!(Addr::from_sockaddr(&sa), Addr::Multicast(b));
+        // The all-zero mask of a monitor is an address too.
+        let zero = Addr::Multicast(Bloom::default()).to_bus_addr(&bus);
+        assert_eq!(BusAddr::parse(&zero.encode()), Ok(zero));
+    }
+
+    #[test]
+    fn kernel() {
+        let bus = BusPath::parse("@b").unwrap();
+        let a = Addr::Kernel.to_bus_addr(&bus);
+        assert_eq!(a, BusAddr::kernel(*bus.core()));
+        assert_eq!(Addr::from_bus_addr(&a), Addr::Kernel);
     }
 }

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The bloom scheme shared by busctl, the reference master and the C
-//! helper `tools/busctl/bus-bloom.h`.
+//! The bloom scheme of afbusctl, its reference master and `bus-bloom.h`.
 //!
-//! A multicast address is a 512-bit bitmap.  Each `KEY=VALUE` pair of a
-//! signal sets [`HASHES`] bits: with `h1` the 64-bit FNV-1a hash of the
-//! pair's bytes (`KEY=VALUE`, no NUL) and `h2` the FNV-1a hash of the same
+//! A multicast address is a 512-bit bitmap, `af_bus_core`'s [`Bitmap`].
+//! Each `KEY=VALUE` pair of a signal sets [`HASHES`] bits: with `h1` the
+//! 64-bit FNV-1a hash of the pair's bytes (`KEY=VALUE`, no NUL) and `h2` the FNV-1a hash of the same
 //! bytes started from the offset basis XOR `0x9e3779b97f4a7c15`, forced odd,
 //! bit `i` is `(h1 + i * h2) mod 512` for `i` in `0..4` (wrapping 64-bit
 //! arithmetic).  Bit `b` lives in component `b / 64`, at `1 << (b % 64)`.
@@ -18,10 +17,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::sys::BUS_ADDR_COMP_MAX;
+use af_bus_core::bloom::{self, Bitmap};
+use af_bus_core::uapi::BUS_ADDR_COMP_MAX;
 
 /// Bits in the bitmap.
-pub const BITS: u64 = 512;
+pub const BITS: u64 = bloom::BITS as u64;
 /// Bits set per pair.
 pub const HASHES: u64 = 4;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -95,41 +95,48 @@ impl Pair {
     }
 }
 
-/// A 512-bit bitmap.
+/// The bitmap of a signal or a match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Bloom([u64; BUS_ADDR_COMP_MAX]);
+pub struct Bloom(Bitmap);
+
+impl From<Bitmap> for Bloom {
+    fn from(b: Bitmap) -> Bloom {
+        Bloom(b)
+    }
+}
 
 impl Bloom {
     /// The bitmap of `pairs` (all zero for none: a monitor's mask).
     pub fn of_pairs(pairs: &[Pair]) -> Bloom {
-        let mut b = Bloom::default();
+        let mut b = Bitmap::default();
         for p in pairs {
             for bit in p.bits() {
-                b.0[bit as usize / 64] |= 1 << (bit % 64);
+                b.set(bit);
             }
         }
-        b
+        Bloom(b)
     }
 
-    pub fn from_words(w: [u64; BUS_ADDR_COMP_MAX]) -> Bloom {
-        Bloom(w)
-    }
-
+    /// The eight components.
     pub fn words(&self) -> [u64; BUS_ADDR_COMP_MAX] {
-        self.0
+        self.0 .0
     }
 
-    /// Whether a message sent to `self` reaches a match of `mask`.
+    /// The core's bitmap.
+    pub fn bitmap(&self) -> &Bitmap {
+        &self.0
+    }
+
+    /// Whether a message sent to `self` reaches a match of `mask`, as the
+    /// kernel decides it.
     #[cfg(test)]
     pub fn matches(&self, mask: &Bloom) -> bool {
-        self.0.iter().zip(mask.0.iter()).all(|(b, m)| b & m == *m)
+        self.0.matches(&mask.0)
     }
 
     /// The set bits, lowest first.
     pub fn bits(&self) -> Vec<u16> {
-        (0..BITS as u16)
-            .filter(|b| self.0[*b as usize / 64] & (1 << (b % 64)) != 0)
-            .collect()
+        self.0.bits().collect()
     }
 
     /// A short form: the set bits.
@@ -138,9 +145,9 @@ impl Bloom {
         format!("{{{}}}", bits.join(","))
     }
 
-    /// The eight components in hex, as `busctl bloom` prints them.
+    /// The eight components in hex, as `afbusctl bloom` prints them.
     pub fn hex(&self) -> String {
-        let w: Vec<String> = self.0.iter().map(|w| format!("{w:016x}")).collect();
+        let w: Vec<String> = self.words().iter().map(|w| format!("{w:016x}")).collect();
         w.join(" ")
     }
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A bus endpoint as busctl's client commands use it: join through the
-//! master, ask it for names and grants, call, send and receive.
+//! A bus endpoint as afbusctl's client commands use it.
+//!
+//! It joins through the master, asks it for names and grants, calls,
+//! sends and receives.
 
 use std::collections::VecDeque;
 
@@ -18,7 +20,7 @@ pub const MASTER_TIMEOUT_MS: i32 = 5000;
 pub struct Incoming {
     pub src: Addr,
     pub raw: Received,
-    /// `None` when the payload is not in busctl's format.
+    /// `None` when the payload is not in afbusctl's format.
     pub msg: Option<Message>,
 }
 
@@ -189,6 +191,31 @@ impl Client {
         Ok(r.body_text())
     }
 
+    /// Asks the master to release `name`; returns its answer (`released`,
+    /// `not-owner`).
+    pub fn release_name(&mut self, name: &str) -> Result<String> {
+        let (r, _) = self
+            .master_call("ReleaseName", name)
+            .map_err(|e| rewhat(e, format!("release name {name}")))?;
+        Ok(r.body_text())
+    }
+
+    /// The names the master knows: (name, owner's unique name).
+    pub fn list_names(&mut self) -> Result<Vec<(String, String)>> {
+        let (r, _) = self
+            .master_call("ListNames", "")
+            .map_err(|e| rewhat(e, "list names".into()))?;
+        Ok(key_values(&r.body_text()))
+    }
+
+    /// The master's `GetStatus`: (key, value) lines.
+    pub fn status(&mut self) -> Result<Vec<(String, String)>> {
+        let (r, _) = self
+            .master_call("GetStatus", "")
+            .map_err(|e| rewhat(e, "master status".into()))?;
+        Ok(key_values(&r.body_text()))
+    }
+
     /// Asks the master for a match on `pairs` (none: a monitor).
     pub fn add_match(&mut self, pairs: &[Pair]) -> Result<()> {
         let body: Vec<String> = pairs.iter().map(|p| p.to_string()).collect();
@@ -235,6 +262,17 @@ impl Client {
         m.flags = FLAG_NO_REPLY;
         self.send_to(dst, &m, src)
     }
+}
+
+/// `KEY VALUE` lines: the key is the first word, the value the rest.
+fn key_values(body: &str) -> Vec<(String, String)> {
+    body.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }
 
 fn rewhat(e: Error, what: String) -> Error {

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! busctl's errors: each is printed as one line that names the errno and
-//! says what to do, and maps to a documented exit status.
+//! afbusctl's errors: one line each, naming the errno and what to do.
+//!
+//! Each maps to a documented exit status.
 
 use std::fmt;
 use std::io;
 
-/// Exit statuses (documented in `busctl --help` and af_bus.rst).
+/// The installed name of the program, which starts every error line.
+pub const PROG: &str = "afbusctl";
+
+/// Exit statuses (documented in `afbusctl --help` and af_bus.rst).
 pub const EXIT_SYSCALL: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_REFUSED: i32 = 3;
@@ -26,7 +30,7 @@ pub enum Error {
     Config(String),
     /// No answer in time.
     Timeout(String),
-    /// A peer spoke something that is not busctl's format.
+    /// A peer spoke something that is not afbusctl's format.
     Protocol(String),
 }
 
@@ -48,8 +52,8 @@ pub fn io_text(err: &io::Error) -> String {
 fn errno_info(e: i32) -> (&'static str, &'static str) {
     match e {
         libc::EAFNOSUPPORT => ("EAFNOSUPPORT", "AF_BUS is not available: load it with `insmod af_bus.ko`"),
-        libc::ECONNREFUSED => ("ECONNREFUSED", "no bus is bound there, or its master is gone: start one with `busctl master`"),
-        libc::ENOENT => ("ENOENT", "nothing is bound at that path: start a master there with `busctl master`"),
+        libc::ECONNREFUSED => ("ECONNREFUSED", "no bus is bound there, or its master is gone: start one with `afbusctl master`"),
+        libc::ENOENT => ("ENOENT", "nothing is bound at that path: start a master there with `afbusctl master`"),
         libc::EACCES => ("EACCES", "no write permission on the bus inode, or not admitted by the master for this (a pending endpoint may only talk to the master)"),
         libc::EPERM => ("EPERM", "only the bus master may do that"),
         libc::EADDRINUSE => ("EADDRINUSE", "the path or address is taken: remove a stale socket inode, or pick another name"),
@@ -89,6 +93,23 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The errno's symbolic name (`ENOENT`), if it has one afbusctl knows.
+    pub fn errno_name(&self) -> Option<&'static str> {
+        Some(errno_info(self.errno()?).0).filter(|n| !n.is_empty())
+    }
+
+    /// What kind of failure, one word, for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Sys { .. } => "syscall",
+            Error::Usage(_) => "usage",
+            Error::Refused { .. } => "refused",
+            Error::Config(_) => "config",
+            Error::Timeout(_) => "timeout",
+            Error::Protocol(_) => "protocol",
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -106,7 +127,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Usage(m) => write!(f, "{m} (see busctl --help)"),
+            Error::Usage(m) => write!(f, "{m} (see {PROG} --help)"),
             Error::Refused { what, reason } => write!(f, "{what}: refused: {reason}"),
             Error::Config(m) => write!(f, "{m}"),
             Error::Timeout(m) => write!(f, "{m}"),

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The classic BPF filter a listener attaches (`SO_ATTACH_FILTER`) so the
-//! kernel drops bloom false positives before they wake it.
+//! The classic BPF filter a listener attaches, dropping bloom false positives.
 //!
-//! The filter passes every message that is not a busctl signal (replies
-//! from the master, calls), and passes a signal only if, for each pair the
-//! listener matched on, one of the signal's header hashes equals that
-//! pair's `hash32`.  The kernel runs it on each receiver's copy, with the
+//! Attached with `SO_ATTACH_FILTER`, it makes the kernel drop bloom false
+//! positives before they wake the listener.  It passes every message that
+//! is not an afbusctl signal (replies from the master, calls), and passes
+//! a signal only if, for each pair the listener matched on, one of the
+//! signal's header hashes equals that pair's `hash32`.  The kernel runs it on each receiver's copy, with the
 //! payload at offset 0 (AF_BUS's rule), before queueing.
 
 use crate::bloom::Pair;

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The reference bus master: admits endpoints by their credentials, gives
-//! each a unique name, arbitrates well-known names with D-Bus-like
-//! queueing, hands out multicast grants, and announces name changes.
+//! The reference bus master: admission, names, multicast grants, announcements.
+//!
+//! It admits endpoints by their credentials, gives each a unique name,
+//! arbitrates well-known names with D-Bus-like queueing, hands out
+//! multicast grants, and announces name changes.
 //!
 //! [`Master`] is the policy state machine, free of sockets so it can be
 //! tested on its own; [`serve`] runs it on a bound AF_BUS socket.
 //!
-//! Requests are busctl calls (see `wire.rs`) to the master's address with
+//! Requests are afbusctl calls (see `wire.rs`) to the master's address with
 //! the pair `member=<Method>` and one argument per body line:
 //!
 //! | method        | body                     | reply body, control messages |
@@ -19,6 +21,7 @@
 //! | `RemoveMatch` | `KEY=VALUE` lines        | `ok` + `SCM_MULTICAST_UNMATCH` |
 //! | `RequestSend` | `KEY=VALUE` lines        | `ok` + `SCM_MULTICAST_SEND` |
 //! | `ListNames`   | empty                    | `NAME OWNER` lines |
+//! | `GetStatus`   | empty                    | `KEY VALUE` lines: `bus`, `name`, `policy`, `version`, `uptime` (s), `require-send-grants`, `endpoints`, `names`, `queued` |
 //!
 //! Refusals are error messages whose body is `org.afbus.Error.<Name>: why`.
 //! Unsolicited: `NameAcquired` / `NameLost` signals (unicast, carrying the
@@ -27,13 +30,19 @@
 //! and body `NAME\nOLD\nNEW` (empty for none).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::size_of;
+use std::time::Instant;
+
+use af_bus_core::addr::BusAddr;
+use af_bus_core::notify::NOTIFICATION_HDR_LEN;
+use af_bus_core::uapi::{self, SOCKADDR_BUS_SIZE};
 
 use crate::addr::{check_well_known, Addr, BusPath};
 use crate::bloom::{Bloom, Pair};
 use crate::error::{sys, Result};
 use crate::policy::Policy;
 use crate::sys::{
-    BusSocket, Creds, SockaddrBus, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW,
+    read_plain, BusSocket, Creds, Plain, Received, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW,
     BUS_POLICY_MCAST_SEND_GRANTED, SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH,
     SCM_OWNED_ADDR, SCM_REVOKE_ADDR,
 };
@@ -89,12 +98,49 @@ fn pair(k: &str, v: &str) -> Pair {
     }
 }
 
+/// A request being answered.
+struct Request<'a> {
+    /// The sender, as the kernel named it.
+    src: &'a str,
+    call: &'a Message,
+    /// The body's lines.
+    args: Vec<String>,
+}
+
+impl Request<'_> {
+    /// Argument `i`, empty if missing.
+    fn arg(&self, i: usize) -> &str {
+        self.args.get(i).map_or("", String::as_str)
+    }
+}
+
+/// The joined endpoint a request came from.
+struct Caller {
+    id: u64,
+    uid: u32,
+    unique: String,
+}
+
+/// The multicast grants endpoints ask for.
+#[derive(Clone, Copy)]
+enum McastGrant {
+    /// `AddMatch`.
+    Match,
+    /// `RemoveMatch`.
+    Unmatch,
+    /// `RequestSend`.
+    Send,
+}
+
 /// The master's state.
 pub struct Master {
     policy: Policy,
     endpoints: BTreeMap<u64, Endpoint>,
     names: BTreeMap<String, NameState>,
     serial: u32,
+    started: Instant,
+    /// What `GetStatus` says first: (key, value), set by [`serve`].
+    pub about: Vec<(String, String)>,
     /// What happened, one line per event, for the operator.
     pub log: Vec<String>,
 }
@@ -106,6 +152,8 @@ impl Master {
             endpoints: BTreeMap::new(),
             names: BTreeMap::new(),
             serial: 0,
+            started: Instant::now(),
+            about: Vec::new(),
             log: Vec::new(),
         }
     }
@@ -242,227 +290,227 @@ impl Master {
     }
 
     /// A call from `src` (as the kernel named it), with the sender's
-    /// credentials.
+    /// credentials: one method per member.
     pub fn handle_call(&mut self, src: &str, creds: Option<Creds>, call: &Message) -> Vec<Out> {
-        let mut out = Vec::new();
-        let member = call.get("member").unwrap_or("").to_string();
-        let args: Vec<String> = call.body_text().lines().map(str::to_string).collect();
-        let id = self.endpoint_of(src);
-
-        if member == "Hello" {
-            let Some(id) = id.filter(|_| src.starts_with(':')) else {
-                out.push(self.error(
-                    src,
-                    call,
-                    "AlreadyJoined",
-                    "this endpoint has joined already",
-                ));
-                return out;
-            };
-            if self.endpoints.contains_key(&id) {
-                out.push(self.error(
-                    src,
-                    call,
-                    "AlreadyJoined",
-                    "this endpoint has joined already",
-                ));
-                return out;
-            }
-            let Some(c) = creds else {
-                out.push(self.error(
-                    src,
-                    call,
-                    "AccessDenied",
-                    "no credentials came with the request",
-                ));
-                return out;
-            };
-            if !self.policy.may_join(c.uid) {
-                let why = format!("uid {} may not join this bus", c.uid);
-                out.push(self.error(src, call, "AccessDenied", &why));
-                return out;
-            }
-            let unique = format!("1.{id}");
-            self.log.push(format!(
-                "{src} (pid {}, uid {}) joined as {unique}",
-                c.pid, c.uid
-            ));
-            self.endpoints.insert(
-                id,
-                Endpoint {
-                    uid: c.uid,
-                    pid: c.pid,
-                    unique: unique.clone(),
-                },
-            );
-            let mut r = self.reply(
-                src,
-                call,
-                &unique,
-                vec![(SCM_OWNED_ADDR, Addr::Name(unique.clone()))],
-            );
-            r.msg.pairs.push(pair("handle", src));
-            out.push(r);
-            return out;
-        }
-
-        let Some(id) = id.filter(|id| self.endpoints.contains_key(id)) else {
-            out.push(self.error(src, call, "NotJoined", "call Hello first"));
-            return out;
+        let req = Request {
+            src,
+            call,
+            args: call.body_text().lines().map(str::to_string).collect(),
         };
-        let uid = self.endpoints[&id].uid;
-        let unique = self.unique(id);
-        let arg0 = args.first().cloned().unwrap_or_default();
-
-        match member.as_str() {
-            "RequestName" => {
-                if let Err(e) = check_well_known(&arg0) {
-                    out.push(self.error(src, call, "InvalidArgs", &e));
-                    return out;
-                }
-                let flags = match parse_flags(args.get(1).map(String::as_str).unwrap_or("")) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        out.push(self.error(src, call, "InvalidArgs", &e));
-                        return out;
-                    }
-                };
-                if !self.policy.may_own(uid, &arg0) {
-                    let why = format!("uid {uid} may not own {arg0}");
-                    out.push(self.error(src, call, "AccessDenied", &why));
-                    return out;
-                }
-                let grant = vec![(SCM_OWNED_ADDR, Addr::Name(arg0.clone()))];
-                match self.names.get_mut(&arg0) {
-                    None => {
-                        self.names.insert(
-                            arg0.clone(),
-                            NameState {
-                                owner: id,
-                                allow_replacement: flags.allow_replacement,
-                                queue: VecDeque::new(),
-                            },
-                        );
-                        self.log.push(format!("{unique} owns {arg0}"));
-                        let r = self.reply(src, call, "primary-owner", grant);
-                        out.push(r);
-                        let c = self.owner_changed(&arg0, "", &unique);
-                        out.push(c);
-                    }
-                    Some(st) if st.owner == id => {
-                        st.allow_replacement = flags.allow_replacement;
-                        out.push(self.reply(src, call, "already-owner", Vec::new()));
-                    }
-                    Some(st) if flags.replace_existing && st.allow_replacement => {
-                        let old = st.owner;
-                        st.owner = id;
-                        st.allow_replacement = flags.allow_replacement;
-                        st.queue.retain(|(q, _)| *q != id);
-                        let old_unique = self.unique(old);
-                        self.log
-                            .push(format!("{unique} replaces {old_unique} as owner of {arg0}"));
-                        // The old owner loses the name before the new one
-                        // gets it: the kernel refuses two owners.
-                        let lost = self.signal_to(
-                            old,
-                            "NameLost",
-                            &arg0,
-                            (SCM_REVOKE_ADDR, Addr::Name(arg0.clone())),
-                        );
-                        out.push(lost);
-                        let r = self.reply(src, call, "primary-owner", grant);
-                        out.push(r);
-                        let c = self.owner_changed(&arg0, &old_unique, &unique);
-                        out.push(c);
-                    }
-                    Some(_) if flags.do_not_queue => {
-                        out.push(self.reply(src, call, "exists", Vec::new()));
-                    }
-                    Some(st) => {
-                        if !st.queue.iter().any(|(q, _)| *q == id) {
-                            st.queue.push_back((id, flags.allow_replacement));
-                        }
-                        self.log.push(format!("{unique} queues for {arg0}"));
-                        out.push(self.reply(src, call, "in-queue", Vec::new()));
-                    }
-                }
-            }
-            "ReleaseName" => match self.names.get_mut(&arg0) {
-                Some(st) if st.owner == id => {
-                    self.log.push(format!("{unique} releases {arg0}"));
-                    let r = self.reply(
-                        src,
-                        call,
-                        "released",
-                        vec![(SCM_REVOKE_ADDR, Addr::Name(arg0.clone()))],
-                    );
-                    out.push(r);
-                    self.pass_on(&arg0, id, &mut out);
-                }
-                Some(st) if st.queue.iter().any(|(q, _)| *q == id) => {
-                    st.queue.retain(|(q, _)| *q != id);
-                    out.push(self.reply(src, call, "released", Vec::new()));
-                }
-                _ => out.push(self.reply(src, call, "not-owner", Vec::new())),
-            },
-            "AddMatch" | "RemoveMatch" | "RequestSend" => {
-                let pairs: std::result::Result<Vec<Pair>, String> =
-                    args.iter().map(|a| a.parse()).collect();
-                let pairs = match pairs {
-                    Ok(p) => p,
-                    Err(e) => {
-                        out.push(self.error(src, call, "InvalidArgs", &e));
-                        return out;
-                    }
-                };
-                let shown: Vec<String> = pairs.iter().map(|p| p.to_string()).collect();
-                let shown = if shown.is_empty() {
-                    "everything".to_string()
-                } else {
-                    shown.join(" ")
-                };
-                let bloom = Bloom::of_pairs(&pairs);
-                let (allowed, ty, what) = match member.as_str() {
-                    "AddMatch" => (
-                        self.policy.may_match(uid, &pairs),
-                        SCM_MULTICAST_MATCH,
-                        "match",
-                    ),
-                    "RemoveMatch" => (true, SCM_MULTICAST_UNMATCH, "unmatch"),
-                    _ => (
-                        self.policy.may_send(uid, &pairs),
-                        SCM_MULTICAST_SEND,
-                        "send",
-                    ),
-                };
-                if !allowed {
-                    let why = format!("uid {uid} may not {what} {shown}");
-                    out.push(self.error(src, call, "AccessDenied", &why));
-                    return out;
-                }
-                self.log.push(format!(
-                    "{unique} may {what} {shown} (bits {})",
-                    bloom.short()
-                ));
-                out.push(self.reply(src, call, "ok", vec![(ty, Addr::Multicast(bloom))]));
-            }
-            "ListNames" => {
-                let mut lines: Vec<String> = self
-                    .endpoints
-                    .values()
-                    .map(|e| format!("{} {}", e.unique, e.unique))
-                    .collect();
-                for (n, st) in &self.names {
-                    lines.push(format!("{n} {}", self.unique(st.owner)));
-                }
-                out.push(self.reply(src, call, &lines.join("\n"), Vec::new()));
-            }
+        let member = call.get("member").unwrap_or("");
+        if member == "Hello" {
+            return self.hello(&req, creds);
+        }
+        let Some(id) = self
+            .endpoint_of(src)
+            .filter(|id| self.endpoints.contains_key(id))
+        else {
+            return vec![self.error(src, call, "NotJoined", "call Hello first")];
+        };
+        let who = Caller {
+            id,
+            uid: self.endpoints[&id].uid,
+            unique: self.unique(id),
+        };
+        match member {
+            "RequestName" => self.request_name(&req, &who),
+            "ReleaseName" => self.release_name(&req, &who),
+            "AddMatch" => self.multicast_grant(&req, &who, McastGrant::Match),
+            "RemoveMatch" => self.multicast_grant(&req, &who, McastGrant::Unmatch),
+            "RequestSend" => self.multicast_grant(&req, &who, McastGrant::Send),
+            "ListNames" => self.list_names(&req),
+            "GetStatus" => self.status(&req),
             _ => {
                 let why = format!("no method \"{member}\"");
-                out.push(self.error(src, call, "UnknownMethod", &why));
+                vec![self.error(src, call, "UnknownMethod", &why)]
             }
         }
-        out
+    }
+
+    /// `Hello`: admits a pending endpoint, by its credentials, under the
+    /// unique name `1.N`.
+    fn hello(&mut self, req: &Request<'_>, creds: Option<Creds>) -> Vec<Out> {
+        let (src, call) = (req.src, req.call);
+        let id = self.endpoint_of(src).filter(|_| src.starts_with(':'));
+        let Some(id) = id.filter(|id| !self.endpoints.contains_key(id)) else {
+            let why = "this endpoint has joined already";
+            return vec![self.error(src, call, "AlreadyJoined", why)];
+        };
+        let Some(c) = creds else {
+            let why = "no credentials came with the request";
+            return vec![self.error(src, call, "AccessDenied", why)];
+        };
+        if !self.policy.may_join(c.uid) {
+            let why = format!("uid {} may not join this bus", c.uid);
+            return vec![self.error(src, call, "AccessDenied", &why)];
+        }
+        let unique = format!("1.{id}");
+        self.log.push(format!(
+            "{src} (pid {}, uid {}) joined as {unique}",
+            c.pid, c.uid
+        ));
+        self.endpoints.insert(
+            id,
+            Endpoint {
+                uid: c.uid,
+                pid: c.pid,
+                unique: unique.clone(),
+            },
+        );
+        let grant = vec![(SCM_OWNED_ADDR, Addr::Name(unique.clone()))];
+        let mut r = self.reply(src, call, &unique, grant);
+        r.msg.pairs.push(pair("handle", src));
+        vec![r]
+    }
+
+    /// `RequestName`: D-Bus's rules, with replacement and queueing.
+    fn request_name(&mut self, req: &Request<'_>, who: &Caller) -> Vec<Out> {
+        let (src, call) = (req.src, req.call);
+        let (name, id, unique) = (req.arg(0), who.id, &who.unique);
+        if let Err(e) = check_well_known(name) {
+            return vec![self.error(src, call, "InvalidArgs", &e)];
+        }
+        let flags = match parse_flags(req.arg(1)) {
+            Ok(f) => f,
+            Err(e) => return vec![self.error(src, call, "InvalidArgs", &e)],
+        };
+        if !self.policy.may_own(who.uid, name) {
+            let why = format!("uid {} may not own {name}", who.uid);
+            return vec![self.error(src, call, "AccessDenied", &why)];
+        }
+        let grant = vec![(SCM_OWNED_ADDR, Addr::Name(name.into()))];
+        let Some(st) = self.names.get_mut(name) else {
+            self.names.insert(
+                name.into(),
+                NameState {
+                    owner: id,
+                    allow_replacement: flags.allow_replacement,
+                    queue: VecDeque::new(),
+                },
+            );
+            self.log.push(format!("{unique} owns {name}"));
+            let r = self.reply(src, call, "primary-owner", grant);
+            let c = self.owner_changed(name, "", unique);
+            return vec![r, c];
+        };
+        if st.owner == id {
+            st.allow_replacement = flags.allow_replacement;
+            return vec![self.reply(src, call, "already-owner", Vec::new())];
+        }
+        if flags.replace_existing && st.allow_replacement {
+            let old = st.owner;
+            st.owner = id;
+            st.allow_replacement = flags.allow_replacement;
+            st.queue.retain(|(q, _)| *q != id);
+            let old_unique = self.unique(old);
+            self.log
+                .push(format!("{unique} replaces {old_unique} as owner of {name}"));
+            // The old owner loses the name before the new one gets it:
+            // the kernel refuses two owners.
+            let revoke = (SCM_REVOKE_ADDR, Addr::Name(name.into()));
+            let lost = self.signal_to(old, "NameLost", name, revoke);
+            let r = self.reply(src, call, "primary-owner", grant);
+            let c = self.owner_changed(name, &old_unique, unique);
+            return vec![lost, r, c];
+        }
+        if flags.do_not_queue {
+            return vec![self.reply(src, call, "exists", Vec::new())];
+        }
+        if !st.queue.iter().any(|(q, _)| *q == id) {
+            st.queue.push_back((id, flags.allow_replacement));
+        }
+        self.log.push(format!("{unique} queues for {name}"));
+        vec![self.reply(src, call, "in-queue", Vec::new())]
+    }
+
+    /// `ReleaseName`: gives a name up (or leaves its queue).
+    fn release_name(&mut self, req: &Request<'_>, who: &Caller) -> Vec<Out> {
+        let (src, call) = (req.src, req.call);
+        let (name, id) = (req.arg(0), who.id);
+        match self.names.get_mut(name) {
+            Some(st) if st.owner == id => {
+                self.log.push(format!("{} releases {name}", who.unique));
+                let revoke = vec![(SCM_REVOKE_ADDR, Addr::Name(name.into()))];
+                let mut out = vec![self.reply(src, call, "released", revoke)];
+                self.pass_on(name, id, &mut out);
+                out
+            }
+            Some(st) if st.queue.iter().any(|(q, _)| *q == id) => {
+                st.queue.retain(|(q, _)| *q != id);
+                vec![self.reply(src, call, "released", Vec::new())]
+            }
+            _ => vec![self.reply(src, call, "not-owner", Vec::new())],
+        }
+    }
+
+    /// `AddMatch`, `RemoveMatch`, `RequestSend`: a grant of the bitmap of
+    /// the `KEY=VALUE` arguments, as the policy allows.
+    fn multicast_grant(&mut self, req: &Request<'_>, who: &Caller, g: McastGrant) -> Vec<Out> {
+        let (src, call) = (req.src, req.call);
+        let pairs: std::result::Result<Vec<Pair>, String> =
+            req.args.iter().map(|a| a.parse()).collect();
+        let pairs = match pairs {
+            Ok(p) => p,
+            Err(e) => return vec![self.error(src, call, "InvalidArgs", &e)],
+        };
+        let shown: Vec<String> = pairs.iter().map(|p| p.to_string()).collect();
+        let shown = if shown.is_empty() {
+            "everything".to_string()
+        } else {
+            shown.join(" ")
+        };
+        let (allowed, ty, what) = match g {
+            McastGrant::Match => (
+                self.policy.may_match(who.uid, &pairs),
+                SCM_MULTICAST_MATCH,
+                "match",
+            ),
+            McastGrant::Unmatch => (true, SCM_MULTICAST_UNMATCH, "unmatch"),
+            McastGrant::Send => (
+                self.policy.may_send(who.uid, &pairs),
+                SCM_MULTICAST_SEND,
+                "send",
+            ),
+        };
+        if !allowed {
+            let why = format!("uid {} may not {what} {shown}", who.uid);
+            return vec![self.error(src, call, "AccessDenied", &why)];
+        }
+        let bloom = Bloom::of_pairs(&pairs);
+        self.log.push(format!(
+            "{} may {what} {shown} (bits {})",
+            who.unique,
+            bloom.short()
+        ));
+        vec![self.reply(src, call, "ok", vec![(ty, Addr::Multicast(bloom))])]
+    }
+
+    /// `ListNames`: `NAME OWNER` lines, unique names first.
+    fn list_names(&mut self, req: &Request<'_>) -> Vec<Out> {
+        let mut lines: Vec<String> = self
+            .endpoints
+            .values()
+            .map(|e| format!("{} {}", e.unique, e.unique))
+            .collect();
+        for (n, st) in &self.names {
+            lines.push(format!("{n} {}", self.unique(st.owner)));
+        }
+        vec![self.reply(req.src, req.call, &lines.join("\n"), Vec::new())]
+    }
+
+    /// `GetStatus`: `KEY VALUE` lines about the master and its bus.
+    fn status(&mut self, req: &Request<'_>) -> Vec<Out> {
+        let queued: usize = self.names.values().map(|st| st.queue.len()).sum();
+        let mut lines: Vec<String> = self.about.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        lines.extend([
+            format!("version {}", env!("CARGO_PKG_VERSION")),
+            format!("uptime {}", self.started.elapsed().as_secs()),
+            format!("require-send-grants {}", self.policy.require_send_grants),
+            format!("endpoints {}", self.endpoints.len()),
+            format!("names {}", self.names.len()),
+            format!("queued {queued}"),
+        ]);
+        vec![self.reply(req.src, req.call, &lines.join("\n"), Vec::new())]
     }
 
     /// The kernel's `BUS_NOTIFY_GONE`: `addrs` are the handle, then what
@@ -506,31 +554,56 @@ impl Master {
     }
 }
 
-/// Parses a notification's payload: (type, addresses).
-fn parse_notification(p: &[u8]) -> Option<(u32, u64, Vec<SockaddrBus>)> {
-    if p.len() < 16 {
-        return None;
-    }
-    let ty = u32::from_ne_bytes(p[0..4].try_into().ok()?);
-    let hdr_len = u32::from_ne_bytes(p[4..8].try_into().ok()?) as usize;
-    let count = u64::from_ne_bytes(p[8..16].try_into().ok()?);
-    let mut addrs = Vec::new();
-    if ty == BUS_NOTIFY_GONE {
-        let mut off = hdr_len;
-        for _ in 0..count {
-            addrs.push(SockaddrBus::from_bytes(p.get(off..)?)?);
-            off += std::mem::size_of::<SockaddrBus>();
+/// `struct bus_notification`, as bindgen makes it of bus.h.
+type NotificationHdr = uapi::bus_h::bus_notification;
+
+// SAFETY: bus.h's `struct bus_notification`: `#[repr(C)]`, two `__u32`s
+// then a `__u64`, no padding (its size is the sum of theirs).
+unsafe impl Plain for NotificationHdr {}
+
+const _: () = assert!(size_of::<NotificationHdr>() == 2 * size_of::<u32>() + size_of::<u64>());
+
+/// A kernel notification to the master.
+#[derive(Debug, PartialEq, Eq)]
+enum Notification {
+    /// An endpoint is gone: its handle, then what it owned.
+    Gone(Vec<BusAddr>),
+    /// This many notifications were dropped.
+    Overflow(u64),
+}
+
+/// Parses a notification's payload; `None` for what is not one.  What
+/// follows the header starts `hdr_len` bytes in, so that a kernel with a
+/// longer header is still understood.
+fn parse_notification(p: &[u8]) -> Option<Notification> {
+    let h: NotificationHdr = read_plain(p)?;
+    match h.type_ {
+        BUS_NOTIFY_GONE => {
+            let hdr_len = usize::try_from(h.hdr_len).ok()?;
+            let count = usize::try_from(h.count).ok()?;
+            if hdr_len < NOTIFICATION_HDR_LEN {
+                return None;
+            }
+            let addrs: Vec<BusAddr> = p
+                .get(hdr_len..)?
+                .chunks_exact(SOCKADDR_BUS_SIZE)
+                .take(count)
+                .map(|a| BusAddr::parse(a).ok())
+                .collect::<Option<_>>()?;
+            (addrs.len() == count).then_some(Notification::Gone(addrs))
         }
+        BUS_NOTIFY_OVERFLOW => Some(Notification::Overflow(h.count)),
+        _ => None,
     }
-    Some((ty, count, addrs))
 }
 
 fn log(line: &str) {
     println!("master: {line}");
 }
 
-/// Runs the master of `bus`, owning `name`, until killed.
-pub fn serve(bus: &BusPath, name: &str, policy: Policy, policy_file: &str) -> Result<()> {
+/// Binds the bus as its master, owning `name`, with the kernel policy
+/// the policy file asks for.
+fn bind(bus: &BusPath, name: &str, policy: &Policy) -> Result<BusSocket> {
     let sock = BusSocket::new(bus).map_err(sys("socket(AF_BUS)"))?;
     let me = Addr::parse(name).map_err(crate::error::Error::Usage)?;
     sock.bind(&me)
@@ -541,6 +614,73 @@ pub fn serve(bus: &BusPath, name: &str, policy: Policy, policy_file: &str) -> Re
         sock.set_policy(BUS_POLICY_MCAST_SEND_GRANTED)
             .map_err(sys("setsockopt(BUS_POLICY)"))?;
     }
+    Ok(sock)
+}
+
+/// What the master does about one received datagram.
+fn dispatch(m: &mut Master, r: &Received) -> Vec<Out> {
+    match Addr::from_sockaddr(&r.src) {
+        Addr::Kernel => match parse_notification(&r.payload) {
+            Some(Notification::Gone(addrs)) => {
+                let names: Vec<String> = addrs
+                    .iter()
+                    .map(|a| Addr::from_bus_addr(a).display())
+                    .collect();
+                m.handle_gone(&names)
+            }
+            Some(Notification::Overflow(n)) => {
+                m.log.push(format!(
+                    "the kernel dropped {n} notification(s): queue full"
+                ));
+                Vec::new()
+            }
+            None => {
+                m.log.push("an unknown notification from the kernel".into());
+                Vec::new()
+            }
+        },
+        Addr::Name(s) => match Message::decode(&r.payload) {
+            Ok(msg) if msg.kind == Kind::Call => m.handle_call(&s, r.creds, &msg),
+            Ok(msg) => {
+                m.log
+                    .push(format!("ignored a {} from {s}", msg.kind.name()));
+                Vec::new()
+            }
+            Err(e) => {
+                m.log.push(format!("ignored a message from {s}: {e}"));
+                Vec::new()
+            }
+        },
+        Addr::Multicast(_) => Vec::new(),
+    }
+}
+
+/// Sends `o`, never blocking on a slow endpoint: the master serves
+/// everybody.  A reply whose grant the kernel refused becomes an error.
+fn send_out(sock: &BusSocket, bus: &BusPath, o: &Out) {
+    let cmsgs: Vec<_> = o
+        .cmsgs
+        .iter()
+        .map(|(t, a)| (*t, a.to_sockaddr(bus)))
+        .collect();
+    let dst = o.dst.to_sockaddr(bus);
+    let Err(e) = sock.send(&dst, &o.msg.encode(), &cmsgs, true) else {
+        return;
+    };
+    let err = sys(format!("send to {}", o.dst.display()))(e);
+    log(&err.to_string());
+    if o.msg.kind == Kind::Reply && !o.cmsgs.is_empty() {
+        // The kernel refused the grant (a limit): say so.
+        let mut e = o.msg.clone();
+        e.kind = Kind::Error;
+        e.body = format!("org.afbus.Error.LimitsExceeded: {err}").into_bytes();
+        let _ = sock.send(&dst, &e.encode(), &[], true);
+    }
+}
+
+/// Runs the master of `bus`, owning `name`, until killed.
+pub fn serve(bus: &BusPath, name: &str, policy: Policy, policy_file: &str) -> Result<()> {
+    let sock = bind(bus, name, &policy)?;
     log(&format!(
         "serving {} as {name} (policy {policy_file}{})",
         bus.display(),
@@ -551,67 +691,21 @@ pub fn serve(bus: &BusPath, name: &str, policy: Policy, policy_file: &str) -> Re
         }
     ));
     let mut m = Master::new(policy);
+    m.about = vec![
+        ("bus".into(), bus.display()),
+        ("name".into(), name.into()),
+        ("policy".into(), policy_file.into()),
+    ];
     loop {
         let Some(r) = sock.recv(-1).map_err(sys("receive"))? else {
             continue;
         };
-        let src = Addr::from_sockaddr(&r.src);
-        let outs = match &src {
-            Addr::Kernel => match parse_notification(&r.payload) {
-                Some((BUS_NOTIFY_GONE, _, addrs)) => {
-                    let names: Vec<String> = addrs
-                        .iter()
-                        .map(|a| Addr::from_sockaddr(a).display())
-                        .collect();
-                    m.handle_gone(&names)
-                }
-                Some((BUS_NOTIFY_OVERFLOW, n, _)) => {
-                    m.log.push(format!(
-                        "the kernel dropped {n} notification(s): queue full"
-                    ));
-                    Vec::new()
-                }
-                _ => {
-                    m.log.push("an unknown notification from the kernel".into());
-                    Vec::new()
-                }
-            },
-            Addr::Name(s) => match Message::decode(&r.payload) {
-                Ok(msg) if msg.kind == Kind::Call => m.handle_call(s, r.creds, &msg),
-                Ok(msg) => {
-                    m.log
-                        .push(format!("ignored a {} from {s}", msg.kind.name()));
-                    Vec::new()
-                }
-                Err(e) => {
-                    m.log.push(format!("ignored a message from {s}: {e}"));
-                    Vec::new()
-                }
-            },
-            Addr::Multicast(_) => Vec::new(),
-        };
+        let outs = dispatch(&mut m, &r);
         for line in m.log.drain(..) {
             log(&line);
         }
-        for o in outs {
-            let cmsgs: Vec<_> = o
-                .cmsgs
-                .iter()
-                .map(|(t, a)| (*t, a.to_sockaddr(bus)))
-                .collect();
-            // Never block on a slow endpoint: the master serves everybody.
-            if let Err(e) = sock.send(&o.dst.to_sockaddr(bus), &o.msg.encode(), &cmsgs, true) {
-                let err = sys(format!("send to {}", o.dst.display()))(e);
-                log(&err.to_string());
-                if o.msg.kind == Kind::Reply && !o.cmsgs.is_empty() {
-                    // The kernel refused the grant (a limit): say so.
-                    let body = format!("org.afbus.Error.LimitsExceeded: {err}");
-                    let mut e = o.msg.clone();
-                    e.kind = Kind::Error;
-                    e.body = body.into_bytes();
-                    let _ = sock.send(&o.dst.to_sockaddr(bus), &e.encode(), &[], true);
-                }
-            }
+        for o in &outs {
+            send_out(&sock, bus, o);
         }
     }
 }
@@ -619,6 +713,7 @@ pub fn serve(bus: &BusPath, name: &str, policy: Policy, policy_file: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use af_bus_core::notify;
 
     const ROOT: Option<Creds> = Some(Creds {
         pid: 10,
@@ -809,15 +904,49 @@ mod tests {
 
     #[test]
     fn notification_layout() {
-        let mut p = Vec::new();
-        p.extend_from_slice(&BUS_NOTIFY_GONE.to_ne_bytes());
-        p.extend_from_slice(&16u32.to_ne_bytes());
-        p.extend_from_slice(&1u64.to_ne_bytes());
+        // What the module writes (af_bus_core::notify) is what the master reads.
         let bus = BusPath::parse("@b").unwrap();
-        p.extend_from_slice(&Addr::Name(":4".into()).to_sockaddr(&bus).as_bytes());
-        let (ty, n, a) = parse_notification(&p).unwrap();
-        assert_eq!((ty, n), (BUS_NOTIFY_GONE, 1));
-        assert_eq!(Addr::from_sockaddr(&a[0]), Addr::Name(":4".into()));
+        let addrs = [
+            Addr::Name(":4".into()).to_bus_addr(&bus),
+            Addr::Name("org.example.Echo".into()).to_bus_addr(&bus),
+        ];
+        let mut p = vec![0u8; notify::gone_len(addrs.len())];
+        notify::write_gone(&mut p, &addrs.map(|a| a.encode()));
+        assert_eq!(
+            parse_notification(&p),
+            Some(Notification::Gone(addrs.to_vec()))
+        );
+        assert!(parse_notification(&p[..p.len() - 1]).is_none());
         assert!(parse_notification(&p[..20]).is_none());
+        assert_eq!(
+            parse_notification(&notify::overflow(3)),
+            Some(Notification::Overflow(3))
+        );
+        let mut unknown = notify::overflow(3);
+        unknown[0] = 0x7f;
+        assert!(parse_notification(&unknown).is_none());
+    }
+
+    #[test]
+    fn status_and_names() {
+        let mut m = master();
+        m.about = vec![("bus".into(), "@b".into())];
+        hello(&mut m, 1, ROOT);
+        hello(&mut m, 2, ROOT);
+        m.handle_call("1.1", ROOT, &call("RequestName", "org.example.A"));
+        m.handle_call("1.2", ROOT, &call("RequestName", "org.example.A"));
+        let o = m.handle_call("1.2", ROOT, &call("GetStatus", ""));
+        let b = body(&o[0]);
+        assert!(b.starts_with("bus @b\nversion "), "{b}");
+        for line in [
+            "endpoints 2",
+            "names 1",
+            "queued 1",
+            "require-send-grants true",
+        ] {
+            assert!(b.lines().any(|l| l == line), "{line}: {b}");
+        }
+        let o = m.handle_call("1.2", ROOT, &call("ListNames", ""));
+        assert_eq!(body(&o[0]), "1.1 1.1\n1.2 1.2\norg.example.A 1.1");
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The reference master's policy file (TOML): who may join, own which
-//! names, match and send which signals.
+//! The reference master's policy file (TOML).
+//!
+//! It says who may join, own which names, match and send which signals.
 //!
 //! ```toml
 //! [bus]

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! busctl's message format: a fixed header a BPF filter can read, the
-//! message's `KEY=VALUE` pairs, then the body.
+//! afbusctl's message format: a header a BPF filter can read, pairs, body.
+//!
+//! A fixed header, the message's `KEY=VALUE` pairs, then the body.
 //!
 //! ```text
 //!  0  u32 magic         0x4255534d ("BUSM"), big-endian like every field
@@ -123,7 +124,7 @@ impl Message {
     pub fn decode(data: &[u8]) -> Result<Message, String> {
         let be32 = |o: usize| u32::from_be_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
         if data.len() < HEADER_LEN || be32(0) != MAGIC {
-            return Err("not a busctl message (no BUSM header)".into());
+            return Err("not an afbusctl message (no BUSM header)".into());
         }
         let kind = Kind::from_u8(data[4]).ok_or("unknown message kind")?;
         let npairs = data[5] as usize;

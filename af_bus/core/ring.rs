@@ -2,10 +2,14 @@
 
 //! Receive ring geometry and frame headers.  Kernel-independent.
 
-use crate::uapi::{BUS_FRAME_ALIGNMENT, SOCKADDR_BUS_SIZE};
+use crate::uapi::{frame, BUS_FRAME_ALIGNMENT, SOCKADDR_BUS_SIZE};
 
 /// `sizeof(struct bus_frame_hdr)`; the payload starts there.
-pub const FRAME_HDR_LEN: usize = 32 + 2 * SOCKADDR_BUS_SIZE;
+pub const FRAME_HDR_LEN: usize = frame::HDR_LEN;
+
+/// Where a frame header's `waiting` word is: nonzero while a sender waits
+/// for the reader to hand the frame back.
+pub const FRAME_WAITING_OFFSET: usize = frame::WAITING;
 
 /// Largest ring, in bytes.
 pub const RING_MAX: usize = 64 << 20;
@@ -97,17 +101,21 @@ pub struct FrameInfo<'a> {
 }
 
 /// The header bytes of a frame; its first four (the status word) are
-/// zero, and are not what the kernel writes.
+/// zero, and are not what the kernel writes.  Its `waiting` word is zero:
+/// a frame's first reservation after it came back clears the mark.
 pub fn header(info: &FrameInfo<'_>) -> [u8; FRAME_HDR_LEN] {
     let mut hdr = [0u8; FRAME_HDR_LEN];
-    hdr[4..8].copy_from_slice(&info.len.to_ne_bytes());
-    hdr[8..12].copy_from_slice(&info.flags.to_ne_bytes());
+    let mut put = |at: usize, bytes: &[u8]| hdr[at..at + bytes.len()].copy_from_slice(bytes);
+    put(frame::LEN, &info.len.to_ne_bytes());
+    put(frame::FLAGS, &info.flags.to_ne_bytes());
     // The header length is a small constant.
-    hdr[12..16].copy_from_slice(&(FRAME_HDR_LEN as u32).to_ne_bytes());
-    hdr[16..20].copy_from_slice(&info.pid.to_ne_bytes());
-    hdr[20..24].copy_from_slice(&info.uid.to_ne_bytes());
-    hdr[24..28].copy_from_slice(&info.gid.to_ne_bytes());
-    hdr[32..32 + SOCKADDR_BUS_SIZE].copy_from_slice(info.src);
-    hdr[32 + SOCKADDR_BUS_SIZE..FRAME_HDR_LEN].copy_from_slice(info.dst);
+    put(frame::DATA_OFFSET, &(FRAME_HDR_LEN as u32).to_ne_bytes());
+    put(frame::PID, &info.pid.to_ne_bytes());
+    put(frame::UID, &info.uid.to_ne_bytes());
+    put(frame::GID, &info.gid.to_ne_bytes());
+    put(frame::SRC, info.src);
+    put(frame::DST, info.dst);
     hdr
 }
+
+const _: () = assert!(frame::STATUS == 0 && frame::SRC + SOCKADDR_BUS_SIZE <= FRAME_HDR_LEN);

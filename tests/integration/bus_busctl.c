@@ -22,7 +22,7 @@
 
 #include "kselftest_harness.h"
 
-#define BUSCTL "/usr/bin/busctl"
+#define BUSCTL "/usr/bin/afbusctl"
 #define POLICY "/tmp/busctl-test.toml"
 
 static const char policy[] =
@@ -300,7 +300,7 @@ TEST_F(busctl, bad_input)
 		EXPECT_EQ(cases[i].status, status) TH_LOG("case %u: %s", i, out);
 		EXPECT_NE(NULL, strstr(out, cases[i].says)) TH_LOG("case %u: %s", i, out);
 		EXPECT_EQ(1, count(out, "\n")) TH_LOG("case %u: %s", i, out);
-		EXPECT_EQ(0, strncmp(out, "busctl: ", 8)) TH_LOG("case %u: %s", i, out);
+		EXPECT_EQ(0, strncmp(out, "afbusctl: ", 10)) TH_LOG("case %u: %s", i, out);
 		EXPECT_EQ(NULL, strstr(out, "panicked"));
 	}
 }

@@ -2,17 +2,22 @@
 
 //! The layout of kernel notifications to a bus master.  Kernel-independent.
 
-use crate::uapi::{BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, SOCKADDR_BUS_SIZE};
-
-/// `sizeof(struct bus_notification)`.
-pub const NOTIFICATION_HDR_LEN: usize = 16;
+pub use crate::uapi::NOTIFICATION_HDR_LEN;
+use crate::uapi::{
+    BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, NOTIFICATION_COUNT_OFFSET, NOTIFICATION_HDR_LEN_OFFSET,
+    NOTIFICATION_TYPE_OFFSET, SOCKADDR_BUS_SIZE,
+};
 
 fn header(kind: u32, count: u64) -> [u8; NOTIFICATION_HDR_LEN] {
     let mut h = [0u8; NOTIFICATION_HDR_LEN];
-    h[0..4].copy_from_slice(&kind.to_ne_bytes());
+    let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
+    put(NOTIFICATION_TYPE_OFFSET, &kind.to_ne_bytes());
     // The header length is a small constant.
-    h[4..8].copy_from_slice(&(NOTIFICATION_HDR_LEN as u32).to_ne_bytes());
-    h[8..16].copy_from_slice(&count.to_ne_bytes());
+    put(
+        NOTIFICATION_HDR_LEN_OFFSET,
+        &(NOTIFICATION_HDR_LEN as u32).to_ne_bytes(),
+    );
+    put(NOTIFICATION_COUNT_OFFSET, &count.to_ne_bytes());
     h
 }
 
