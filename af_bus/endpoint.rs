@@ -656,6 +656,10 @@ impl Endpoint {
         let Some(cur) = ring.as_mut() else {
             return;
         };
+        // Frames whose slots were dropped unfilled are published (as
+        // discarded) first: they count as the reader's until it hands them
+        // back, and must not stay reserved for ever.
+        cur.publish_ready();
         while let Some(uid) = cur.reclaim() {
             Self::ring_uncharge(ring_total, ring_users, uid);
         }
@@ -715,8 +719,17 @@ impl Endpoint {
         let Some(cur) = rx.ring.as_mut() else {
             return Ok(Reserve::NoRing);
         };
-        // Room was checked above, under this lock.
-        let slot = cur.reserve(uid.unwrap_or(NO_CHARGE)).ok_or(ENOSPC)?;
+        // Room was checked above, under this lock; a reader that took the
+        // frame back meanwhile (status written by hand) makes it full.
+        let Some(slot) = cur.reserve(uid.unwrap_or(NO_CHARGE)) else {
+            let RxState {
+                ring_total,
+                ring_users,
+                ..
+            } = rx;
+            Self::ring_uncharge(ring_total, ring_users, uid.unwrap_or(NO_CHARGE));
+            return Ok(Reserve::Full);
+        };
         let creds = cur.ring().creds_for_reader(creds, sock);
         Ok(Reserve::Frame(slot, creds))
     }
@@ -770,24 +783,33 @@ impl Endpoint {
         }
         // With a ring, a message that needs the queue (files, grants) takes
         // a frame too, marking its place in the delivery order.
-        let marker = if rx.ring.is_some() {
-            match Self::reserve_locked(&mut rx, sock, 0, skb.creds(), uid)? {
-                Reserve::Frame(slot, creds) => Some((slot, creds)),
+        // Its addresses as the frame shows them are found before anything
+        // is reserved or charged, so that no failure leaves a charge.
+        let addrs = match rx.ring.is_some() {
+            true => {
+                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
+                Some(Self::frame_addrs(&bus, &skb)?)
+            }
+            false => None,
+        };
+        let marker = match addrs {
+            Some(addrs) => match Self::reserve_locked(&mut rx, sock, 0, skb.creds(), uid)? {
+                Reserve::Frame(slot, creds) => Some((slot, creds, addrs)),
                 Reserve::Full => return Ok(Delivery::Full(skb, sock.clone())),
                 Reserve::NoRing => None,
-            }
-        } else {
-            None
+            },
+            None => None,
         };
         if let Some(uid) = uid {
+            // On failure the marker's slot, dropped, is published as
+            // discarded, and its frame's charge comes back when reclaimed.
             Self::charge(&mut rx.users, uid, size)?;
         }
         rx.total.add(size);
         skb.set_charged(uid.is_some());
         skb.set_dropcount(sock.drops());
-        if let Some((slot, creds)) = marker {
-            let bus = rx.bus.clone().ok_or(errno::econnreset())?;
-            let (src, dst, flags) = Self::frame_addrs(&bus, &skb)?;
+        let mut wake_senders = false;
+        if let Some((slot, creds, (src, dst, flags))) = marker {
             let info = FrameInfo {
                 len: 0,
                 flags: flags | BUS_FRAME_F_QUEUED,
@@ -802,12 +824,18 @@ impl Endpoint {
             if let Some(cur) = rx.ring.as_mut() {
                 cur.commit(slot, true);
             }
+            // Reserving may have reclaimed (and reused) the frame a waiting
+            // sender marked, rewriting its mark: that sender looks again.
+            wake_senders = rx.waiters > 0;
         } else {
             rx.queue.push(skb);
         }
         rx.events += 1;
         drop(rx);
         self.wake(sock, bindings::EPOLLIN | bindings::EPOLLRDNORM);
+        if wake_senders {
+            self.writers.notify_all();
+        }
         Ok(Delivery::Queued)
     }
 
@@ -888,11 +916,29 @@ impl Endpoint {
             }
             rx.ring_total = Usage::default();
             rx.ring_users = RBTree::new();
-            core::mem::replace(&mut rx.ring, new)
+            let old = core::mem::replace(&mut rx.ring, new);
+            (old, core::mem::take(&mut rx.pollers))
         };
+        let (old, pollers) = old;
         // Freed unlocked (`vfree` may sleep).
         drop(old);
+        // Senders that waited for a frame of the old ring look again.
+        self.wake_senders(pollers);
         Ok(())
+    }
+
+    /// Wakes the senders blocked on this receiver and the endpoints that
+    /// polled it full (`pollers`, taken under the rx lock by the caller).
+    fn wake_senders(&self, pollers: KVec<SockLink>) {
+        self.writers.notify_all();
+        for link in pollers.iter() {
+            // SAFETY: a socket its link names is not released yet.
+            let sock = link.lock().as_ref().map(|l| unsafe { l.get() });
+            if let Some(sock) = sock {
+                sock.state().polling.store(false, Ordering::Relaxed);
+                sock.write_space();
+            }
+        }
     }
 
     /// The receive ring, counted as mapped (under the lock that
@@ -946,9 +992,12 @@ impl Endpoint {
             } = &mut *rx;
             Self::ring_uncharge(ring_total, ring_users, uid);
         }
-        if rx.waiters > 0 {
-            // The frame is free again.
-            self.writers.notify_all();
+        // The frame is free again.
+        let wake = rx.waiters > 0 || !rx.pollers.is_empty();
+        let pollers = core::mem::take(&mut rx.pollers);
+        drop(rx);
+        if wake {
+            self.wake_senders(pollers);
         }
     }
 
@@ -1448,16 +1497,8 @@ impl Endpoint {
         if let Some(skb) = taken {
             skb.consume();
         }
-        if wake {
-            self.writers.notify_all();
-        }
-        for link in pollers.iter() {
-            // SAFETY: a socket its link names is not released yet.
-            let sock = link.lock().as_ref().map(|l| unsafe { l.get() });
-            if let Some(sock) = sock {
-                sock.state().polling.store(false, Ordering::Relaxed);
-                sock.write_space();
-            }
+        if wake || !pollers.is_empty() {
+            self.wake_senders(pollers);
         }
     }
 
@@ -1587,13 +1628,20 @@ impl Endpoint {
             mask |= bindings::EPOLLHUP | bindings::EPOLLERR;
         }
         if self.ring_ever.load(Ordering::Relaxed) {
-            let rx = self.rx_lock();
+            let mut rx = self.rx_lock();
             if rx.ring.as_ref().is_some_and(RingCursor::ready) {
                 mask |= bindings::EPOLLIN | bindings::EPOLLRDNORM;
             }
-            if rx.ring.is_some() && rx.waiters > 0 {
-                // The reader may have handed frames back: let senders look.
-                self.writers.notify_all();
+            // The reader may have handed frames back: senders blocked
+            // here, and endpoints that polled this ring full, look again.
+            let wake = rx.ring.is_some() && (rx.waiters > 0 || !rx.pollers.is_empty());
+            let pollers = match wake {
+                true => core::mem::take(&mut rx.pollers),
+                false => KVec::new(),
+            };
+            drop(rx);
+            if wake {
+                self.wake_senders(pollers);
             }
         }
         // Sending never waits for the sender's own buffer: only a full

@@ -330,16 +330,12 @@ impl RingBuf {
     /// the frame back and reading `waiting` (`bus_frame_release`): either
     /// the reader sees the mark and wakes us, or we see the frame free.
     pub(crate) fn wait_for(&self, i: usize) -> bool {
-        let word = 1u32;
-        // SAFETY: frame `i` is published, so the kernel writes nothing
-        // else in it until it comes back; a raw copy into user-shared memory.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                (&raw const word).cast::<u8>(),
-                self.frame_ptr(i).add(crate::ring::FRAME_WAITING_OFFSET),
-                4,
-            )
-        };
+        let at = self
+            .frame_ptr(i)
+            .wrapping_add(crate::ring::FRAME_WAITING_OFFSET);
+        // SAFETY: frame `i` is published, so the kernel writes nothing else in
+        // it until it comes back; `WRITE_ONCE` of an aligned word it holds.
+        unsafe { ptr::write_volatile(at.cast::<u32>(), 1) };
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         self.is_free(i)
     }
@@ -398,11 +394,13 @@ impl RingBuf {
             0u32.to_ne_bytes(),
             crate::uapi::BUS_FRAME_F_DISCARDED.to_ne_bytes(),
         ];
-        // SAFETY: frame `i` is held by a slot being committed or dropped:
-        // its `len` and `flags` words (bytes 4..12) are ours to write.
+        let f = self.frame_ptr(i);
+        // SAFETY: frame `i` is held by a slot being committed or dropped: its
+        // `len`, `flags` and `waiting` words are ours to write (raw copies).
         unsafe {
-            ptr::copy_nonoverlapping(words[0].as_ptr(), self.frame_ptr(i).add(4), 4);
-            ptr::copy_nonoverlapping(words[1].as_ptr(), self.frame_ptr(i).add(8), 4);
+            ptr::copy_nonoverlapping(words[0].as_ptr(), f.add(crate::uapi::frame::LEN), 4);
+            ptr::copy_nonoverlapping(words[1].as_ptr(), f.add(crate::uapi::frame::FLAGS), 4);
+            ptr::copy_nonoverlapping(words[0].as_ptr(), f.add(crate::uapi::frame::WAITING), 4);
         }
     }
 

@@ -399,6 +399,76 @@ TEST_F(bus, bus_frame_release_says_when_to_poll)
 	ASSERT_EQ(5, waiting_send_end(&w, t));
 }
 
+/* Removing the ring wakes a sender waiting for one of its frames. */
+TEST_F(bus, removing_the_ring_wakes_a_waiting_sender)
+{
+	struct waiting_sender w = { .fd = self->s, .dst = self->raddr };
+	struct bus_ring_req none = { 0, 0 };
+	char buf[8];
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, ring_setup(self->r, &self->ring, FS, NR));
+	for (i = 0; i < NR / 2; i++)
+		ASSERT_EQ(2, bus_send_str(self->s, &self->raddr, "f", 0));
+	ASSERT_EQ(0, waiting_send_start(&w, &t));
+	ASSERT_EQ(0, munmap(self->ring.mem, (size_t)FS * NR));
+	self->ring.mem = NULL;
+	ASSERT_EQ(0, setsockopt(self->r, SOL_BUS, BUS_RX_RING, &none, sizeof(none)));
+	/* It goes to the queue now, which has room. */
+	ASSERT_EQ(5, waiting_send_end(&w, t));
+	ASSERT_EQ(5, recv(self->r, buf, sizeof(buf), MSG_DONTWAIT));
+	ASSERT_STREQ("last", buf);
+}
+
+struct pollout_wait {
+	int fd, ms, ret;
+	short revents;
+};
+
+static void *pollout_wait_main(void *p)
+{
+	struct pollout_wait *pw = p;
+	struct pollfd pf = { .fd = pw->fd, .events = POLLOUT };
+
+	pw->ret = poll(&pf, 1, pw->ms);
+	pw->revents = pf.revents;
+	return NULL;
+}
+
+/*
+ * A member whose master's ring is full polls for POLLOUT; the master's
+ * reader hands a frame back and polls, as bus.h says: the member wakes.
+ */
+TEST_F(bus, a_member_polling_a_full_ring_master_wakes_when_a_frame_comes_back)
+{
+	struct pollout_wait pw = { .fd = self->s, .ms = 5000 };
+	struct pollfd mp = { .fd = self->master, .events = POLLIN };
+	struct pollfd sp = { .fd = self->s, .events = POLLOUT };
+	struct bus_frame_hdr *h;
+	pthread_t t;
+	int n = 0;
+
+	ASSERT_EQ(0, ring_setup(self->master, &self->ring, FS, NR));
+	while (bus_send_str(self->s, &self->maddr, "req", MSG_DONTWAIT) == 4)
+		n++;
+	ASSERT_EQ(EAGAIN, errno);
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, poll(&sp, 1, 0));
+	ASSERT_EQ(0, pthread_create(&t, NULL, pollout_wait_main, &pw));
+	usleep(300000);
+	/* The master reads its first frame and hands it back. */
+	h = ring_peek(&self->ring);
+	ASSERT_NE(NULL, h);
+	bus_frame_release(h);
+	self->ring.next = 1;
+	ASSERT_EQ(1, poll(&mp, 1, 0));
+	pthread_join(t, NULL);
+	ASSERT_EQ(1, pw.ret);
+	ASSERT_TRUE(pw.revents & POLLOUT);
+	ASSERT_EQ(4, bus_send_str(self->s, &self->maddr, "req", MSG_DONTWAIT));
+}
+
 TEST_F(bus, order_is_kept_across_many_senders)
 {
 	enum { SENDERS = 4, MSGS = 200 };

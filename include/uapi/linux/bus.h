@@ -115,8 +115,9 @@ struct bus_ring_req {
  *
  * A sender waiting for room in a full ring marks the oldest frame the
  * reader holds (waiting != 0) and sleeps; handing a frame back is a plain
- * store the kernel cannot see, so a reader that finds the mark poll()s
- * the socket (a zero timeout will do), which wakes the sender.
+ * store the kernel cannot see, so a reader that finds the mark calls
+ * poll(2) or ppoll(2) on the socket (a zero timeout will do), which wakes
+ * the sender.  epoll_wait() does not: it may not call into the socket.
  *
  * Payloads too large to copy travel as a memfd with SCM_RIGHTS, sealed
  * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE; a receiver checks the
@@ -142,7 +143,7 @@ struct bus_frame_hdr {
 #ifndef __KERNEL__
 /*
  * Hands frame h back to the kernel.  Returns nonzero when a sender waits
- * for it: poll() the socket then.  The full barrier between the store and
+ * for it: poll(2) the socket then.  The full barrier between the store and
  * the load pairs with the kernel's between marking a frame and looking at
  * its status, so that a mark is never missed.
  */
