@@ -423,6 +423,7 @@ TEST_F(bus, removing_the_ring_wakes_a_waiting_sender)
 
 struct pollout_wait {
 	int fd, ms, ret;
+	pid_t tid;
 	short revents;
 };
 
@@ -431,6 +432,7 @@ static void *pollout_wait_main(void *p)
 	struct pollout_wait *pw = p;
 	struct pollfd pf = { .fd = pw->fd, .events = POLLOUT };
 
+	__atomic_store_n(&pw->tid, gettid(), __ATOMIC_RELEASE);
 	pw->ret = poll(&pf, 1, pw->ms);
 	pw->revents = pf.revents;
 	return NULL;
@@ -456,7 +458,11 @@ TEST_F(bus, a_member_polling_a_full_ring_master_wakes_when_a_frame_comes_back)
 	ASSERT_LT(0, n);
 	ASSERT_EQ(0, poll(&sp, 1, 0));
 	ASSERT_EQ(0, pthread_create(&t, NULL, pollout_wait_main, &pw));
-	usleep(300000);
+	while (!__atomic_load_n(&pw.tid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* Asleep in poll() before the frame comes back. */
+	ASSERT_EQ(0, bus_wait_asleep(pw.tid, 2000));
+	usleep(100000);
 	/* The master reads its first frame and hands it back. */
 	h = ring_peek(&self->ring);
 	ASSERT_NE(NULL, h);
