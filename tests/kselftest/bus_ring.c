@@ -448,6 +448,7 @@ TEST_F(bus, a_member_polling_a_full_ring_master_wakes_when_a_frame_comes_back)
 	struct pollfd mp = { .fd = self->master, .events = POLLIN };
 	struct pollfd sp = { .fd = self->s, .events = POLLOUT };
 	struct bus_frame_hdr *h;
+	long long t0;
 	pthread_t t;
 	int n = 0;
 
@@ -468,10 +469,13 @@ TEST_F(bus, a_member_polling_a_full_ring_master_wakes_when_a_frame_comes_back)
 	ASSERT_NE(NULL, h);
 	bus_frame_release(h);
 	self->ring.next = 1;
+	t0 = bus_now_ms();
 	ASSERT_EQ(1, poll(&mp, 1, 0));
 	pthread_join(t, NULL);
 	ASSERT_EQ(1, pw.ret);
 	ASSERT_TRUE(pw.revents & POLLOUT);
+	/* Woken by the reader's poll, not found at the end of its timeout. */
+	ASSERT_GT(2000, bus_now_ms() - t0);
 	ASSERT_EQ(4, bus_send_str(self->s, &self->maddr, "req", MSG_DONTWAIT));
 }
 
