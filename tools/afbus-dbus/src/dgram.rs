@@ -60,10 +60,10 @@ pub fn send(
         iov_len: payload.len(),
     };
     let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is arithmetic.
     let space = if fds.is_empty() {
         0
     } else {
+        // SAFETY: CMSG_SPACE is arithmetic.
         unsafe { libc::CMSG_SPACE(fd_bytes as u32) as usize }
     };
     let mut ctl = vec![0u8; space];
