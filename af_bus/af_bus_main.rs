@@ -6,8 +6,6 @@
 //! writing to the master, whose control messages grant them addresses.
 //! See `Documentation/af_bus.rst`.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
-
 use kernel::prelude::*;
 
 // The kernel-free core (`core/`), shared with the host crate
@@ -45,49 +43,4 @@ module! {
     alias: ["net-pf-46"],
 }
 
-/// The registry of the loaded module (null before `init` and after `drop`).
-static REGISTRY: AtomicPtr<bus::Registry> = AtomicPtr::new(core::ptr::null_mut());
-
-/// The registry of buses and sockets.
-fn registry() -> &'static bus::Registry {
-    let p = REGISTRY.load(Ordering::Acquire);
-    // SAFETY: set before the family is registered, cleared after it is
-    // unregistered; callers (socket and procfs operations) run in between:
-    // sockets hold a module reference, procfs entries are removed first.
-    unsafe { &*p }
-}
-
-struct AfBus {
-    registration: Option<entry::Registration>,
-    _registry: Pin<KBox<bus::Registry>>,
-}
-
-impl kernel::Module for AfBus {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let registry = KBox::pin_init(bus::Registry::new(), GFP_KERNEL)?;
-        REGISTRY.store(
-            core::ptr::from_ref(&*registry).cast_mut(),
-            Ordering::Release,
-        );
-        let registration = match entry::Registration::new() {
-            Ok(r) => r,
-            Err(e) => {
-                REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
-                return Err(e);
-            }
-        };
-        pr_info!("AF_BUS family {} registered\n", uapi::AF_BUS);
-        Ok(AfBus {
-            registration: Some(registration),
-            _registry: registry,
-        })
-    }
-}
-
-impl Drop for AfBus {
-    fn drop(&mut self) {
-        // Unregister the family, then forget the registry it used.
-        drop(self.registration.take());
-        REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
-    }
-}
+use entry::AfBus;

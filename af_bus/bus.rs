@@ -19,14 +19,14 @@ use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
 use crate::bloom::{self, Bitmap, MONITOR_KEY};
 use crate::cmsg::{BusCmsgs, GrantKind};
-use crate::endpoint::{BusSock, ListedSock};
-use crate::sys::{errno, NewSocketNode, PathRef, PeerCred};
+use crate::sys::{errno, ListedSock, NewSocketNode, PathRef, PeerCred, Sock};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
 
 /// How a bus is found: by its socket inode, or by its abstract name in a
@@ -47,8 +47,8 @@ impl BusKey {
 
 /// A socket on a bus other than its master: pending until it owns an
 /// address, a member after.
-struct Member {
-    sock: ListedSock,
+struct Member<T> {
+    sock: ListedSock<T>,
     handle: AddrPart,
     owned: KVec<AddrPart>,
     /// Match grants: their index ids and masks.
@@ -81,10 +81,14 @@ impl Resolved {
     /// Walks the paths `dst` and `cmsgs` name, as seen from `sock`, with
     /// none of the module's locks held (a walk may sleep on any
     /// filesystem).  A path with the destination's text is walked once.
-    pub(crate) fn of(sock: &BusSock, dst: &BusAddr, cmsgs: &BusCmsgs<'_>) -> Result<Resolved> {
-        let key = Registry::key_of(sock, &dst.path)?;
+    pub(crate) fn of<T: Send + Sync>(
+        sock: &Sock<T>,
+        dst: &BusAddr,
+        cmsgs: &BusCmsgs<'_>,
+    ) -> Result<Resolved> {
+        let key = Registry::<T>::key_of(sock, &dst.path)?;
         let here = |path: &BusPath| -> Result<bool> {
-            Ok(path == &dst.path || Registry::key_of(sock, path)? == key)
+            Ok(path == &dst.path || Registry::<T>::key_of(sock, path)? == key)
         };
         let src_here = match &cmsgs.src {
             Some(a) => here(&a.path)?,
@@ -103,9 +107,9 @@ impl Resolved {
 }
 
 /// Who sends, as the bus sees it.
-enum Sender<'a> {
+enum Sender<'a, T> {
     Master,
-    Member(&'a Member),
+    Member(&'a Member<T>),
 }
 
 /// The most bits of a multicast bitmap that [`BusInner::matching`] pairs
@@ -159,14 +163,14 @@ fn index_bucket(k1: u16, k2: u16, buckets: usize) -> usize {
 }
 
 /// State of a bus behind [`Bus::inner`].
-struct BusInner {
-    master: Option<ListedSock>,
+struct BusInner<T> {
+    master: Option<ListedSock<T>>,
     next_handle: u64,
     policy: u32,
     /// Granted addresses and handles, to the key of their member.
     owners: RBTree<AddrPart, usize>,
     /// Members by socket address.
-    members: RBTree<usize, Member>,
+    members: RBTree<usize, Member<T>>,
     /// Match grants, filed under the two lowest bits of their mask (the
     /// zero masks under `(MONITOR_KEY, MONITOR_KEY)`) in a hash table of
     /// small trees: bucket [`index_bucket`]`(k1, k2)` holds the grants
@@ -193,7 +197,7 @@ struct BusInner {
     next_match: u64,
 }
 
-impl BusInner {
+impl<T: Send + Sync> BusInner<T> {
     /// Makes sure the index exists with buckets for `extra` more
     /// grants, so that filing them cannot fail: 48 KiB of summaries and
     /// 512 B to 128 KiB of buckets, charged to the master's memory
@@ -438,22 +442,22 @@ impl BusInner {
     }
 }
 
-impl BusInner {
-    fn sender(&self, sock: &BusSock) -> Option<Sender<'_>> {
-        if self.master.is_some_and(|m| m.is(sock)) {
+impl<T: Send + Sync> BusInner<T> {
+    fn sender(&self, sock: &Sock<T>) -> Option<Sender<'_, T>> {
+        if self.master.as_ref().is_some_and(|m| m.is(sock)) {
             return Some(Sender::Master);
         }
         self.members.get(&sock_key(sock)).map(Sender::Member)
     }
 }
 
-fn sock_key(sock: &BusSock) -> usize {
+fn sock_key<T>(sock: &Sock<T>) -> usize {
     core::ptr::from_ref(sock) as usize
 }
 
 /// A bus: created by its master's `bind()`, dead when the master closes.
 #[pin_data]
-pub(crate) struct Bus {
+pub(crate) struct Bus<T> {
     path: BusPath,
     /// The family and path part of every unicast address on the bus.
     prefix: NamePrefix,
@@ -478,28 +482,29 @@ pub(crate) struct Bus {
     /// of its receive side, read without a lock by members' `poll`.
     master_room: AtomicBool,
     #[pin]
-    inner: Mutex<BusInner>,
+    inner: Mutex<BusInner<T>>,
 }
 
 /// What a member's leaving tells its master: who to notify, and the
 /// addresses released (handle first), or `None` if there was no memory
 /// to list them.
-pub(crate) struct Left {
-    pub(crate) master: ARef<BusSock>,
+pub(crate) struct Left<T: Send + Sync> {
+    pub(crate) master: ARef<Sock<T>>,
     pub(crate) addrs: Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>,
 }
 
-/// What a delivery attempt came to.
-pub(crate) enum Delivery {
-    /// Queued at the receiver.
-    Queued,
-    /// The receiver's queue is full: wait on it and try again.
-    Full(crate::sys::Skb, ARef<BusSock>),
-    /// The bus's routes changed since the sender routed it: route again.
-    Moved(crate::sys::Skb),
+/// The members of a dead bus, unlisted: each still referenced until this
+/// is dropped.
+pub(crate) struct Members<T>(RBTree<usize, Member<T>>);
+
+impl<T: Send + Sync> Members<T> {
+    /// The sockets.
+    pub(crate) fn socks(&self) -> impl Iterator<Item = &Sock<T>> {
+        self.0.values().map(|m| m.sock.sock())
+    }
 }
 
-impl Bus {
+impl<T: Send + Sync> Bus<T> {
     /// The route generation now (see [`Bus::routes`]).
     pub(crate) fn routes(&self) -> u64 {
         self.routes.load(Ordering::Acquire)
@@ -551,11 +556,9 @@ impl Bus {
     }
 
     /// The master's socket, while the bus lives.
-    pub(crate) fn master_sock(&self) -> Option<ARef<BusSock>> {
+    pub(crate) fn master_sock(&self) -> Option<ARef<Sock<T>>> {
         let inner = self.inner.lock();
-        // SAFETY: the master is listed while `inner.master` is set, which
-        // we read under the bus lock.
-        inner.master.map(|m| unsafe { m.get() })
+        inner.master.as_ref().map(ListedSock::get)
     }
 
     /// The master's identity, as `SO_PEERCRED` gives it.
@@ -574,7 +577,7 @@ impl Bus {
     }
 
     /// Adds `sock` as a pending endpoint and gives it a handle.
-    pub(crate) fn join(&self, sock: &BusSock) -> Result {
+    pub(crate) fn join(&self, sock: &Sock<T>) -> Result {
         let member = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let owner = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
@@ -603,7 +606,7 @@ impl Bus {
     /// and the addresses released (handle first), or `None` for them if
     /// there was no memory to list them (the notification is then
     /// counted as lost).
-    pub(crate) fn leave(&self, sock: &BusSock) -> Option<Left> {
+    pub(crate) fn leave(&self, sock: &Sock<T>) -> Option<Left<T>> {
         let mut inner = self.inner.lock();
         let member = inner.members.remove(&sock_key(sock))?;
         self.routes_changed();
@@ -612,7 +615,7 @@ impl Bus {
         for a in member.owned.iter() {
             inner.owners.remove(a);
         }
-        let master = inner.master?;
+        let master = inner.master.as_ref()?.get();
         let addrs = KVec::with_capacity(1 + member.owned.len(), GFP_KERNEL)
             .ok()
             .map(|mut addrs| {
@@ -622,52 +625,30 @@ impl Bus {
                 }
                 addrs
             });
-        // SAFETY: the master is listed while `inner.master` is set, which
-        // we read under the bus lock.
-        let master = unsafe { master.get() };
         Some(Left { master, addrs })
     }
 
-    /// The bus dies with its master: returns the members, to wake.
-    pub(crate) fn kill(&self) -> KVec<ARef<BusSock>> {
-        let members = {
-            let mut inner = self.inner.lock();
-            self.dead.store(true, Ordering::Release);
-            self.routes_changed();
-            inner.master = None;
-            inner.owners = RBTree::new();
-            inner.filed = KVVec::new();
-            inner.nfiled = 0;
-            inner.monitors = 0;
-            inner.seconds = KVVec::new();
-            inner.thirds = KVVec::new();
-            inner.thirds_stale = 0;
-            inner.firsts = Bitmap::default();
-            let members = core::mem::take(&mut inner.members);
-            let mut out = KVec::new();
-            for m in members.values() {
-                // SAFETY: the members were listed under the bus lock we
-                // hold, and release needs it to unlist them.
-                let sock = unsafe { m.sock.get() };
-                if out.reserve(1, GFP_KERNEL).is_ok() {
-                    // Room was reserved just above.
-                    let _ = out.push(sock, GFP_KERNEL);
-                } else {
-                    // Without memory to defer it, the member dies here,
-                    // under the bus lock (a mutex: its rx lock comes
-                    // after it, and it may be woken), so that no reader
-                    // is left waiting on a dead bus.
-                    sock.state().die(&sock);
-                }
-            }
-            out
-        };
-        members
+    /// The bus dies with its master: returns its members, unlisted, for
+    /// the caller to wake once the bus lock is dropped.
+    pub(crate) fn kill(&self) -> Members<T> {
+        let mut inner = self.inner.lock();
+        self.dead.store(true, Ordering::Release);
+        self.routes_changed();
+        inner.master = None;
+        inner.owners = RBTree::new();
+        inner.filed = KVVec::new();
+        inner.nfiled = 0;
+        inner.monitors = 0;
+        inner.seconds = KVVec::new();
+        inner.thirds = KVVec::new();
+        inner.thirds_stale = 0;
+        inner.firsts = Bitmap::default();
+        Members(core::mem::take(&mut inner.members))
     }
 
     /// The primary address of `sock` (first granted, else its handle)
     /// and the number of addresses it owns, or `None` if not on the bus.
-    pub(crate) fn primary(&self, sock: &BusSock) -> Option<(AddrPart, Option<AddrPart>, usize)> {
+    pub(crate) fn primary(&self, sock: &Sock<T>) -> Option<(AddrPart, Option<AddrPart>, usize)> {
         let inner = self.inner.lock();
         match inner.sender(sock)? {
             Sender::Master => Some((self.master_addr, None, 1)),
@@ -681,7 +662,7 @@ impl Bus {
 
     /// Every address `sock` owns, handle first.  `ECONNRESET` once the
     /// bus is dead: its sockets own nothing any more.
-    pub(crate) fn addrs(&self, sock: &BusSock) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
+    pub(crate) fn addrs(&self, sock: &Sock<T>) -> Result<KVec<[u8; SOCKADDR_BUS_SIZE]>> {
         let inner = self.inner.lock();
         let mut out = KVec::new();
         if self.is_dead() {
@@ -701,7 +682,7 @@ impl Bus {
     }
 
     /// Sets the bus policy; only the master may.
-    pub(crate) fn set_policy(&self, sock: &BusSock, policy: u32) -> Result {
+    pub(crate) fn set_policy(&self, sock: &Sock<T>, policy: u32) -> Result {
         let mut inner = self.inner.lock();
         match inner.sender(sock) {
             Some(Sender::Master) => {
@@ -726,13 +707,13 @@ impl Bus {
     /// the master).  Checks who may send what to whom.
     fn route(
         &self,
-        inner: &BusInner,
-        sender: &BusSock,
+        inner: &BusInner<T>,
+        sender: &Sock<T>,
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
         grants: bool,
-    ) -> Result<(AddrPart, ListedSock, Option<usize>)> {
+    ) -> Result<(AddrPart, ARef<Sock<T>>, Option<usize>)> {
         if self.is_dead() {
             return Err(errno::econnreset());
         }
@@ -763,7 +744,8 @@ impl Bus {
             }
         };
         if dst.addr == self.master_addr {
-            return Ok((src, inner.master.ok_or(errno::ehostunreach())?, None));
+            let master = inner.master.as_ref().ok_or(errno::ehostunreach())?;
+            return Ok((src, master.get(), None));
         }
         let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
         let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
@@ -772,42 +754,42 @@ impl Bus {
             // is no way in for anyone else.
             return Err(EACCES);
         }
-        Ok((src, m.sock, Some(key)))
+        Ok((src, m.sock.get(), Some(key)))
     }
 
     /// The receiver of a unicast without grants, the source address it
     /// carries, and the route generation they hold for.
     pub(crate) fn lookup(
         &self,
-        sender: &BusSock,
+        sender: &Sock<T>,
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
-    ) -> Result<(AddrPart, ARef<BusSock>, u64)> {
+    ) -> Result<(AddrPart, ARef<Sock<T>>, u64)> {
         let inner = self.inner.lock();
         let (src, receiver, _) = self.route(&inner, sender, dst, src, resolved, false)?;
         // Stable while we hold the bus lock, under which it moves.
         let routes = self.routes.load(Ordering::Relaxed);
-        // SAFETY: listed under the bus lock we hold.
-        Ok((src, unsafe { receiver.get() }, routes))
+        Ok((src, receiver, routes))
     }
 
-    /// Tries to deliver `skb`, carrying the grants of `cmsgs`, from the
-    /// master `sender` to `dst`, applying the grants atomically with the
-    /// queueing: both happen under the bus lock, or neither.
-    pub(crate) fn deliver(
-        &self,
-        sender: &BusSock,
+    /// Checks a message from the master `sender` to `dst` that carries
+    /// the grants of `cmsgs` against the bus's tables, and writes its
+    /// metadata into `skb`.  The [`Granting`] returned holds the bus lock:
+    /// the caller queues the message at [`Granting::receiver`] and then
+    /// applies the grants ([`Granting::apply`]) or, if it could not queue
+    /// it, drops the plan: both happen under the bus lock, or neither.
+    pub(crate) fn plan_grants<'a>(
+        &'a self,
+        sender: &Sock<T>,
         dst: &BusAddr,
         cmsgs: &BusCmsgs<'_>,
         resolved: &Resolved,
-        mut skb: crate::sys::Skb,
-    ) -> Result<Delivery> {
-        let mut inner = self.inner.lock();
+        skb: &mut crate::sys::Skb,
+    ) -> Result<Granting<'a, T>> {
+        let inner = self.inner.lock();
         let (src, receiver, member_key) =
             self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
-        // SAFETY: listed under the bus lock we hold.
-        let receiver = unsafe { receiver.get() };
 
         let meta = crate::meta::Meta {
             src,
@@ -816,7 +798,7 @@ impl Bus {
         };
         crate::meta::write(skb.meta_mut(), &meta, cmsgs.grants());
 
-        // Validate against the tables, then queue and apply.
+        // Validate against the tables.
         let key = member_key.ok_or(EINVAL)?;
         if !resolved.grants_here {
             // A grant of an address on another bus.
@@ -827,8 +809,8 @@ impl Bus {
         let mut owned = copy_addrs(target.owned.iter())?;
         let mut matches = copy_list(target.matches.iter())?;
         let mut sends = copy_list(target.sends.iter())?;
-        let mut adds: KVec<(AddrPart, RBTreeNodeReservation<AddrPart, usize>)> = KVec::new();
-        let mut removes: KVec<AddrPart> = KVec::new();
+        let mut adds = KVec::new();
+        let mut removes = KVec::new();
         let mut next_match = inner.next_match;
         for g in cmsgs.grants() {
             let a = g.addr.addr;
@@ -879,7 +861,6 @@ impl Bus {
             }
         }
         // Index nodes for the match grants that are new.
-        let old_matches = copy_list(target.matches.iter())?;
         let mut nodes = KVec::new();
         let mut fresh = KVec::new();
         for m in matches.iter().filter(|(id, _)| *id >= inner.next_match) {
@@ -891,14 +872,15 @@ impl Bus {
             // receives from its master only: no multicast.
             return Err(EINVAL);
         }
-        if !fresh.is_empty() {
-            inner.reserve_index(fresh.len())?;
-        }
         let mut gone = KVec::new();
-        for m in old_matches.iter() {
+        for m in target.matches.iter() {
             if !matches.iter().any(|(id, _)| *id == m.0) {
                 gone.push(*m, GFP_KERNEL)?;
             }
+        }
+        let mut inner = inner;
+        if !fresh.is_empty() {
+            inner.reserve_index(fresh.len())?;
         }
 
         // Before the message is queued: its receiver, once woken, and
@@ -907,32 +889,20 @@ impl Bus {
         if !adds.is_empty() || !removes.is_empty() {
             self.routes_changed();
         }
-        match receiver
-            .state()
-            .enqueue(&receiver, skb, true, false, None)?
-        {
-            Delivery::Queued => {}
-            full => return Ok(full),
-        }
-        // Queued: apply.  Removals first, so that a revoke and re-grant
-        // in one message keeps the address.
-        for a in removes.iter() {
-            inner.owners.remove(a);
-        }
-        for (a, node) in adds {
-            if owned.contains(&a) {
-                inner.owners.insert(node.into_node(a, key));
-            }
-        }
-        inner.unindex(&gone);
-        inner.index(key, &fresh, nodes);
-        inner.next_match = next_match;
-        if let Some(target) = inner.members.get_mut(&key) {
-            target.owned = owned;
-            target.matches = matches;
-            target.sends = sends;
-        }
-        Ok(Delivery::Queued)
+        Ok(Granting {
+            inner,
+            receiver,
+            key,
+            owned,
+            matches,
+            sends,
+            adds,
+            removes,
+            next_match,
+            nodes,
+            fresh,
+            gone,
+        })
     }
 
     /// Who a multicast from `sender` to the bitmap `dst` reaches, and the
@@ -941,11 +911,11 @@ impl Bus {
     /// bitmap when the bus policy asks for one (`EACCES`).
     pub(crate) fn multicast(
         &self,
-        sender: &BusSock,
+        sender: &Sock<T>,
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
-    ) -> Result<(AddrPart, KVec<ARef<BusSock>>)> {
+    ) -> Result<(AddrPart, KVec<ARef<Sock<T>>>)> {
         let b = Bitmap::of(&dst.addr);
         let mut inner = self.inner.lock();
         if self.is_dead() {
@@ -984,13 +954,68 @@ impl Bus {
                 // A member whose addresses were all revoked is pending
                 // again: its master's messages only.
                 Some(m) if !m.owned.is_empty() => {
-                    // SAFETY: listed under the bus lock we hold.
-                    out.push(unsafe { m.sock.get() }, GFP_KERNEL)?;
+                    out.push(m.sock.get(), GFP_KERNEL)?;
                 }
                 _ => {}
             }
         }
         Ok((src_addr, out))
+    }
+}
+
+/// A master's message with grants, checked and holding the bus lock,
+/// waiting to be queued (see [`Bus::plan_grants`]).
+pub(crate) struct Granting<'a, T: Send + Sync> {
+    inner: Guard<'a, BusInner<T>, MutexBackend>,
+    /// Where the message goes.
+    pub(crate) receiver: ARef<Sock<T>>,
+    key: usize,
+    owned: KVec<AddrPart>,
+    matches: KVec<(u64, Bitmap)>,
+    sends: KVec<Bitmap>,
+    adds: KVec<(AddrPart, RBTreeNodeReservation<AddrPart, usize>)>,
+    removes: KVec<AddrPart>,
+    next_match: u64,
+    nodes: KVec<RBTreeNodeReservation<FiledKey, MatchGrant>>,
+    fresh: KVec<(u64, Bitmap)>,
+    gone: KVec<(u64, Bitmap)>,
+}
+
+impl<T: Send + Sync> Granting<'_, T> {
+    /// Applies the grants of a message that was queued, and drops the bus
+    /// lock.  Removals first, so that a revoke and re-grant in one message
+    /// keeps the address.
+    pub(crate) fn apply(self) {
+        let Granting {
+            mut inner,
+            key,
+            owned,
+            matches,
+            sends,
+            adds,
+            removes,
+            next_match,
+            nodes,
+            fresh,
+            gone,
+            ..
+        } = self;
+        for a in removes.iter() {
+            inner.owners.remove(a);
+        }
+        for (a, node) in adds {
+            if owned.contains(&a) {
+                inner.owners.insert(node.into_node(a, key));
+            }
+        }
+        inner.unindex(&gone);
+        inner.index(key, &fresh, nodes);
+        inner.next_match = next_match;
+        if let Some(target) = inner.members.get_mut(&key) {
+            target.owned = owned;
+            target.matches = matches;
+            target.sends = sends;
+        }
     }
 }
 
@@ -1014,18 +1039,18 @@ fn copy_addrs<'a>(from: impl Iterator<Item = &'a AddrPart>) -> Result<KVec<AddrP
 
 /// Every bus and every socket of the module.
 #[pin_data]
-pub(crate) struct Registry {
+pub(crate) struct Registry<T> {
     #[pin]
-    inner: Mutex<RegistryInner>,
+    inner: Mutex<RegistryInner<T>>,
 }
 
 /// State of the registry behind [`Registry::inner`].
-struct RegistryInner {
-    buses: RBTree<BusKey, Arc<Bus>>,
-    socks: RBTree<usize, ListedSock>,
+struct RegistryInner<T> {
+    buses: RBTree<BusKey, Arc<Bus<T>>>,
+    socks: RBTree<usize, ListedSock<T>>,
 }
 
-impl Registry {
+impl<T: Send + Sync> Registry<T> {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Registry {
             inner <- new_mutex!(
@@ -1036,7 +1061,7 @@ impl Registry {
     }
 
     /// Lists a new socket.
-    pub(crate) fn add_sock(&self, sock: &BusSock) -> Result {
+    pub(crate) fn add_sock(&self, sock: &Sock<T>) -> Result {
         let listed = ListedSock::new(sock);
         let node = RBTreeNode::new(sock_key(sock), listed, GFP_KERNEL)?;
         self.inner.lock().socks.insert(node);
@@ -1044,17 +1069,16 @@ impl Registry {
     }
 
     /// Unlists a socket being released.
-    pub(crate) fn remove_sock(&self, sock: &BusSock) {
+    pub(crate) fn remove_sock(&self, sock: &Sock<T>) {
         self.inner.lock().socks.remove(&sock_key(sock));
     }
 
     /// References to the listed sockets of one namespace.
-    pub(crate) fn socks_of(&self, net_id: usize) -> Result<KVec<ARef<BusSock>>> {
+    pub(crate) fn socks_of(&self, net_id: usize) -> Result<KVec<ARef<Sock<T>>>> {
         let inner = self.inner.lock();
         let mut out = KVec::new();
         for listed in inner.socks.values() {
-            // SAFETY: the socket is listed, and stays so while we hold the lock.
-            let sock = unsafe { listed.get() };
+            let sock = listed.get();
             if sock.net_id() == net_id {
                 out.push(sock, GFP_KERNEL)?;
             }
@@ -1067,7 +1091,7 @@ impl Registry {
     /// needs write permission on its inode.
     ///
     /// Walks the filesystem: never call it with a lock of the module held.
-    pub(crate) fn key_of(sock: &BusSock, path: &BusPath) -> Result<BusKey> {
+    pub(crate) fn key_of(sock: &Sock<T>, path: &BusPath) -> Result<BusKey> {
         match path.kind() {
             PathKind::Abstract => Ok(BusKey::of_abstract(sock.net_id(), path)),
             PathKind::Filesystem => {
@@ -1082,7 +1106,7 @@ impl Registry {
     }
 
     /// The live bus of `key`.
-    pub(crate) fn find(&self, key: BusKey) -> Result<Arc<Bus>> {
+    pub(crate) fn find(&self, key: BusKey) -> Result<Arc<Bus<T>>> {
         self.inner
             .lock()
             .buses
@@ -1096,8 +1120,8 @@ impl Registry {
     fn claim(
         &self,
         key: BusKey,
-        reservation: RBTreeNodeReservation<BusKey, Arc<Bus>>,
-        make: impl FnOnce() -> Arc<Bus>,
+        reservation: RBTreeNodeReservation<BusKey, Arc<Bus<T>>>,
+        make: impl FnOnce() -> Arc<Bus<T>>,
     ) -> Result {
         let mut inner = self.inner.lock();
         if inner.buses.get(&key).is_some() {
@@ -1107,8 +1131,61 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers the bus of a `bind()`, once the socket is known to be free;
+    /// `node` is a reference to its socket inode, which the caller commits
+    /// (or removes, on failure) once its locks are dropped.
+    pub(crate) fn register(
+        &self,
+        sock: &Sock<T>,
+        addr: &BusAddr,
+        key: BusKey,
+        node: Option<PathRef>,
+        slot: UniqueArc<core::mem::MaybeUninit<Bus<T>>>,
+        reservation: RBTreeNodeReservation<BusKey, Arc<Bus<T>>>,
+    ) -> Result<Arc<Bus<T>>> {
+        let mut made = None;
+        let init = pin_init!(Bus {
+            path: addr.path,
+            prefix: NamePrefix::new(&addr.path),
+            key,
+            master_addr: addr.addr,
+            master_cred: PeerCred::current(),
+            _node: node,
+            routes: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+            master_room: AtomicBool::new(true),
+            inner <- new_mutex!(
+                BusInner {
+                    master: Some(ListedSock::new(sock)),
+                    next_handle: 1,
+                    policy: 0,
+                    owners: RBTree::new(),
+                    members: RBTree::new(),
+                    filed: KVVec::new(),
+                    nfiled: 0,
+                    monitors: 0,
+                    firsts: Bitmap::default(),
+                    seconds: KVVec::new(),
+                    thirds: KVVec::new(),
+                    thirds_stale: 0,
+                    next_match: 1,
+                },
+                "BusInner"
+            ),
+        });
+        self.claim(key, reservation, || {
+            let bus: Arc<Bus<T>> = match slot.pin_init_with(init) {
+                Ok(b) => b.into(),
+                Err(e) => match e {},
+            };
+            made = Some(bus.clone());
+            bus
+        })?;
+        made.ok_or(EINVAL)
+    }
+
     /// Forgets a dead bus.
-    pub(crate) fn remove_bus(&self, bus: &Arc<Bus>) {
+    pub(crate) fn remove_bus(&self, bus: &Arc<Bus<T>>) {
         let removed = {
             let mut inner = self.inner.lock();
             match inner.buses.get(&bus.key) {
@@ -1124,7 +1201,10 @@ impl Registry {
 /// Creates the name of a new bus for `addr`: its socket inode for a
 /// filesystem bus (whose parent directory stays locked until the node is
 /// committed or dropped), and its key.
-pub(crate) fn create(sock: &BusSock, addr: &BusAddr) -> Result<(BusKey, Option<NewSocketNode>)> {
+pub(crate) fn create<T: Send + Sync>(
+    sock: &Sock<T>,
+    addr: &BusAddr,
+) -> Result<(BusKey, Option<NewSocketNode>)> {
     if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
         return Err(EINVAL);
     }
@@ -1137,56 +1217,4 @@ pub(crate) fn create(sock: &BusSock, addr: &BusAddr) -> Result<(BusKey, Option<N
         }
         PathKind::Abstract => (BusKey::of_abstract(sock.net_id(), &addr.path), None),
     })
-}
-
-/// Registers the bus of a `bind()`, once the socket is known to be free;
-/// `node` is a reference to its socket inode, which the caller commits
-/// (or removes, on failure) once its locks are dropped.
-pub(crate) fn register(
-    sock: &BusSock,
-    addr: &BusAddr,
-    key: BusKey,
-    node: Option<PathRef>,
-    slot: UniqueArc<core::mem::MaybeUninit<Bus>>,
-    reservation: RBTreeNodeReservation<BusKey, Arc<Bus>>,
-) -> Result<Arc<Bus>> {
-    let mut made = None;
-    let init = pin_init!(Bus {
-        path: addr.path,
-        prefix: NamePrefix::new(&addr.path),
-        key,
-        master_addr: addr.addr,
-        master_cred: PeerCred::current(),
-        _node: node,
-        routes: AtomicU64::new(0),
-        dead: AtomicBool::new(false),
-        master_room: AtomicBool::new(true),
-        inner <- new_mutex!(
-            BusInner {
-                master: Some(ListedSock::new(sock)),
-                next_handle: 1,
-                policy: 0,
-                owners: RBTree::new(),
-                members: RBTree::new(),
-                filed: KVVec::new(),
-                nfiled: 0,
-                monitors: 0,
-                firsts: Bitmap::default(),
-                seconds: KVVec::new(),
-                thirds: KVVec::new(),
-                thirds_stale: 0,
-                next_match: 1,
-            },
-            "BusInner"
-        ),
-    });
-    crate::registry().claim(key, reservation, || {
-        let bus: Arc<Bus> = match slot.pin_init_with(init) {
-            Ok(b) => b.into(),
-            Err(e) => match e {},
-        };
-        made = Some(bus.clone());
-        bus
-    })?;
-    made.ok_or(EINVAL)
 }

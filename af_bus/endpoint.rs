@@ -14,13 +14,13 @@ use kernel::types::ARef;
 use kernel::{new_condvar, new_mutex, new_spinlock};
 
 use crate::addr::{encode_unattached, AddrPart, BusAddr};
-use crate::bus::{Bus, BusKey, Delivery, Resolved};
+use crate::bus::{BusKey, Resolved};
 use crate::cmsg::BusCmsgs;
 use crate::quota::{admit, Admit, Limits, Usage};
 use crate::ring::{FrameInfo, Geometry};
 use crate::sys::{
-    errno, DropReason, FrameSource, Msg, OnceArc, ReaderCreds, RingBuf, RingCursor, RxQueue, Scm,
-    SenderCreds, Skb, Slot, SockState, NO_CHARGE,
+    errno, DropReason, FrameSource, Global, Msg, OnceArc, ReaderCreds, RingBuf, RingCursor,
+    RxQueue, Scm, SenderCreds, Skb, Slot, SockState, NO_CHARGE,
 };
 use crate::uapi::{
     BUS_FRAME_F_MULTICAST, BUS_FRAME_F_QUEUED, SCM_DST_ADDR, SOCKADDR_BUS_SIZE, SOL_BUS,
@@ -36,6 +36,31 @@ const SMALL_MESSAGE: usize = 2048;
 
 /// An AF_BUS socket: the kernel's sock with an [`Endpoint`] after it.
 pub(crate) type BusSock = crate::sys::Sock<Endpoint>;
+
+/// A bus of AF_BUS sockets.
+pub(crate) type Bus = crate::bus::Bus<Endpoint>;
+
+/// The registry of the module's buses and sockets.
+pub(crate) type Registry = crate::bus::Registry<Endpoint>;
+
+/// The registry, installed by the module's `init` (see `entry.rs`).
+pub(crate) static REGISTRY: Global<Registry> = Global::new();
+
+/// The registry: `ENXIO` only outside the module's life, when no socket
+/// or procfs file of the family can call this.
+pub(crate) fn registry() -> Result<&'static Registry> {
+    REGISTRY.get().ok_or(ENXIO)
+}
+
+/// What a delivery attempt came to.
+pub(crate) enum Delivery {
+    /// Queued at the receiver.
+    Queued,
+    /// The receiver's queue is full: wait on it and try again.
+    Full(Skb, ARef<BusSock>),
+    /// The bus's routes changed since the sender routed it: route again.
+    Moved(Skb),
+}
 
 /// A listed AF_BUS socket (see [`crate::sys::ListedSock`]).
 pub(crate) type ListedSock = crate::sys::ListedSock<Endpoint>;
@@ -363,7 +388,7 @@ impl Endpoint {
             let mut inner = self.inner.lock();
             Self::unattached(&inner.role)?;
             let pathref = node.as_ref().map(|n| n.path());
-            let bus = crate::bus::register(sock, addr, key, pathref, slot, reservation)?;
+            let bus = registry()?.register(sock, addr, key, pathref, slot, reservation)?;
             {
                 let mut rx = self.rx_lock();
                 rx.bus = Some(bus.clone());
@@ -416,10 +441,7 @@ impl Endpoint {
                     .as_ref()
                     .filter(|r| cached && r.dst == dst.addr)
                     .and_then(|r| {
-                        // SAFETY: a socket its link names is not released
-                        // (release empties the link first), so it still
-                        // holds its own reference.
-                        let receiver = r.receiver.lock().as_ref().map(|l| unsafe { l.get() })?;
+                        let receiver = r.receiver.lock().as_ref().map(ListedSock::get)?;
                         Some(Route {
                             src: r.src,
                             dst: r.dst,
@@ -433,7 +455,7 @@ impl Endpoint {
                 Ok((bus, hit))
             }
             Role::Unattached => {
-                let bus = crate::registry().find(key)?;
+                let bus = registry()?.find(key)?;
                 if dst.addr != bus.master_addr().addr {
                     return Err(EACCES);
                 }
@@ -507,8 +529,10 @@ impl Endpoint {
                 }
             }
             Role::Master(bus) => {
-                crate::registry().remove_bus(&bus);
-                for member in bus.kill().iter() {
+                if let Ok(registry) = registry() {
+                    registry.remove_bus(&bus);
+                }
+                for member in bus.kill().socks() {
                     member.state().die(member);
                 }
             }
@@ -932,8 +956,7 @@ impl Endpoint {
     fn wake_senders(&self, pollers: KVec<SockLink>) {
         self.writers.notify_all();
         for link in pollers.iter() {
-            // SAFETY: a socket its link names is not released yet.
-            let sock = link.lock().as_ref().map(|l| unsafe { l.get() });
+            let sock = link.lock().as_ref().map(ListedSock::get);
             if let Some(sock) = sock {
                 sock.state().polling.store(false, Ordering::Relaxed);
                 sock.write_space();
@@ -1239,20 +1262,17 @@ impl Endpoint {
             return Ok(len);
         }
         if !plain {
-            let mut delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
             loop {
-                match delivery {
+                match Self::deliver_granting(sock, &bus, &dst, &cmsgs, &resolved, skb)? {
                     Delivery::Queued => return Ok(len),
-                    Delivery::Full(skb, receiver) => {
+                    Delivery::Full(full, receiver) => {
                         receiver
                             .state()
-                            .wait_for_room(&receiver, &skb, &mut timeo)?;
+                            .wait_for_room(&receiver, &full, &mut timeo)?;
                         // Routed again: the address may have moved.
-                        delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
+                        skb = full;
                     }
-                    Delivery::Moved(skb) => {
-                        delivery = bus.deliver(sock, &dst, &cmsgs, &resolved, skb)?;
-                    }
+                    Delivery::Moved(moved) => skb = moved,
                 }
             }
         }
@@ -1306,6 +1326,33 @@ impl Endpoint {
             self.cache_route(dst, &r);
         }
         Ok(r)
+    }
+
+    /// Tries to deliver `skb`, carrying the grants of `cmsgs`, from the
+    /// master `sock` to `dst`: the bus checks the grants and keeps its lock
+    /// while the message is queued, then applies them, so that a member
+    /// never sees its grants without the message or the message without
+    /// them.
+    fn deliver_granting(
+        sock: &BusSock,
+        bus: &Bus,
+        dst: &BusAddr,
+        cmsgs: &BusCmsgs<'_>,
+        resolved: &Resolved,
+        mut skb: Skb,
+    ) -> Result<Delivery> {
+        let plan = bus.plan_grants(sock, dst, cmsgs, resolved, &mut skb)?;
+        let receiver = plan.receiver.clone();
+        match receiver
+            .state()
+            .enqueue(&receiver, skb, true, false, None)?
+        {
+            Delivery::Queued => {
+                plan.apply();
+                Ok(Delivery::Queued)
+            }
+            other => Ok(other),
+        }
     }
 
     /// Delivers a multicast: one copy per matching receiver, through its

@@ -18,6 +18,7 @@ use kernel::ffi::c_ulong;
 use kernel::ffi::c_void;
 use kernel::new_spinlock;
 use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
 
 use crate::endpoint::{BusSock, Endpoint};
 use crate::sys::*;
@@ -37,37 +38,35 @@ const fn c_name<const N: usize>(s: &[u8]) -> [c_char; N] {
 }
 
 /// The family's `struct proto`; `proto_register` creates its slab.
-pub(crate) static BUS_PROTO: CStatic<bindings::proto> = CStatic::new({
+pub(crate) static BUS_PROTO: CStatic<bindings::proto> = CStatic::new(bindings::proto {
+    name: c_name(b"AF_BUS"),
+    owner: this_module(),
+    obj_size: core::mem::size_of::<BusSock>() as c_uint,
     // SAFETY: all-zero is a valid `struct proto` (null pointers, no ops).
-    let mut p: bindings::proto = unsafe { core::mem::zeroed() };
-    p.name = c_name(b"AF_BUS");
-    p.owner = this_module();
-    p.obj_size = core::mem::size_of::<BusSock>() as c_uint;
-    p
+    ..unsafe { core::mem::zeroed() }
 });
 
 /// The family's socket operations.
-static BUS_OPS: CStatic<bindings::proto_ops> = CStatic::new({
+static BUS_OPS: CStatic<bindings::proto_ops> = CStatic::new(bindings::proto_ops {
+    family: AF_BUS as c_int,
+    owner: this_module(),
+    release: Some(bus_release),
+    bind: Some(bus_bind),
+    connect: Some(bindings::sock_no_connect),
+    socketpair: Some(bindings::sock_no_socketpair),
+    accept: Some(bindings::sock_no_accept),
+    getname: Some(bus_getname),
+    poll: Some(bus_poll),
+    ioctl: Some(bus_ioctl),
+    listen: Some(bindings::sock_no_listen),
+    shutdown: Some(bindings::sock_no_shutdown),
+    setsockopt: Some(bus_setsockopt),
+    getsockopt: Some(bus_getsockopt),
+    sendmsg: Some(bus_sendmsg),
+    recvmsg: Some(bus_recvmsg),
+    mmap: Some(bus_mmap),
     // SAFETY: all-zero is a valid `struct proto_ops` (no operations).
-    let mut o: bindings::proto_ops = unsafe { core::mem::zeroed() };
-    o.family = AF_BUS as c_int;
-    o.owner = this_module();
-    o.release = Some(bus_release);
-    o.bind = Some(bus_bind);
-    o.connect = Some(bindings::sock_no_connect);
-    o.socketpair = Some(bindings::sock_no_socketpair);
-    o.accept = Some(bindings::sock_no_accept);
-    o.getname = Some(bus_getname);
-    o.poll = Some(bus_poll);
-    o.ioctl = Some(bus_ioctl);
-    o.listen = Some(bindings::sock_no_listen);
-    o.shutdown = Some(bindings::sock_no_shutdown);
-    o.setsockopt = Some(bus_setsockopt);
-    o.getsockopt = Some(bus_getsockopt);
-    o.sendmsg = Some(bus_sendmsg);
-    o.recvmsg = Some(bus_recvmsg);
-    o.mmap = Some(bus_mmap);
-    o
+    ..unsafe { core::mem::zeroed() }
 });
 
 /// The family, as `sock_register` takes it.
@@ -130,8 +129,7 @@ unsafe extern "C" fn bus_create(
         // INVARIANT: the endpoint is initialised from here on.
         &*bs
     };
-    bs.state().link_to(bs);
-    if let Err(e) = crate::registry().add_sock(bs) {
+    if let Err(e) = crate::endpoint::registry().and_then(|r| r.add_sock(bs)) {
         // SAFETY: the socket was never listed; undo `sock_init_data` and
         // free the sock (its destructor drops the endpoint).
         unsafe {
@@ -141,6 +139,8 @@ unsafe extern "C" fn bus_create(
         }
         return e.to_errno();
     }
+    // Once listed, so that the link's reference is dropped by release.
+    bs.state().link_to(bs);
     // SAFETY: a live sock of the family; counted in /proc/net/protocols
     // until `bus_release`.
     unsafe { af_bus_prot_inuse_add(sk.cast(), 1) };
@@ -176,7 +176,9 @@ unsafe extern "C" fn bus_release(sock: *mut bindings::socket) -> c_int {
     // SAFETY: `sk` is live until the `sock_put` below.
     let bs = unsafe { BusSock::from_sk(sk) };
     bs.state().release(bs);
-    crate::registry().remove_sock(bs);
+    if let Ok(registry) = crate::endpoint::registry() {
+        registry.remove_sock(bs);
+    }
     // SAFETY: counted by `bus_create`.
     unsafe { af_bus_prot_inuse_add(sk.cast(), -1) };
     // SAFETY: detach the sock from the socket, free what is queued, and
@@ -255,7 +257,12 @@ unsafe extern "C" fn bus_ioctl(sock: *mut bindings::socket, cmd: c_uint, arg: c_
         SIOCOUTQ => bs.outq(),
         _ => return ENOIOCTLCMD.to_errno(),
     };
-    to_errno(put_user_int(arg as *mut c_int, v).map(|()| 0))
+    let r = c_int::try_from(v).map_err(|_| EINVAL).and_then(|v| {
+        UserSlice::new(arg, core::mem::size_of::<c_int>())
+            .writer()
+            .write(&v)
+    });
+    to_errno(r.map(|()| 0))
 }
 
 /// # Safety
@@ -318,77 +325,19 @@ unsafe extern "C" fn bus_setsockopt(
     }
     // SAFETY: `sock` is a live AF_BUS socket with a sock.
     let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    // SAFETY: as the socket layer passed them, used during this call only.
+    let opt = unsafe { OptIn::new(optval, optlen) };
     let r = match name {
-        crate::uapi::BUS_POLICY => {
-            read_u32_opt(optval, optlen).and_then(|v| bs.state().set_policy(bs, v))
-        }
-        crate::uapi::BUS_RX_RING => {
-            read_ring_req(optval, optlen).and_then(|(size, nr)| bs.state().set_ring(bs, size, nr))
-        }
-        crate::uapi::BUS_NO_ENOBUFS => read_u32_opt(optval, optlen).map(|v| {
+        crate::uapi::BUS_POLICY => opt.read::<u32>().and_then(|v| bs.state().set_policy(bs, v)),
+        crate::uapi::BUS_RX_RING => opt
+            .read::<[u32; 2]>()
+            .and_then(|[size, nr]| bs.state().set_ring(bs, size, nr)),
+        crate::uapi::BUS_NO_ENOBUFS => opt.read::<u32>().map(|v| {
             bs.state().set_no_enobufs(v != 0);
         }),
         _ => Err(errno::enoprotoopt()),
     };
     to_errno(r.map(|()| 0))
-}
-
-fn read_ring_req(optval: bindings::sockptr_t, optlen: c_uint) -> Result<(u32, u32)> {
-    if (optlen as usize) < 8 {
-        return Err(EINVAL);
-    }
-    let mut v = [0u32; 2];
-    // SAFETY: copies 8 bytes from the option, user or kernel memory as
-    // `sockptr_t` says.
-    let left = unsafe {
-        if optval.is_kernel() {
-            ptr::copy_nonoverlapping(
-                optval.__bindgen_anon_1.kernel.cast::<u8>(),
-                v.as_mut_ptr().cast::<u8>(),
-                8,
-            );
-            0
-        } else {
-            bindings::_copy_from_user(
-                v.as_mut_ptr().cast::<c_void>(),
-                optval.__bindgen_anon_1.user,
-                8,
-            )
-        }
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
-    Ok((v[0], v[1]))
-}
-
-fn read_u32_opt(optval: bindings::sockptr_t, optlen: c_uint) -> Result<u32> {
-    if (optlen as usize) < core::mem::size_of::<u32>() {
-        return Err(EINVAL);
-    }
-    let mut v: u32 = 0;
-    // SAFETY: copies 4 bytes from the option, user or kernel memory as
-    // `sockptr_t` says.
-    let left = unsafe {
-        if optval.is_kernel() {
-            ptr::copy_nonoverlapping(
-                optval.__bindgen_anon_1.kernel.cast::<u8>(),
-                (&raw mut v).cast::<u8>(),
-                4,
-            );
-            0
-        } else {
-            bindings::_copy_from_user(
-                (&raw mut v).cast::<c_void>(),
-                optval.__bindgen_anon_1.user,
-                4,
-            )
-        }
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
-    Ok(v)
 }
 
 /// # Safety
@@ -406,74 +355,37 @@ unsafe extern "C" fn bus_getsockopt(
     }
     // SAFETY: `sock` is a live AF_BUS socket with a sock.
     let bs = unsafe { BusSock::from_sk((*sock).sk) };
+    let opt = OptOut::new(optval, optlen);
     let r = (|| -> Result<c_int> {
-        let mut room: c_int = 0;
-        // SAFETY: `optlen` is a user pointer to an int.
-        if unsafe { bindings::_copy_from_user((&raw mut room).cast(), optlen.cast(), 4) } != 0 {
-            return Err(EFAULT);
-        }
-        let room = usize::try_from(room).map_err(|_| EINVAL)?;
+        let room = opt.room()?;
+        let word = |v: u32| -> Result {
+            if room < 4 {
+                return Err(EINVAL);
+            }
+            opt.write(&v)?;
+            opt.set_len(4)
+        };
         match name {
             crate::uapi::BUS_ADDRS => {
                 let addrs = bs.state().addrs(bs)?;
                 let need = addrs.len() * SOCKADDR_BUS_SIZE;
                 if room < need {
-                    put_user_int(optlen, need)?;
+                    opt.set_len(need)?;
                     return Err(ERANGE);
                 }
                 for (i, a) in addrs.iter().enumerate() {
-                    copy_to_user_at(optval, i * SOCKADDR_BUS_SIZE, a)?;
+                    opt.write_at(i * SOCKADDR_BUS_SIZE, a)?;
                 }
-                put_user_int(optlen, need)?;
+                opt.set_len(need)?;
             }
-            crate::uapi::BUS_POLICY => {
-                if room < 4 {
-                    return Err(EINVAL);
-                }
-                copy_to_user_at(optval, 0, &bs.state().policy()?.to_ne_bytes())?;
-                put_user_int(optlen, 4)?;
-            }
-            crate::uapi::BUS_NO_ENOBUFS => {
-                if room < 4 {
-                    return Err(EINVAL);
-                }
-                let v = u32::from(bs.state().no_enobufs());
-                copy_to_user_at(optval, 0, &v.to_ne_bytes())?;
-                put_user_int(optlen, 4)?;
-            }
-            crate::uapi::BUS_DROPS => {
-                if room < 4 {
-                    return Err(EINVAL);
-                }
-                copy_to_user_at(optval, 0, &bs.drops().to_ne_bytes())?;
-                put_user_int(optlen, 4)?;
-            }
+            crate::uapi::BUS_POLICY => word(bs.state().policy()?)?,
+            crate::uapi::BUS_NO_ENOBUFS => word(u32::from(bs.state().no_enobufs()))?,
+            crate::uapi::BUS_DROPS => word(bs.drops())?,
             _ => return Err(errno::enoprotoopt()),
         }
         Ok(0)
     })();
     to_errno(r)
-}
-
-fn copy_to_user_at(to: *mut c_char, at: usize, bytes: &[u8]) -> Result {
-    // SAFETY: `to` is a user pointer; the copy checks access and reports
-    // what it could not copy.
-    let left = unsafe {
-        bindings::_copy_to_user(
-            to.add(at).cast::<c_void>(),
-            bytes.as_ptr().cast::<c_void>(),
-            bytes.len() as c_ulong,
-        )
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
-    Ok(())
-}
-
-fn put_user_int(to: *mut c_int, v: usize) -> Result {
-    let v = c_int::try_from(v).map_err(|_| EINVAL)?;
-    copy_to_user_at(to.cast::<c_char>(), 0, &v.to_ne_bytes())
 }
 
 /// # Safety
@@ -516,13 +428,13 @@ unsafe extern "C" fn bus_net_exit(net: *mut bindings::net) {
 }
 
 /// Per-namespace setup: `/proc/net/bus`.
-pub(crate) static BUS_PERNET: CStatic<bindings::pernet_operations> = CStatic::new({
-    // SAFETY: all-zero is a valid `struct pernet_operations`.
-    let mut o: bindings::pernet_operations = unsafe { core::mem::zeroed() };
-    o.init = Some(bus_net_init);
-    o.exit = Some(bus_net_exit);
-    o
-});
+pub(crate) static BUS_PERNET: CStatic<bindings::pernet_operations> =
+    CStatic::new(bindings::pernet_operations {
+        init: Some(bus_net_init),
+        exit: Some(bus_net_exit),
+        // SAFETY: all-zero is a valid `struct pernet_operations`.
+        ..unsafe { core::mem::zeroed() }
+    });
 
 /// The registration of the family, undone on drop.
 pub(crate) struct Registration {
@@ -620,4 +532,40 @@ unsafe extern "C" fn bus_mmap(
             .cast::<c_void>();
     }
     0
+}
+
+/// The module: the registry of buses and sockets, and the family's
+/// registration that uses it.
+pub(crate) struct AfBus {
+    registration: Option<Registration>,
+}
+
+impl kernel::Module for AfBus {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registry = KBox::pin_init(crate::endpoint::Registry::new(), GFP_KERNEL)?;
+        crate::endpoint::REGISTRY.set(registry)?;
+        let registration = match Registration::new() {
+            Ok(r) => r,
+            Err(e) => {
+                // SAFETY: the family never registered: nothing used the
+                // registry.
+                drop(unsafe { crate::endpoint::REGISTRY.take() });
+                return Err(e);
+            }
+        };
+        pr_info!("AF_BUS family {} registered\n", AF_BUS);
+        Ok(AfBus {
+            registration: Some(registration),
+        })
+    }
+}
+
+impl Drop for AfBus {
+    fn drop(&mut self) {
+        // Unregister the family, then free the registry it used.
+        drop(self.registration.take());
+        // SAFETY: the family is unregistered and its procfs entries are
+        // removed; every socket held a module reference, so none is left.
+        drop(unsafe { crate::endpoint::REGISTRY.take() });
+    }
 }

@@ -11,7 +11,7 @@ use crate::sys::SeqFile;
 /// Fills `/proc/net/bus` for the namespace `net_id`.
 pub(crate) fn show(seq: &mut SeqFile, net_id: usize) -> Result {
     // Take references under the registry lock, print without it.
-    let socks = crate::registry().socks_of(net_id)?;
+    let socks = crate::endpoint::registry()?.socks_of(net_id)?;
     writeln!(seq, "Inode Role Path Handle Addrs Queue Drops").map_err(|_| EINVAL)?;
     for sock in socks.iter() {
         let ep = sock.state();

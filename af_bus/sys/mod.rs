@@ -7,21 +7,25 @@
 mod error;
 mod helpers;
 mod msg;
+mod param;
 mod path;
 mod ring;
 mod scm;
 mod seq_file;
 mod skb;
 mod sock;
+mod sockopt;
 mod sync;
 
 pub(crate) use error::*;
 pub(crate) use helpers::*;
 pub(crate) use msg::*;
+pub(crate) use param::*;
 pub(crate) use path::*;
 pub(crate) use ring::*;
 pub(crate) use scm::*;
 pub(crate) use seq_file::*;
 pub(crate) use skb::*;
 pub(crate) use sock::*;
+pub(crate) use sockopt::*;
 pub(crate) use sync::*;

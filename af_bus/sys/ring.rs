@@ -535,10 +535,10 @@ pub(crate) unsafe extern "C" fn bus_ring_vm_close(vma: *mut bindings::vm_area_st
     }
 }
 
-pub(crate) static BUS_RING_VM_OPS: CStatic<bindings::vm_operations_struct> = CStatic::new({
-    // SAFETY: all-zero is a valid `struct vm_operations_struct`.
-    let mut o: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
-    o.open = Some(bus_ring_vm_open);
-    o.close = Some(bus_ring_vm_close);
-    o
-});
+pub(crate) static BUS_RING_VM_OPS: CStatic<bindings::vm_operations_struct> =
+    CStatic::new(bindings::vm_operations_struct {
+        open: Some(bus_ring_vm_open),
+        close: Some(bus_ring_vm_close),
+        // SAFETY: all-zero is a valid `struct vm_operations_struct`.
+        ..unsafe { core::mem::zeroed() }
+    });

@@ -263,39 +263,64 @@ unsafe impl<T: Send + Sync> AlwaysRefCounted for Sock<T> {
     }
 }
 
-/// A raw pointer to a socket that a table may keep while the socket is
-/// listed: release unlists it before dropping its own reference.
-pub(crate) struct ListedSock<T>(pub(crate) NonNull<Sock<T>>);
+/// A socket as a table lists it: a counted reference, as `sk_add_node`
+/// takes one for the tables of the C families.  Release unlists the
+/// socket, which drops that reference, so a listed socket is never freed
+/// and a table never makes its socket outlive its `close`.
+///
+/// Not an [`ARef`] only so that the family's state may hold one (a link
+/// to itself) without making its `Send` depend on itself.
+///
+/// # Invariants
+///
+/// Owns one reference (`sk_refcnt`) on the sock it points to.
+pub(crate) struct ListedSock<T>(NonNull<Sock<T>>);
 
-impl<T> Clone for ListedSock<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for ListedSock<T> {}
-
-// SAFETY: only dereferenced under the lock of the table that lists it.
+// SAFETY: a reference on a sock may be dropped on any thread, and `&Sock<T>`
+// is shared between threads when `T` is `Sync`.
 unsafe impl<T: Send + Sync> Send for ListedSock<T> {}
+// SAFETY: as above; `&ListedSock<T>` gives out `&Sock<T>` only.
+unsafe impl<T: Send + Sync> Sync for ListedSock<T> {}
 
-impl<T: Send + Sync> ListedSock<T> {
+impl<T> ListedSock<T> {
+    /// Lists `s`: takes a reference on it.
     pub(crate) fn new(s: &Sock<T>) -> Self {
+        // SAFETY: `s` is a live sock.
+        unsafe { bindings::sock_hold(s.sk()) };
+        // INVARIANT: the reference just taken.
         Self(NonNull::from(s))
+    }
+
+    /// The socket.
+    pub(crate) fn sock(&self) -> &Sock<T> {
+        // SAFETY: the reference this owns keeps the sock alive while `self`
+        // is borrowed (type invariant).
+        unsafe { self.0.as_ref() }
     }
 
     /// Whether this is `s`.
     pub(crate) fn is(&self, s: &Sock<T>) -> bool {
         ptr::eq(self.0.as_ptr(), s)
     }
+}
 
-    /// Takes a reference on the socket.
-    ///
-    /// # Safety
-    ///
-    /// The socket must still be listed (its release has not unlisted it).
-    pub(crate) unsafe fn get(&self) -> ARef<Sock<T>> {
-        // SAFETY: a listed socket has not dropped its last reference.
-        ARef::from(unsafe { self.0.as_ref() })
+impl<T: Send + Sync> ListedSock<T> {
+    /// Another reference on the socket.
+    pub(crate) fn get(&self) -> ARef<Sock<T>> {
+        ARef::from(self.sock())
+    }
+}
+
+impl<T> Clone for ListedSock<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.sock())
+    }
+}
+
+impl<T> Drop for ListedSock<T> {
+    fn drop(&mut self) {
+        // SAFETY: gives back the reference this owned (type invariant).
+        unsafe { bindings::sock_put(self.0.as_ptr().cast()) };
     }
 }
 
