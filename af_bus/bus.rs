@@ -493,6 +493,42 @@ pub(crate) struct Left<T: Send + Sync> {
     pub(crate) addrs: Option<KVec<[u8; SOCKADDR_BUS_SIZE]>>,
 }
 
+/// What a socket is on its bus (see [`Bus::primary`]).
+pub(crate) struct Primary {
+    /// The address it sends from by default: its first granted address,
+    /// else its handle; the master's address for the master.
+    pub(crate) addr: AddrPart,
+    /// Its handle (`None` for the master).
+    pub(crate) handle: Option<AddrPart>,
+    /// How many addresses it was granted (1 for the master).
+    pub(crate) owned: usize,
+}
+
+/// Where a unicast goes (see `Bus::route`).
+struct Routed<T: Send + Sync> {
+    /// The source address it carries.
+    src: AddrPart,
+    receiver: ARef<Sock<T>>,
+    /// The receiver's member key; `None` for the master.
+    member: Option<usize>,
+}
+
+/// Where a unicast without grants goes, and the route generation that
+/// holds for (see [`Bus::lookup`]).
+pub(crate) struct Lookup<T: Send + Sync> {
+    /// The source address it carries.
+    pub(crate) src: AddrPart,
+    pub(crate) receiver: ARef<Sock<T>>,
+    pub(crate) routes: u64,
+}
+
+/// Who a multicast reaches (see [`Bus::multicast`]).
+pub(crate) struct Fanout<T: Send + Sync> {
+    /// The source address it carries.
+    pub(crate) src: AddrPart,
+    pub(crate) receivers: KVec<ARef<Sock<T>>>,
+}
+
 /// The members of a dead bus, unlisted: each still referenced until this
 /// is dropped.
 pub(crate) struct Members<T>(RBTree<usize, Member<T>>);
@@ -646,17 +682,20 @@ impl<T: Send + Sync> Bus<T> {
         Members(core::mem::take(&mut inner.members))
     }
 
-    /// The primary address of `sock` (first granted, else its handle)
-    /// and the number of addresses it owns, or `None` if not on the bus.
-    pub(crate) fn primary(&self, sock: &Sock<T>) -> Option<(AddrPart, Option<AddrPart>, usize)> {
+    /// What `sock` is on the bus, or `None` if it is not on it.
+    pub(crate) fn primary(&self, sock: &Sock<T>) -> Option<Primary> {
         let inner = self.inner.lock();
         match inner.sender(sock)? {
-            Sender::Master => Some((self.master_addr, None, 1)),
-            Sender::Member(m) => Some((
-                m.owned.first().copied().unwrap_or(m.handle),
-                Some(m.handle),
-                m.owned.len(),
-            )),
+            Sender::Master => Some(Primary {
+                addr: self.master_addr,
+                handle: None,
+                owned: 1,
+            }),
+            Sender::Member(m) => Some(Primary {
+                addr: m.owned.first().copied().unwrap_or(m.handle),
+                handle: Some(m.handle),
+                owned: m.owned.len(),
+            }),
         }
     }
 
@@ -713,7 +752,7 @@ impl<T: Send + Sync> Bus<T> {
         src: Option<&BusAddr>,
         resolved: &Resolved,
         grants: bool,
-    ) -> Result<(AddrPart, ARef<Sock<T>>, Option<usize>)> {
+    ) -> Result<Routed<T>> {
         if self.is_dead() {
             return Err(errno::econnreset());
         }
@@ -745,7 +784,11 @@ impl<T: Send + Sync> Bus<T> {
         };
         if dst.addr == self.master_addr {
             let master = inner.master.as_ref().ok_or(errno::ehostunreach())?;
-            return Ok((src, master.get(), None));
+            return Ok(Routed {
+                src,
+                receiver: master.get(),
+                member: None,
+            });
         }
         let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
         let m = inner.members.get(&key).ok_or(errno::ehostunreach())?;
@@ -754,7 +797,11 @@ impl<T: Send + Sync> Bus<T> {
             // is no way in for anyone else.
             return Err(EACCES);
         }
-        Ok((src, m.sock.get(), Some(key)))
+        Ok(Routed {
+            src,
+            receiver: m.sock.get(),
+            member: Some(key),
+        })
     }
 
     /// The receiver of a unicast without grants, the source address it
@@ -765,12 +812,15 @@ impl<T: Send + Sync> Bus<T> {
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
-    ) -> Result<(AddrPart, ARef<Sock<T>>, u64)> {
+    ) -> Result<Lookup<T>> {
         let inner = self.inner.lock();
-        let (src, receiver, _) = self.route(&inner, sender, dst, src, resolved, false)?;
-        // Stable while we hold the bus lock, under which it moves.
-        let routes = self.routes.load(Ordering::Relaxed);
-        Ok((src, receiver, routes))
+        let routed = self.route(&inner, sender, dst, src, resolved, false)?;
+        Ok(Lookup {
+            src: routed.src,
+            receiver: routed.receiver,
+            // Stable while we hold the bus lock, under which it moves.
+            routes: self.routes.load(Ordering::Relaxed),
+        })
     }
 
     /// Checks a message from the master `sender` to `dst` that carries
@@ -788,8 +838,11 @@ impl<T: Send + Sync> Bus<T> {
         skb: &mut crate::sys::Skb,
     ) -> Result<Granting<'a, T>> {
         let inner = self.inner.lock();
-        let (src, receiver, member_key) =
-            self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
+        let Routed {
+            src,
+            receiver,
+            member: member_key,
+        } = self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
 
         let meta = crate::meta::Meta {
             src,
@@ -915,7 +968,7 @@ impl<T: Send + Sync> Bus<T> {
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
-    ) -> Result<(AddrPart, KVec<ARef<Sock<T>>>)> {
+    ) -> Result<Fanout<T>> {
         let b = Bitmap::of(&dst.addr);
         let mut inner = self.inner.lock();
         if self.is_dead() {
@@ -959,7 +1012,10 @@ impl<T: Send + Sync> Bus<T> {
                 _ => {}
             }
         }
-        Ok((src_addr, out))
+        Ok(Fanout {
+            src: src_addr,
+            receivers: out,
+        })
     }
 }
 
@@ -1198,13 +1254,18 @@ impl<T: Send + Sync> Registry<T> {
     }
 }
 
+/// The name of a new bus, made before it is registered.
+pub(crate) struct NewName {
+    /// The key it will be found by.
+    pub(crate) key: BusKey,
+    /// The socket inode of a filesystem bus, whose parent directory stays
+    /// locked until the node is committed or dropped.
+    pub(crate) node: Option<NewSocketNode>,
+}
+
 /// Creates the name of a new bus for `addr`: its socket inode for a
-/// filesystem bus (whose parent directory stays locked until the node is
-/// committed or dropped), and its key.
-pub(crate) fn create<T: Send + Sync>(
-    sock: &Sock<T>,
-    addr: &BusAddr,
-) -> Result<(BusKey, Option<NewSocketNode>)> {
+/// filesystem bus, and its key.
+pub(crate) fn create<T: Send + Sync>(sock: &Sock<T>, addr: &BusAddr) -> Result<NewName> {
     if addr.multicast || addr.addr.is_kernel() || addr.addr.is_reserved() {
         return Err(EINVAL);
     }
@@ -1213,8 +1274,14 @@ pub(crate) fn create<T: Send + Sync>(
     Ok(match addr.path.kind() {
         PathKind::Filesystem => {
             let node = NewSocketNode::create(sock, &addr.path)?;
-            (BusKey::Inode(node.inode_id()), Some(node))
+            NewName {
+                key: BusKey::Inode(node.inode_id()),
+                node: Some(node),
+            }
         }
-        PathKind::Abstract => (BusKey::of_abstract(sock.net_id(), &addr.path), None),
+        PathKind::Abstract => NewName {
+            key: BusKey::of_abstract(sock.net_id(), &addr.path),
+            node: None,
+        },
     })
 }

@@ -106,6 +106,35 @@ struct Route {
     routes: u64,
 }
 
+/// The bus and route generation a unicast was routed under: its delivery
+/// is refused (`Delivery::Moved`) if the generation has moved since.
+struct RoutedAt<'a> {
+    bus: &'a Bus,
+    routes: u64,
+}
+
+/// What `/proc/net/bus` shows of a socket.
+pub(crate) struct Description {
+    /// `unattached`, `master`, `pending`, `member` or `dead`.
+    pub(crate) role: &'static str,
+    pub(crate) bus: Option<Arc<Bus>>,
+    pub(crate) handle: Option<AddrPart>,
+    /// Addresses owned (1 for a master).
+    pub(crate) addrs: usize,
+    /// Messages queued.
+    pub(crate) queued: usize,
+    /// Notifications lost.
+    pub(crate) lost: u64,
+}
+
+/// The source and destination of a queued message as a frame header
+/// shows them, and its frame flags.
+struct FrameAddrs {
+    src: [u8; SOCKADDR_BUS_SIZE],
+    dst: [u8; SOCKADDR_BUS_SIZE],
+    flags: u32,
+}
+
 /// A sender, for the one copy into a ring: its credentials as recorded,
 /// and the user its frames are charged to (`Skb::quota_uid`).
 struct RingSender {
@@ -341,35 +370,44 @@ impl Endpoint {
         match self.bus() {
             None => encode_unattached(),
             Some(bus) => match bus.primary(sock) {
-                Some((primary, _, _)) => bus.addr(primary).encode(),
+                Some(p) => bus.addr(p.addr).encode(),
                 // Dropped by its dead bus: the handle is gone too.
                 None => BusAddr::kernel(*bus.path()).encode(),
             },
         }
     }
 
-    /// Role, bus, handle and owned-address count, for `/proc/net/bus`.
-    pub(crate) fn describe(
-        &self,
-        sock: &BusSock,
-    ) -> (&'static str, Option<Arc<Bus>>, Option<AddrPart>, usize) {
+    /// What `/proc/net/bus` shows of the socket.
+    pub(crate) fn describe(&self, sock: &BusSock) -> Description {
         let (is_master, bus) = match &self.inner.lock().role {
-            Role::Unattached => return ("unattached", None, None, 0),
+            Role::Unattached => {
+                return Description {
+                    role: "unattached",
+                    bus: None,
+                    handle: None,
+                    addrs: 0,
+                    queued: 0,
+                    lost: 0,
+                }
+            }
             Role::Endpoint(bus) => (false, bus.clone()),
             Role::Master(bus) => (true, bus.clone()),
         };
-        match bus.primary(sock) {
-            _ if is_master => ("master", Some(bus), None, 1),
-            Some((_, handle, 0)) => ("pending", Some(bus), handle, 0),
-            Some((_, handle, n)) => ("member", Some(bus), handle, n),
-            None => ("dead", Some(bus), None, 0),
-        }
-    }
-
-    /// Messages queued and lost, for `/proc/net/bus`.
-    pub(crate) fn queue_stats(&self) -> (usize, u64) {
+        let (role, handle, addrs) = match bus.primary(sock) {
+            _ if is_master => ("master", None, 1),
+            Some(p) if p.owned == 0 => ("pending", p.handle, 0),
+            Some(p) => ("member", p.handle, p.owned),
+            None => ("dead", None, 0),
+        };
         let rx = self.rx_lock();
-        (rx.total.msgs, rx.notify_dropped)
+        Description {
+            role,
+            bus: Some(bus),
+            handle,
+            addrs,
+            queued: rx.total.msgs,
+            lost: rx.notify_dropped,
+        }
     }
 
     /// `bind()`: makes the socket the master of a new bus.
@@ -383,7 +421,7 @@ impl Endpoint {
         Self::unattached(&self.inner.lock().role)?;
         let slot = UniqueArc::<Bus>::new_uninit(GFP_KERNEL)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let (key, node) = crate::bus::create(sock, addr)?;
+        let crate::bus::NewName { key, node } = crate::bus::create(sock, addr)?;
         let r = (|| {
             let mut inner = self.inner.lock();
             Self::unattached(&inner.role)?;
@@ -764,18 +802,18 @@ impl Endpoint {
     /// message is handed back to be routed again (`Delivery::Moved`), so
     /// that it never lands at an address's old owner after the owner has
     /// read its revoke, nor fails while a new owner exists.
-    pub(crate) fn enqueue(
+    fn enqueue(
         &self,
         sock: &ARef<BusSock>,
         mut skb: Skb,
         fair: bool,
         filter: bool,
-        route: Option<(&Bus, u64)>,
+        route: Option<RoutedAt<'_>>,
     ) -> Result<Delivery> {
         let uid = fair.then(|| skb.quota_uid());
         let mut rx = self.rx_lock();
-        if let Some((bus, routes)) = route {
-            if bus.routes() != routes {
+        if let Some(at) = route {
+            if at.bus.routes() != at.routes {
                 return Ok(Delivery::Moved(skb));
             }
         }
@@ -833,7 +871,7 @@ impl Endpoint {
         skb.set_charged(uid.is_some());
         skb.set_dropcount(sock.drops());
         let mut wake_senders = false;
-        if let Some((slot, creds, (src, dst, flags))) = marker {
+        if let Some((slot, creds, FrameAddrs { src, dst, flags })) = marker {
             let info = FrameInfo {
                 len: 0,
                 flags: flags | BUS_FRAME_F_QUEUED,
@@ -1152,17 +1190,14 @@ impl Endpoint {
 
     /// The source and destination of a queued message, as a frame header
     /// shows them, and its frame flags.
-    fn frame_addrs(
-        bus: &Bus,
-        skb: &Skb,
-    ) -> Result<([u8; SOCKADDR_BUS_SIZE], [u8; SOCKADDR_BUS_SIZE], u32)> {
+    fn frame_addrs(bus: &Bus, skb: &Skb) -> Result<FrameAddrs> {
         let meta = crate::meta::read(skb.meta()).ok_or(EINVAL)?;
         let multicast = meta.flags & crate::meta::META_MULTICAST != 0;
-        Ok((
-            bus.addr(meta.src).encode(),
-            crate::meta::dst_addr(&meta, &bus.master_addr()).encode(),
-            if multicast { BUS_FRAME_F_MULTICAST } else { 0 },
-        ))
+        Ok(FrameAddrs {
+            src: bus.addr(meta.src).encode(),
+            dst: crate::meta::dst_addr(&meta, &bus.master_addr()).encode(),
+            flags: if multicast { BUS_FRAME_F_MULTICAST } else { 0 },
+        })
     }
 
     /// Copies a message that is already in an skb into the frame reserved
@@ -1182,7 +1217,7 @@ impl Endpoint {
         };
         // Released meanwhile: the slot, dropped, hands the frame back.
         let bus = bus.ok_or(errno::ehostunreach())?;
-        let (src, dst, flags) = Self::frame_addrs(&bus, &skb)?;
+        let FrameAddrs { src, dst, flags } = Self::frame_addrs(&bus, &skb)?;
         let info = FrameInfo {
             // Bounded by the frame size, itself below 64 MiB.
             len: skb.len() as u32,
@@ -1285,10 +1320,16 @@ impl Endpoint {
             };
             crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
             let receiver = r.receiver.clone();
-            let delivery =
-                receiver
-                    .state()
-                    .enqueue(&receiver, skb, true, true, Some((&bus, r.routes)))?;
+            let delivery = receiver.state().enqueue(
+                &receiver,
+                skb,
+                true,
+                true,
+                Some(RoutedAt {
+                    bus: &bus,
+                    routes: r.routes,
+                }),
+            )?;
             skb = match delivery {
                 Delivery::Queued => return Ok(len),
                 Delivery::Full(skb, _) => {
@@ -1315,12 +1356,12 @@ impl Endpoint {
         resolved: &Resolved,
         cache: bool,
     ) -> Result<Route> {
-        let (src, receiver, routes) = bus.lookup(sock, dst, cmsgs.src.as_ref(), resolved)?;
+        let found = bus.lookup(sock, dst, cmsgs.src.as_ref(), resolved)?;
         let r = Route {
-            src,
+            src: found.src,
             dst: dst.addr,
-            receiver,
-            routes,
+            receiver: found.receiver,
+            routes: found.routes,
         };
         if cache {
             self.cache_route(dst, &r);
@@ -1367,7 +1408,7 @@ impl Endpoint {
         resolved: &Resolved,
         mut skb: Skb,
     ) -> Result {
-        let (src, receivers) = bus.multicast(sock, dst, src, resolved)?;
+        let crate::bus::Fanout { src, receivers } = bus.multicast(sock, dst, src, resolved)?;
         let meta = crate::meta::Meta {
             src,
             dst: dst.addr,

@@ -14,22 +14,20 @@ pub(crate) fn show(seq: &mut SeqFile, net_id: usize) -> Result {
     let socks = crate::endpoint::registry()?.socks_of(net_id)?;
     writeln!(seq, "Inode Role Path Handle Addrs Queue Drops").map_err(|_| EINVAL)?;
     for sock in socks.iter() {
-        let ep = sock.state();
-        let (role, bus, handle, addrs) = ep.describe(sock);
-        let (queue, lost) = ep.queue_stats();
-        let drops = u64::from(sock.drops()) + lost;
-        write!(seq, "{} {} ", sock.ino(), role).map_err(|_| EINVAL)?;
-        match &bus {
+        let d = sock.state().describe(sock);
+        let drops = u64::from(sock.drops()) + d.lost;
+        write!(seq, "{} {} ", sock.ino(), d.role).map_err(|_| EINVAL)?;
+        match &d.bus {
             Some(bus) => write!(seq, "{:?} ", bus.path()),
             None => write!(seq, "- "),
         }
         .map_err(|_| EINVAL)?;
-        match handle {
+        match d.handle {
             Some(h) => write!(seq, "{:?} ", h),
             None => write!(seq, "- "),
         }
         .map_err(|_| EINVAL)?;
-        writeln!(seq, "{} {} {}", addrs, queue, drops).map_err(|_| EINVAL)?;
+        writeln!(seq, "{} {} {}", d.addrs, d.queued, drops).map_err(|_| EINVAL)?;
     }
     Ok(())
 }

@@ -201,7 +201,7 @@ impl<T> Sock<T> {
 
     /// Sets what `SO_PEERCRED` gives: `peer`'s identity.
     pub(crate) fn set_peer(&self, peer: &PeerCred) {
-        let (pid, cred) = peer.get();
+        let PeerRefs { pid, cred } = peer.get();
         // SAFETY: `sk_peer_lock` guards the two fields, as in `sock_getsockopt`; the references
         // taken by `get` move in, the old ones (dropped by `__sk_destruct` otherwise) are put
         // after the lock is dropped.
@@ -380,16 +380,26 @@ impl PeerCred {
     }
 
     /// New references to both, for the caller to keep.
-    pub(crate) fn get(&self) -> (*mut bindings::pid, *const bindings::cred) {
+    pub(crate) fn get(&self) -> PeerRefs {
         // SAFETY: we hold a reference to each (type invariant); `get_cred`
         // (inline) is an increment of `usage`.
         unsafe {
             let pid = bindings::get_pid(self.pid.as_ptr());
             core::sync::atomic::AtomicI64::from_ptr(&raw mut (*self.cred.as_ptr()).usage.counter)
                 .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            (pid, self.cred.as_ptr())
+            PeerRefs {
+                pid,
+                cred: self.cred.as_ptr(),
+            }
         }
     }
+}
+
+/// References to a pid and a credential that [`PeerCred::get`] took for
+/// its caller, who must keep or put them.
+pub(crate) struct PeerRefs {
+    pub(crate) pid: *mut bindings::pid,
+    pub(crate) cred: *const bindings::cred,
 }
 
 impl Drop for PeerCred {
