@@ -13,8 +13,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 flavour=${1:-debug}
 BUILD=${BUILD:-$top/build}
 problems=()
+start=$SECONDS
+# Each stage's heading says when it began, so a slow machine shows where
+# its time went.
+stage() { echo "== $* [$((SECONDS - start)) s]"; }
 
-echo "== setup and build ($flavour kernel), the module with CLIPPY=1"
+stage "setup and build ($flavour kernel), the module with CLIPPY=1"
 rm -f "$BUILD/$flavour/module/af_bus/"*.o
 build_log=$(mktemp)
 if ! CLIPPY=1 "$top/scripts/build.sh" "$flavour" >"$build_log.vars" 2> >(tee "$build_log" >&2); then
@@ -33,12 +37,12 @@ else
 fi
 rm -f "$build_log" "$build_log.vars"
 
-echo "== host: cargo test (address parsing, UAPI numbers)"
+stage "host: cargo test (address parsing, UAPI numbers)"
 if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet 2>&1); then
 	problems+=("host unit tests failed")
 fi
 
-echo "== host: afbusctl (tools/busctl): cargo test, clippy, its bloom scheme against the C helper, its man pages"
+stage "host: afbusctl (tools/busctl): cargo test, clippy, its bloom scheme against the C helper, its man pages"
 busctl_host=$AF_BUS_CACHE/cargo-target/busctl-host
 if (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host cargo test --quiet --locked 2>&1); then
 	:
@@ -73,7 +77,7 @@ else
 	problems+=("afbusctl could not generate its man pages or completions")
 fi
 
-echo "== host: afbus-dbus (D-Bus on AF_BUS): cargo test, clippy"
+stage "host: afbus-dbus (D-Bus on AF_BUS): cargo test, clippy"
 dbus_host=$AF_BUS_CACHE/cargo-target/afbus-dbus-host
 if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host cargo test --quiet --locked 2>&1); then
 	problems+=("afbus-dbus's unit tests failed")
@@ -83,7 +87,7 @@ if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host \
 	problems+=("afbus-dbus has clippy warnings")
 fi
 
-echo "== host: rustfmt (the kernel's .rustfmt.toml)"
+stage "host: rustfmt (the kernel's .rustfmt.toml)"
 if rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
 		"$top"/af_bus/*.rs "$top"/af_bus/core/*.rs "$top"/af_bus/sys/*.rs "$top"/af_bus/tests/*.rs "$top"/af_bus/fuzz/*.rs \
 		"$top"/af_bus/fuzz/fuzz_targets/*.rs "$top"/tools/busctl/src/*.rs \
@@ -94,7 +98,7 @@ else
 	problems+=("rustfmt would reformat the files above")
 fi
 
-echo "== host: Documentation/af_bus.rst is valid reStructuredText"
+stage "host: Documentation/af_bus.rst is valid reStructuredText"
 if /usr/bin/python3 -c '
 import sys, docutils.core
 docutils.core.publish_string(open(sys.argv[1]).read(), writer_name="null",
@@ -105,7 +109,7 @@ else
 	problems+=("Documentation/af_bus.rst does not parse")
 fi
 
-echo "== host: include/uapi/linux/bus.h compiles alone as C and C++"
+stage "host: include/uapi/linux/bus.h compiles alone as C and C++"
 if gcc -std=c99 -Wall -Wextra -Werror -pedantic -I "$top/include/uapi" -fsyntax-only \
 		-x c "$top/tests/uapi/bus_h.c" &&
 	g++ -std=c++11 -Wall -Wextra -Werror -I "$top/include/uapi" -fsyntax-only \
@@ -115,7 +119,7 @@ else
 	problems+=("bus.h does not compile cleanly")
 fi
 
-echo "== rig: a deliberate WARN and leak must fail the guest run"
+stage "rig: a deliberate WARN and leak must fail the guest run"
 if "$top/scripts/vm.sh" --kernel "$BZIMAGE" --timeout 300 \
 		--add "$SPLAT_KO:/lib/modules/" -- insmod /lib/modules/af_bus_splat.ko \
 		>"$out/splat.log" 2>&1; then
@@ -128,7 +132,7 @@ else
 	problems+=("the deliberate WARN and leak were not both reported")
 fi
 
-echo "== guest: fault injection, short run (scripts/faults.sh --quick, debug kernel)"
+stage "guest: fault injection, short run (scripts/faults.sh --quick, debug kernel)"
 fargs=(--quick)
 [ "$flavour" != debug ] || fargs+=(--vars "$vars")
 if "$top/scripts/faults.sh" "${fargs[@]}"; then
@@ -137,7 +141,7 @@ else
 	problems+=("fault injection: a splat, a leak or an unclean errno (scripts/faults.sh --quick)")
 fi
 
-echo "== guest: the benchmarks in smoke mode (tiny counts; figures not judged)"
+stage "guest: the benchmarks in smoke mode (tiny counts; figures not judged)"
 if "$top/scripts/bench.sh" --smoke --vars "$vars" "$flavour" >"$out/bench-smoke.log" 2>&1; then
 	tail -n 1 "$out/bench-smoke.log"
 else
@@ -145,7 +149,7 @@ else
 	problems+=("a benchmark program failed in smoke mode (log: $out/bench-smoke.log)")
 fi
 
-echo "== guest: short stress and fuzz profile on the $flavour kernel"
+stage "guest: short stress and fuzz profile on the $flavour kernel"
 # About a minute: a fixed seed, so that CI is reproducible; make stress
 # runs the long profile with a fresh seed.
 stress_seed=${STRESS_SEED:-1}
@@ -160,7 +164,7 @@ else
 	problems+=("the short stress/fuzz profile failed (seed $stress_seed; logs in $out/stress-short-log)")
 fi
 
-echo "== guest: kselftests on the $flavour kernel"
+stage "guest: kselftests on the $flavour kernel"
 adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/" --add "$BUSCTL")
 # D-Bus on AF_BUS: the master on PATH, its end-to-end test among the kselftests.
 adds+=(--add "$AFBUS_DBUS" --add "$AFBUS_DBUS_TEST:/usr/libexec/af_bus/tests/bus_dbus")
@@ -191,4 +195,5 @@ if [ ${#problems[@]} -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 	exit 1
 fi
+echo "check: $((SECONDS - start)) s in all"
 echo "$passed passed, $failed failed"
