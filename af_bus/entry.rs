@@ -358,11 +358,13 @@ unsafe extern "C" fn bus_getsockopt(
     let opt = OptOut::new(optval, optlen);
     let r = (|| -> Result<c_int> {
         let room = opt.room()?;
-        let word = |v: u32| -> Result {
+        // A word's room is checked before its value is worked out, so a
+        // short buffer is EINVAL whatever state the socket is in.
+        let word = |value: &dyn Fn() -> Result<u32>| -> Result {
             if room < 4 {
                 return Err(EINVAL);
             }
-            opt.write(&v)?;
+            opt.write(&value()?)?;
             opt.set_len(4)
         };
         match name {
@@ -378,9 +380,9 @@ unsafe extern "C" fn bus_getsockopt(
                 }
                 opt.set_len(need)?;
             }
-            crate::uapi::BUS_POLICY => word(bs.state().policy()?)?,
-            crate::uapi::BUS_NO_ENOBUFS => word(u32::from(bs.state().no_enobufs()))?,
-            crate::uapi::BUS_DROPS => word(bs.drops())?,
+            crate::uapi::BUS_POLICY => word(&|| bs.state().policy())?,
+            crate::uapi::BUS_NO_ENOBUFS => word(&|| Ok(u32::from(bs.state().no_enobufs())))?,
+            crate::uapi::BUS_DROPS => word(&|| Ok(bs.drops()))?,
             _ => return Err(errno::enoprotoopt()),
         }
         Ok(0)

@@ -265,8 +265,10 @@ unsafe impl<T: Send + Sync> AlwaysRefCounted for Sock<T> {
 
 /// A socket as a table lists it: a counted reference, as `sk_add_node`
 /// takes one for the tables of the C families.  Release unlists the
-/// socket, which drops that reference, so a listed socket is never freed
-/// and a table never makes its socket outlive its `close`.
+/// socket, which drops that reference, so a listed socket is never freed.
+/// (A dying bus hands its members' references to the master's release,
+/// which wakes them and then drops them: a member that closed meanwhile
+/// is freed there, with no lock held.)
 ///
 /// Not an [`ARef`] only so that the family's state may hold one (a link
 /// to itself) without making its `Send` depend on itself.

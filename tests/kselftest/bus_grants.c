@@ -305,6 +305,19 @@ TEST(bus_policy_of_an_unattached_socket)
 	errno = 0;
 	ASSERT_EQ(-1, setsockopt(fd, SOL_BUS, BUS_POLICY, &v, sizeof(v)));
 	ASSERT_EQ(EPERM, errno);
+	/* A buffer too short for the word is EINVAL before anything else. */
+	len = 2;
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(fd, SOL_BUS, BUS_POLICY, &v, &len));
+	ASSERT_EQ(EINVAL, errno);
+	len = 2;
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(fd, SOL_BUS, BUS_DROPS, &v, &len));
+	ASSERT_EQ(EINVAL, errno);
+	/* An unreadable optlen is EFAULT. */
+	errno = 0;
+	ASSERT_EQ(-1, getsockopt(fd, SOL_BUS, BUS_POLICY, &v, (socklen_t *)8));
+	ASSERT_EQ(EFAULT, errno);
 	close(fd);
 }
 
