@@ -43,8 +43,17 @@ if ! (cd "$top/af_bus" && CARGO_TARGET_DIR=$BUILD/host-target cargo test --quiet
 fi
 
 stage "host: afbusctl (tools/busctl): cargo test, clippy, its bloom scheme against the C helper, its man pages"
+# The unit tests build with the profile, target and flags of build.sh's
+# release build, in its target directory, so that they reuse its
+# dependencies instead of compiling them a second time (45 s for
+# afbus-dbus's on a fresh machine).
+release_test() {
+	(cd "$top/tools/$1" && RUSTFLAGS="-C target-feature=+crt-static" \
+		CARGO_TARGET_DIR="$AF_BUS_CACHE/cargo-target/$2" \
+		cargo test --quiet --locked --release --target x86_64-unknown-linux-gnu 2>&1)
+}
 busctl_host=$AF_BUS_CACHE/cargo-target/busctl-host
-if (cd "$top/tools/busctl" && CARGO_TARGET_DIR=$busctl_host cargo test --quiet --locked 2>&1); then
+if release_test busctl busctl; then
 	:
 else
 	problems+=("afbusctl's unit tests failed")
@@ -79,7 +88,7 @@ fi
 
 stage "host: afbus-dbus (D-Bus on AF_BUS): cargo test, clippy"
 dbus_host=$AF_BUS_CACHE/cargo-target/afbus-dbus-host
-if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host cargo test --quiet --locked 2>&1); then
+if ! release_test afbus-dbus afbus-dbus; then
 	problems+=("afbus-dbus's unit tests failed")
 fi
 if ! (cd "$top/tools/afbus-dbus" && CARGO_TARGET_DIR=$dbus_host \
