@@ -864,6 +864,8 @@ impl<T: Send + Sync> Bus<T> {
         let mut sends = copy_list(target.sends.iter())?;
         let mut adds = KVec::new();
         let mut removes = KVec::new();
+        // Members an SCM_MOVE_ADDR takes addresses from: their lists after.
+        let mut moved: KVec<(usize, KVec<AddrPart>)> = KVec::new();
         let mut next_match = inner.next_match;
         for g in cmsgs.grants() {
             let a = g.addr.addr;
@@ -876,6 +878,27 @@ impl<T: Send + Sync> Bus<T> {
                     }
                     if owned.len() >= crate::params::MAX_OWNED_ADDRS.get() {
                         return Err(ENOSPC);
+                    }
+                    owned.push(a, GFP_KERNEL)?;
+                    adds.push((a, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
+                }
+                GrantKind::Move => {
+                    if a == self.master_addr || owned.contains(&a) {
+                        return Err(errno::eaddrinuse());
+                    }
+                    if owned.len() >= crate::params::MAX_OWNED_ADDRS.get() {
+                        return Err(ENOSPC);
+                    }
+                    if let Some(&from) = inner.owners.get(&a).filter(|&&k| k != key) {
+                        let i = match moved.iter().position(|(k, _)| *k == from) {
+                            Some(i) => i,
+                            None => {
+                                let m = inner.members.get(&from).ok_or(errno::ehostunreach())?;
+                                moved.push((from, copy_addrs(m.owned.iter())?), GFP_KERNEL)?;
+                                moved.len() - 1
+                            }
+                        };
+                        moved[i].1 = copy_addrs(moved[i].1.iter().filter(|x| **x != a))?;
                     }
                     owned.push(a, GFP_KERNEL)?;
                     adds.push((a, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
@@ -946,6 +969,7 @@ impl<T: Send + Sync> Bus<T> {
             inner,
             receiver,
             key,
+            moved,
             owned,
             matches,
             sends,
@@ -1026,6 +1050,7 @@ pub(crate) struct Granting<'a, T: Send + Sync> {
     /// Where the message goes.
     pub(crate) receiver: ARef<Sock<T>>,
     key: usize,
+    moved: KVec<(usize, KVec<AddrPart>)>,
     owned: KVec<AddrPart>,
     matches: KVec<(u64, Bitmap)>,
     sends: KVec<Bitmap>,
@@ -1045,6 +1070,7 @@ impl<T: Send + Sync> Granting<'_, T> {
         let Granting {
             mut inner,
             key,
+            moved,
             owned,
             matches,
             sends,
@@ -1059,9 +1085,15 @@ impl<T: Send + Sync> Granting<'_, T> {
         for a in removes.iter() {
             inner.owners.remove(a);
         }
+        // An address moved here from another member: its entry is replaced.
         for (a, node) in adds {
             if owned.contains(&a) {
                 inner.owners.insert(node.into_node(a, key));
+            }
+        }
+        for (from, list) in moved {
+            if let Some(m) = inner.members.get_mut(&from) {
+                m.owned = list;
             }
         }
         inner.unindex(&gone);

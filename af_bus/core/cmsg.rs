@@ -5,7 +5,7 @@
 
 use crate::addr::{AddrError, BusAddr};
 use crate::uapi::{
-    SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR,
+    SCM_MOVE_ADDR, SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR,
     SCM_REVOKE_ADDR, SCM_SRC_ADDR, SOL_BUS,
 };
 
@@ -33,6 +33,8 @@ pub enum GrantKind {
     Unmatch,
     /// `SCM_MULTICAST_SEND`.
     Send,
+    /// `SCM_MOVE_ADDR`: `Own`, taking the address from its owner.
+    Move,
 }
 
 impl GrantKind {
@@ -44,6 +46,7 @@ impl GrantKind {
             GrantKind::Match => SCM_MULTICAST_MATCH,
             GrantKind::Unmatch => SCM_MULTICAST_UNMATCH,
             GrantKind::Send => SCM_MULTICAST_SEND,
+            GrantKind::Move => SCM_MOVE_ADDR,
         }
     }
 
@@ -127,6 +130,7 @@ fn grant_kind(kind: i32) -> Option<GrantKind> {
         SCM_MULTICAST_MATCH => Some(GrantKind::Match),
         SCM_MULTICAST_UNMATCH => Some(GrantKind::Unmatch),
         SCM_MULTICAST_SEND => Some(GrantKind::Send),
+        SCM_MOVE_ADDR => Some(GrantKind::Move),
         _ => None,
     }
 }

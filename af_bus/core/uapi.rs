@@ -75,6 +75,8 @@ pub const SCM_MULTICAST_SEND: i32 = narrow!(bus_h::SCM_MULTICAST_SEND, i32);
 pub const SCM_SRC_ADDR: i32 = narrow!(bus_h::SCM_SRC_ADDR, i32);
 /// See [`SCM_OWNED_ADDR`].
 pub const SCM_DST_ADDR: i32 = narrow!(bus_h::SCM_DST_ADDR, i32);
+/// See [`SCM_OWNED_ADDR`].
+pub const SCM_MOVE_ADDR: i32 = narrow!(bus_h::SCM_MOVE_ADDR, i32);
 
 /// Socket options at level `SOL_BUS`.
 pub const BUS_POLICY: i32 = narrow!(bus_h::BUS_POLICY, i32);

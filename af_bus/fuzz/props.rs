@@ -116,6 +116,7 @@ fn grant_kind(kind: i32) -> Option<GrantKind> {
         GrantKind::Match,
         GrantKind::Unmatch,
         GrantKind::Send,
+        GrantKind::Move,
     ]
     .into_iter()
     .find(|g| g.cmsg_type() == kind)

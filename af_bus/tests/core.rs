@@ -44,11 +44,15 @@ fn cmsgs_grants_source_and_other_levels() {
         &addr(b"/b", b"c.d\0", false),
     ));
     buf.extend(cmsg(SOL_BUS, SCM_SRC_ADDR, &addr(b"/b", b"me\0", false)));
+    buf.extend(cmsg(SOL_BUS, SCM_MOVE_ADDR, &addr(b"/b", b"e.f\0", false)));
     let c = BusCmsgs::parse(&buf).unwrap();
     let g: Vec<_> = c.grants().collect();
-    assert_eq!(g.len(), 2);
+    assert_eq!(g.len(), 3);
     assert_eq!(g[0].kind, GrantKind::Own);
     assert_eq!(g[1].kind, GrantKind::Revoke);
+    assert_eq!(g[2].kind, GrantKind::Move);
+    assert_eq!(g[2].kind.cmsg_type(), SCM_MOVE_ADDR);
+    assert!(!g[2].kind.is_multicast());
     assert_eq!(&g[0].addr.addr.bytes()[..4], b"a.b\0");
     assert_eq!(&c.src.unwrap().addr.bytes()[..3], b"me\0");
 }
@@ -70,6 +74,14 @@ fn cmsg_errors() {
     assert_eq!(
         one(SCM_OWNED_ADDR, &addr(b"/b", b"\xff", true)).unwrap_err(),
         CmsgError::WrongKind
+    );
+    assert_eq!(
+        one(SCM_MOVE_ADDR, &addr(b"/b", b"\xff", true)).unwrap_err(),
+        CmsgError::WrongKind
+    );
+    assert_eq!(
+        one(SCM_MOVE_ADDR, &addr(b"/b", b":1\0", false)).unwrap_err(),
+        CmsgError::ReservedAddress
     );
     assert_eq!(
         one(SCM_MULTICAST_MATCH, &ok).unwrap_err(),

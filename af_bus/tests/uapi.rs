@@ -19,9 +19,10 @@ fn numbers_are_the_abi() {
             SCM_MULTICAST_UNMATCH,
             SCM_MULTICAST_SEND,
             SCM_SRC_ADDR,
-            SCM_DST_ADDR
+            SCM_DST_ADDR,
+            SCM_MOVE_ADDR
         ],
-        [1, 2, 3, 4, 5, 6, 7]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
     assert_eq!(
         [

@@ -717,10 +717,12 @@ static void op_master(struct thr *t)
 		for (i = 0; i < n; i++) {
 			struct cmsghdr *c = (struct cmsghdr *)(ctl + off);
 			struct sockaddr_bus g = a;
-			int type = 1 + rn(t, 5);
+			int type = 1 + rn(t, 6);
 
+			if (type == 6)
+				type = SCM_MOVE_ADDR;
 			memset(g.sbus_addr, 0, sizeof(g.sbus_addr));
-			if (type >= SCM_MULTICAST_MATCH) {
+			if (type >= SCM_MULTICAST_MATCH && type != SCM_MOVE_ADDR) {
 				g.sbus_path[BUS_PATH_MAX - 1] = '*';
 				g.sbus_addr[0] = rn(t, 4) ? 1ull << rn(t, 8) : 0;
 				g.sbus_addr_ncomp = 1;
@@ -760,7 +762,8 @@ static void fuzz_calls(struct thr *t, long n);
  *               closed; e1's ring frames are handed back;
  *  op_fdstorm   the master sends e0 or e1 a message carrying up to 200
  *               files;
- *  op_revoke    the master revokes or grants "r", or s sends to it;
+ *  op_revoke    the master revokes, grants or moves "r" (SCM_MOVE_ADDR
+ *               takes it from the other member), or s sends to it;
  *  op_bindrace  bind, sendto and close on one shared socket, to buses on
  *               paths in one directory (rd/, where names come and go) and
  *               abstract ones;
@@ -989,7 +992,9 @@ static void op_revoke(struct thr *t)
 	struct iovec iov = { "move", 4 };
 	struct msghdr m = { .msg_name = &dst, .msg_namelen = sizeof(dst),
 			    .msg_iov = &iov, .msg_iovlen = 1 };
-	int k = rn(t, 2), type = rn(t, 2) ? SCM_REVOKE_ADDR : SCM_OWNED_ADDR;
+	static const int types[] = { SCM_REVOKE_ADDR, SCM_OWNED_ADDR, SCM_MOVE_ADDR };
+	static const char *const verbs[] = { "revoke", "grant", "move" };
+	int k = rn(t, 2), v = rn(t, 3), type = types[v];
 
 	if (rn(t, 2)) {
 		snprintf(what, sizeof(what), "sendto(s -> r)");
@@ -1005,8 +1010,7 @@ static void op_revoke(struct thr *t)
 	memcpy(CMSG_DATA(c), &r, sizeof(r));
 	m.msg_control = ctl;
 	m.msg_controllen = sizeof(ctl);
-	snprintf(what, sizeof(what), "sendmsg(fzp master, %s r to e%d)",
-		 type == SCM_REVOKE_ADDR ? "revoke" : "grant", k);
+	snprintf(what, sizeof(what), "sendmsg(fzp master, %s r to e%d)", verbs[v], k);
 	cur_fd = pm;
 	check(t, sendmsg(pm, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
 }

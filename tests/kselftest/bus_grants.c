@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The master's grants: SCM_OWNED_ADDR and SCM_REVOKE_ADDR with every
- * error of the grant table, atomicity with delivery, and what the
- * receiver sees.
+ * The master's grants: SCM_OWNED_ADDR, SCM_REVOKE_ADDR and SCM_MOVE_ADDR
+ * with every error of the grant table, atomicity with delivery, and what
+ * the receiver sees.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -252,6 +252,109 @@ TEST_F(bus, grant_is_not_applied_when_the_queue_is_full)
 	errno = 0;
 	ASSERT_EQ(-1, bus_send_str(self->b, &x, "x", 0));
 	ASSERT_EQ(EHOSTUNREACH, errno);
+}
+
+/* How many addresses @fd owns, its handle included. */
+static int naddrs(int fd)
+{
+	struct sockaddr_bus addrs[8];
+	socklen_t len = sizeof(addrs);
+
+	if (getsockopt(fd, SOL_BUS, BUS_ADDRS, addrs, &len))
+		return -1;
+	return len / sizeof(struct sockaddr_bus);
+}
+
+/*
+ * A name passes from b to a in one step, as a D-Bus name does to the
+ * next in its queue: no instant at which nobody owns it.
+ */
+TEST_F(bus, move_addr_takes_the_address_from_its_owner)
+{
+	struct sockaddr_bus b = bus_on(&self->maddr, "b.svc");
+	struct bus_msg m;
+
+	ASSERT_EQ(0, grant(self->master, &self->ah, SCM_MOVE_ADDR, &b));
+	ASSERT_EQ(1, bus_recv(self->a, &m, 0));
+	ASSERT_EQ(SCM_MOVE_ADDR, m.cmsg_type[0]);
+	ASSERT_TRUE(bus_addr_eq(&b, &m.cmsg_addr[0]));
+	ASSERT_EQ(2, naddrs(self->a));
+	ASSERT_EQ(1, naddrs(self->b));
+	/* The name reaches a now; b, left with its handle, is pending. */
+	ASSERT_EQ(2, bus_send_str(self->master, &b, "y", 0));
+	ASSERT_EQ(2, bus_recv(self->a, &m, 0));
+	ASSERT_STREQ("y", m.data);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->b, &self->ah, "x", 0));
+	ASSERT_EQ(EACCES, errno);
+	/* And back: a loses it, b owns it again. */
+	ASSERT_EQ(0, grant(self->master, &self->bh, SCM_MOVE_ADDR, &b));
+	ASSERT_EQ(1, naddrs(self->a));
+	ASSERT_EQ(2, naddrs(self->b));
+}
+
+TEST_F(bus, move_addr_of_a_free_address_is_a_grant)
+{
+	struct sockaddr_bus x = bus_on(&self->maddr, "x.svc");
+	struct bus_msg m;
+
+	ASSERT_EQ(0, grant(self->master, &self->ah, SCM_MOVE_ADDR, &x));
+	ASSERT_EQ(1, bus_recv(self->a, &m, 0));
+	ASSERT_EQ(2, naddrs(self->a));
+	ASSERT_EQ(2, bus_send_str(self->b, &x, "z", 0));
+	ASSERT_EQ(2, bus_recv(self->a, &m, 0));
+}
+
+TEST_F(bus, move_addr_errors)
+{
+	struct sockaddr_bus b = bus_on(&self->maddr, "b.svc"), mc = bus_on(&self->maddr, "m");
+	struct sockaddr_bus handle = bus_on(&self->maddr, ":7");
+
+	/* The master's address, or to its owner already. */
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &self->maddr));
+	ASSERT_EQ(EADDRINUSE, errno);
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->bh, SCM_MOVE_ADDR, &b));
+	ASSERT_EQ(EADDRINUSE, errno);
+	/* Only the master moves addresses. */
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->b, &self->ah, SCM_MOVE_ADDR, &b));
+	ASSERT_EQ(EPERM, errno);
+	/* A multicast address or a handle is no address to own. */
+	mc.sbus_path[BUS_PATH_MAX - 1] = '*';
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &mc));
+	ASSERT_EQ(EINVAL, errno);
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &self->bh));
+	ASSERT_EQ(EINVAL, errno);
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &handle));
+	ASSERT_EQ(EINVAL, errno);
+	/* Nothing moved. */
+	ASSERT_EQ(1, naddrs(self->a));
+	ASSERT_EQ(2, naddrs(self->b));
+}
+
+TEST_F(bus, move_addr_is_not_applied_when_the_queue_is_full)
+{
+	struct sockaddr_bus b = bus_on(&self->maddr, "b.svc");
+	struct bus_msg m;
+	int n = 0;
+
+	while (bus_send_str(self->master, &self->ah, "f", MSG_DONTWAIT) > 0)
+		n++;
+	ASSERT_LT(0, n);
+	bus_cmsg_add(self->ctl, &self->off, SCM_MOVE_ADDR, &b);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send(self->master, &self->ah, "g", 1, self->ctl, self->off,
+			       MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
+	/* b keeps the name and gets what is sent to it. */
+	ASSERT_EQ(2, naddrs(self->b));
+	ASSERT_EQ(2, bus_send_str(self->master, &b, "k", 0));
+	ASSERT_EQ(2, bus_recv(self->b, &m, 0));
 }
 
 TEST_F(bus, src_addr_of_a_revoked_address)

@@ -59,9 +59,10 @@ struct sockaddr_bus {
 
 /*
  * Control messages at level SOL_BUS.  The grants (SCM_OWNED_ADDR to
- * SCM_MULTICAST_SEND) are only accepted from the bus master, are applied
- * atomically with the delivery of the message carrying them, and are
- * seen by the receiver.  Each carries one struct sockaddr_bus.
+ * SCM_MULTICAST_SEND, and SCM_MOVE_ADDR) are only accepted from the bus
+ * master, are applied atomically with the delivery of the message
+ * carrying them, and are seen by the receiver.  Each carries one struct
+ * sockaddr_bus.
  */
 #define SCM_OWNED_ADDR		1	/* destination now owns the address */
 #define SCM_REVOKE_ADDR		2	/* destination loses the address */
@@ -70,6 +71,9 @@ struct sockaddr_bus {
 #define SCM_MULTICAST_SEND	5	/* destination may send in this mask */
 #define SCM_SRC_ADDR		6	/* send from this owned address */
 #define SCM_DST_ADDR		7	/* recvmsg: the address it was sent to */
+#define SCM_MOVE_ADDR		8	/* destination now owns the address,
+					 * taken from its owner in the same step
+					 */
 
 /* Socket options at level SOL_BUS. */
 #define BUS_POLICY		1	/* __u32 BUS_POLICY_* flags; master only */

@@ -32,6 +32,8 @@ pub const BUS_ADDR_COMP_MAX: usize = uapi::BUS_ADDR_COMP_MAX;
 pub const SCM_OWNED_ADDR: libc::c_int = uapi::SCM_OWNED_ADDR as libc::c_int;
 /// `SCM_REVOKE_ADDR`.
 pub const SCM_REVOKE_ADDR: libc::c_int = uapi::SCM_REVOKE_ADDR as libc::c_int;
+/// `SCM_MOVE_ADDR`: an address granted, taken from its owner in the same step.
+pub const SCM_MOVE_ADDR: libc::c_int = uapi::SCM_MOVE_ADDR as libc::c_int;
 /// `SCM_MULTICAST_MATCH`.
 pub const SCM_MULTICAST_MATCH: libc::c_int = uapi::SCM_MULTICAST_MATCH as libc::c_int;
 /// `SCM_MULTICAST_UNMATCH`.
