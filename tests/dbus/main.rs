@@ -689,6 +689,99 @@ fn check_name_owner_changed(bus: &str) -> Check {
     })
 }
 
+/// A name changes hands in one step: a client calling it all the while, as
+/// its owners replace each other and release it to the next in line, gets
+/// one owner or the other, never `ServiceUnknown`.
+fn check_hand_over(bus: &str) -> Check {
+    timed(120, async {
+        const H: &str = "org.example.HandOver";
+        const ROUNDS: usize = 40;
+        let mut conns = Vec::new();
+        let mut proxies = Vec::new();
+        for id in ["a", "b"] {
+            let conn = connect(bus).await?;
+            zerr(
+                conn.object_server()
+                    .at(
+                        PATH,
+                        Echo {
+                            id: id.into(),
+                            state: 0,
+                        },
+                    )
+                    .await,
+            )?;
+            proxies.push(zerr(DBusProxy::new(&conn).await)?);
+            conns.push(conn);
+        }
+        let name = || H.try_into().unwrap();
+        let allow = RequestNameFlags::ALLOW_REPLACEMENT;
+        same(
+            "a requests",
+            zerr(proxies[0].request_name(name(), allow).await)?,
+            RequestNameReply::PrimaryOwner,
+        )?;
+        let caller = connect(bus).await?;
+        let wp = echo(&caller, H).await?;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let calls = async {
+            let mut n = 0usize;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match wp.whoami().await {
+                    Ok(id) if id == "a" || id == "b" => n += 1,
+                    Ok(id) => return Err(format!("call {n}: answered by {id:?}")),
+                    Err(e) => return Err(format!("call {n} during the hand-overs: {e}")),
+                }
+            }
+            Ok(n)
+        };
+        let flips = async {
+            let r = async {
+                for round in 0..ROUNDS {
+                    if round % 2 == 0 {
+                        // b replaces a, which waits in line.
+                        same(
+                            "b replaces",
+                            zerr(
+                                proxies[1]
+                                    .request_name(
+                                        name(),
+                                        allow | RequestNameFlags::REPLACE_EXISTING,
+                                    )
+                                    .await,
+                            )?,
+                            RequestNameReply::PrimaryOwner,
+                        )?;
+                    } else {
+                        // b releases: a, next in line, gets it; b queues.
+                        same(
+                            "b releases",
+                            zerr(proxies[1].release_name(name()).await)?,
+                            zbus::fdo::ReleaseNameReply::Released,
+                        )?;
+                        same(
+                            "b queues",
+                            zerr(proxies[1].request_name(name(), allow).await)?,
+                            RequestNameReply::InQueue,
+                        )?;
+                    }
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        };
+        let (calls, flips) = futures_lite::future::zip(calls, flips).await;
+        flips?;
+        let n = calls?;
+        if n < ROUNDS {
+            return Err(format!("only {n} calls during {ROUNDS} hand-overs"));
+        }
+        Ok(())
+    })
+}
+
 fn check_queueing(bus: &str) -> Check {
     timed(60, async {
         const Q: &str = "org.example.Queued";
@@ -1364,6 +1457,7 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
             check_name_owner_changed,
         ),
         ("dbus_name_queueing_and_replacement", check_queueing),
+        ("dbus_name_hand_over_is_atomic", check_hand_over),
         ("dbus_fd_passing", check_fd_passing),
         ("dbus_one_mib_message", check_one_mib),
         ("dbus_two_services_ten_clients", check_many),

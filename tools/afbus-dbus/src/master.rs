@@ -26,7 +26,7 @@ use crate::dbloom;
 use crate::header;
 use crate::socket::BUS_NAME;
 use crate::sys::{
-    BusSocket, Creds, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, SCM_MULTICAST_MATCH,
+    BusSocket, Creds, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, SCM_MOVE_ADDR, SCM_MULTICAST_MATCH,
     SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR, SCM_REVOKE_ADDR,
 };
 
@@ -214,7 +214,10 @@ impl Master {
         self.names.get(name).map(|s| s.owner)
     }
 
-    /// `name`'s owner left it: the next in its queue gets it, or it is free.
+    /// `name`'s owner leaves it: the next in its queue gets it, or it is
+    /// free.  The next owner's grant is an `SCM_MOVE_ADDR`, which takes
+    /// the name from the old owner (if it still holds it) in the same
+    /// step: calls to the name never find it unowned in between.
     fn pass_on(&mut self, name: &str, old: u64, out: &mut Vec<Out>) {
         let next = loop {
             let Some(st) = self.names.get_mut(name) else {
@@ -233,7 +236,7 @@ impl Master {
         match next {
             Some(id) => {
                 let mut s = self.signal_to(id, "NameAcquired", &name);
-                s.cmsgs.push((SCM_OWNED_ADDR, Addr::Name(name.into())));
+                s.cmsgs.push((SCM_MOVE_ADDR, Addr::Name(name.into())));
                 out.push(s);
                 out.push(self.owner_changed(name, &unique(old), &unique(id)));
             }
@@ -601,11 +604,11 @@ impl Master {
             return reply_only(self.error(call, "AccessDenied", &text));
         }
         let mut out = Vec::new();
-        let grant = |out: &mut Vec<Out>, m: &mut Master, code: u32| {
+        let grant = |out: &mut Vec<Out>, m: &mut Master, kind: i32| {
             out.push(Out {
                 dst: me.clone(),
-                msg: m.reply(call, &code),
-                cmsgs: vec![(SCM_OWNED_ADDR, Addr::Name(name.into()))],
+                msg: m.reply(call, &PRIMARY_OWNER),
+                cmsgs: vec![(kind, Addr::Name(name.into()))],
                 fallback: Some(Box::new(Out {
                     dst: me.clone(),
                     msg: Master::error_msg(
@@ -628,7 +631,7 @@ impl Master {
                 },
             );
             self.log.push(format!("{name} granted to {}", unique(id)));
-            grant(&mut out, self, PRIMARY_OWNER);
+            grant(&mut out, self, SCM_OWNED_ADDR);
             out.push(self.signal_to(id, "NameAcquired", &name));
             out.push(self.owner_changed(name, "", &unique(id)));
             return out;
@@ -652,11 +655,10 @@ impl Master {
                 unique(old),
                 unique(id)
             ));
-            // The revocation first: the grant fails while another owns it.
-            let mut lost = self.signal_to(old, "NameLost", &name);
-            lost.cmsgs.push((SCM_REVOKE_ADDR, Addr::Name(name.into())));
-            out.push(lost);
-            grant(&mut out, self, PRIMARY_OWNER);
+            // The new owner's grant takes the name from the old one in the
+            // same step; the old one hears of it after.
+            grant(&mut out, self, SCM_MOVE_ADDR);
+            out.push(self.signal_to(old, "NameLost", &name));
             out.push(self.signal_to(id, "NameAcquired", &name));
             out.push(self.owner_changed(name, &unique(old), &unique(id)));
             return out;
@@ -680,15 +682,35 @@ impl Master {
         let code = match self.names.get_mut(name) {
             None => NON_EXISTENT,
             Some(st) if st.owner == id => {
+                self.log.push(format!("{} released {name}", unique(id)));
+                let mut handed = Vec::new();
+                self.pass_on(name, id, &mut handed);
+                // With a next owner, its grant moves the name first, and
+                // the reply revokes nothing; else the reply revokes it.
+                let next = self.names.contains_key(name);
+                if next {
+                    // Should the move fail (the next owner's queue stays
+                    // full), the releaser still loses the name: its
+                    // NameLost carries the revocation instead.
+                    if let Some(first) = handed.first_mut() {
+                        let mut lost = self.signal_to(id, "NameLost", &name);
+                        lost.cmsgs.push((SCM_REVOKE_ADDR, Addr::Name(name.into())));
+                        first.fallback = Some(Box::new(lost));
+                    }
+                    out.append(&mut handed);
+                }
                 out.push(Out {
                     dst: me.clone(),
                     msg: self.reply(call, &RELEASED),
-                    cmsgs: vec![(SCM_REVOKE_ADDR, Addr::Name(name.into()))],
+                    cmsgs: if next {
+                        Vec::new()
+                    } else {
+                        vec![(SCM_REVOKE_ADDR, Addr::Name(name.into()))]
+                    },
                     fallback: None,
                 });
                 out.push(self.signal_to(id, "NameLost", &name));
-                self.log.push(format!("{} released {name}", unique(id)));
-                self.pass_on(name, id, &mut out);
+                out.append(&mut handed);
                 return out;
             }
             Some(st) => match st.queue.iter().position(|(q, _)| *q == id) {
@@ -1096,8 +1118,8 @@ mod tests {
         assert_eq!(
             summary(&out),
             vec![
-                s("1.1", "signal NameLost", &[(SCM_REVOKE_ADDR, n)]),
-                s("1.3", "return", &[(SCM_OWNED_ADDR, n)]),
+                s("1.3", "return", &[(SCM_MOVE_ADDR, n)]),
+                s("1.1", "signal NameLost", &[]),
                 s("1.3", "signal NameAcquired", &[]),
                 s("multicast", "signal NameOwnerChanged", &[]),
             ]
@@ -1112,7 +1134,7 @@ mod tests {
         assert_eq!(
             summary(&out),
             vec![
-                s("1.1", "signal NameAcquired", &[(SCM_OWNED_ADDR, n)]),
+                s("1.1", "signal NameAcquired", &[(SCM_MOVE_ADDR, n)]),
                 s("multicast", "signal NameOwnerChanged", &[]),
                 s("multicast", "signal NameOwnerChanged", &[]),
             ]
@@ -1132,10 +1154,10 @@ mod tests {
         assert_eq!(
             summary(&out),
             vec![
-                s("1.1", "return", &[(SCM_REVOKE_ADDR, n)]),
-                s("1.1", "signal NameLost", &[]),
-                s("1.2", "signal NameAcquired", &[(SCM_OWNED_ADDR, n)]),
+                s("1.2", "signal NameAcquired", &[(SCM_MOVE_ADDR, n)]),
                 s("multicast", "signal NameOwnerChanged", &[]),
+                s("1.1", "return", &[]),
+                s("1.1", "signal NameLost", &[]),
             ]
         );
         assert_eq!(
