@@ -274,6 +274,9 @@ TEST_F(bus, move_addr_takes_the_address_from_its_owner)
 	struct sockaddr_bus b = bus_on(&self->maddr, "b.svc");
 	struct bus_msg m;
 
+	/* The master's route to b.svc is cached: the move must retire it. */
+	ASSERT_EQ(2, bus_send_str(self->master, &b, "w", 0));
+	ASSERT_EQ(2, bus_recv(self->b, &m, 0));
 	ASSERT_EQ(0, grant(self->master, &self->ah, SCM_MOVE_ADDR, &b));
 	ASSERT_EQ(1, bus_recv(self->a, &m, 0));
 	ASSERT_EQ(SCM_MOVE_ADDR, m.cmsg_type[0]);

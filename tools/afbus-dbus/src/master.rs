@@ -89,6 +89,28 @@ pub struct Out {
     pub cmsgs: Vec<(libc::c_int, Addr)>,
     /// Sent instead if the kernel refuses the grants (a limit reached).
     pub fallback: Option<Box<Out>>,
+    /// Announces a name change that an earlier message of its batch
+    /// grants: not sent if the kernel refused that grant.
+    pub dependent: bool,
+    /// What the master undoes if the kernel refuses this message's grants.
+    pub on_refused: Option<Refused>,
+}
+
+/// A name change the kernel refused (its grant's receiver is gone, full
+/// or at its limit), for [`Master::refused`] to undo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// `new` did not get `name` from `old`, which keeps it (with its
+    /// flags `old_flags`).
+    Replacement {
+        name: String,
+        old: u64,
+        old_flags: u32,
+        new: u64,
+    },
+    /// `new`, next in line after `old`, did not get `name`: it passes on
+    /// to the one after.
+    HandOver { name: String, old: u64, new: u64 },
 }
 
 #[derive(Debug)]
@@ -188,6 +210,8 @@ impl Master {
             msg,
             cmsgs: Vec::new(),
             fallback: None,
+            dependent: false,
+            on_refused: None,
         }
     }
 
@@ -203,6 +227,8 @@ impl Master {
             msg,
             cmsgs: Vec::new(),
             fallback: None,
+            dependent: false,
+            on_refused: None,
         }
     }
 
@@ -237,14 +263,61 @@ impl Master {
             Some(id) => {
                 let mut s = self.signal_to(id, "NameAcquired", &name);
                 s.cmsgs.push((SCM_MOVE_ADDR, Addr::Name(name.into())));
+                s.on_refused = Some(Refused::HandOver {
+                    name: name.into(),
+                    old,
+                    new: id,
+                });
                 out.push(s);
-                out.push(self.owner_changed(name, &unique(old), &unique(id)));
+                let mut changed = self.owner_changed(name, &unique(old), &unique(id));
+                changed.dependent = true;
+                out.push(changed);
             }
             None => {
                 self.names.remove(name);
                 out.push(self.owner_changed(name, &unique(old), ""));
             }
         }
+    }
+
+    /// The kernel refused the grant of a name change (see [`Refused`]):
+    /// the master's table follows the kernel's again.  Returns what to
+    /// send for it.
+    pub fn refused(&mut self, r: &Refused) -> Vec<Out> {
+        let mut out = Vec::new();
+        match r {
+            Refused::Replacement {
+                name,
+                old,
+                old_flags,
+                new,
+            } => {
+                if let Some(st) = self.names.get_mut(name) {
+                    if st.owner == *new && self.conns.contains_key(old) {
+                        st.owner = *old;
+                        st.flags = *old_flags;
+                        st.queue.retain(|(q, _)| q != old);
+                        self.log.push(format!(
+                            "the kernel refused {name} to {}: {} keeps it",
+                            unique(*new),
+                            unique(*old)
+                        ));
+                    }
+                }
+            }
+            Refused::HandOver { name, old, new } => {
+                if self.names.get(name).is_some_and(|st| st.owner == *new) {
+                    self.log.push(format!(
+                        "the kernel refused {name} to {}: it passes on",
+                        unique(*new)
+                    ));
+                    // As if `new` had released it at once; its old owner
+                    // is who the bus last heard of.
+                    self.pass_on(name, *old, &mut out);
+                }
+            }
+        }
+        out
     }
 
     /// The kernel reports endpoint `id` gone: its names pass on.
@@ -330,6 +403,8 @@ impl Master {
             msg,
             cmsgs: Vec::new(),
             fallback: None,
+            dependent: false,
+            on_refused: None,
         };
 
         if !self.conns.contains_key(&id) {
@@ -349,6 +424,8 @@ impl Master {
                 msg,
                 cmsgs: Vec::new(),
                 fallback: None,
+                dependent: false,
+                on_refused: None,
             }];
         }
 
@@ -380,6 +457,8 @@ impl Master {
                 msg,
                 cmsgs: Vec::new(),
                 fallback: None,
+                dependent: false,
+                on_refused: None,
             }]
         };
         let Some(c) = creds else {
@@ -411,6 +490,8 @@ impl Master {
             msg: reply,
             cmsgs: vec![(SCM_OWNED_ADDR, Addr::Name(format!("1.{id}")))],
             fallback: None,
+            dependent: false,
+            on_refused: None,
         }];
         out.push(self.signal_to(id, "NameAcquired", &name.as_str()));
         out.push(self.owner_changed(&name, "", &name));
@@ -442,6 +523,8 @@ impl Master {
             msg,
             cmsgs: Vec::new(),
             fallback: None,
+            dependent: false,
+            on_refused: None,
         };
         macro_rules! args {
             ($t:ty) => {
@@ -578,6 +661,8 @@ impl Master {
                 msg,
                 cmsgs: Vec::new(),
                 fallback: None,
+                dependent: false,
+                on_refused: None,
             }]
         };
         if name == BUS_NAME {
@@ -618,7 +703,11 @@ impl Master {
                     ),
                     cmsgs: Vec::new(),
                     fallback: None,
+                    dependent: false,
+                    on_refused: None,
                 })),
+                dependent: false,
+                on_refused: None,
             });
         };
         let Some(st) = self.names.get_mut(name) else {
@@ -656,11 +745,22 @@ impl Master {
                 unique(id)
             ));
             // The new owner's grant takes the name from the old one in the
-            // same step; the old one hears of it after.
+            // same step; the old one hears of it after, unless the kernel
+            // refused the move (then the old one keeps it: `refused`).
             grant(&mut out, self, SCM_MOVE_ADDR);
-            out.push(self.signal_to(old, "NameLost", &name));
-            out.push(self.signal_to(id, "NameAcquired", &name));
-            out.push(self.owner_changed(name, &unique(old), &unique(id)));
+            out[0].on_refused = Some(Refused::Replacement {
+                name: name.into(),
+                old,
+                old_flags,
+                new: id,
+            });
+            let mut lost = self.signal_to(old, "NameLost", &name);
+            let mut acquired = self.signal_to(id, "NameAcquired", &name);
+            let mut changed = self.owner_changed(name, &unique(old), &unique(id));
+            for o in [&mut lost, &mut acquired, &mut changed] {
+                o.dependent = true;
+            }
+            out.extend([lost, acquired, changed]);
             return out;
         }
         let code = if flags & DO_NOT_QUEUE != 0 {
@@ -708,8 +808,13 @@ impl Master {
                         vec![(SCM_REVOKE_ADDR, Addr::Name(name.into()))]
                     },
                     fallback: None,
+                    dependent: false,
+                    on_refused: None,
                 });
-                out.push(self.signal_to(id, "NameLost", &name));
+                // If the move was refused, the fallback above told it.
+                let mut lost = self.signal_to(id, "NameLost", &name);
+                lost.dependent = next;
+                out.push(lost);
                 out.append(&mut handed);
                 return out;
             }
@@ -728,6 +833,8 @@ impl Master {
                 msg: self.error(call, "InvalidArgs", &text),
                 cmsgs: Vec::new(),
                 fallback: None,
+                dependent: false,
+                on_refused: None,
             });
             return out;
         }
@@ -736,6 +843,8 @@ impl Master {
             msg: self.reply(call, &code),
             cmsgs: Vec::new(),
             fallback: None,
+            dependent: false,
+            on_refused: None,
         });
         out
     }
@@ -754,6 +863,8 @@ impl Master {
                 msg,
                 cmsgs,
                 fallback,
+                dependent: false,
+                on_refused: None,
             }]
         };
         let rule = match MatchRule::try_from(text) {
@@ -779,6 +890,8 @@ impl Master {
                     msg: fallback,
                     cmsgs: Vec::new(),
                     fallback: None,
+                    dependent: false,
+                    on_refused: None,
                 })),
             )
         } else {
@@ -819,7 +932,7 @@ pub fn new_id() -> String {
 
 /// Sends `o`, never blocking: a full receiver loses what carries no grant
 /// (counted), and what carries one is tried for up to half a second.
-fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) {
+fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) -> bool {
     let dst = o.dst.to_sockaddr(&sock.bus);
     let cmsgs: Vec<_> = o
         .cmsgs
@@ -830,7 +943,7 @@ fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) {
     let start = Instant::now();
     loop {
         match sock.send(&dst, bytes, &cmsgs, true) {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     && !cmsgs.is_empty()
@@ -854,7 +967,28 @@ fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) {
                 if let Some(f) = &o.fallback {
                     send(sock, f, dropped, log);
                 }
-                return;
+                return false;
+            }
+        }
+    }
+}
+
+/// Sends a batch of messages in order.  A message announcing a name
+/// change (`dependent`) goes only if the grant before it in the batch was
+/// taken; a refused grant is undone (`Master::refused`), and what that
+/// sends is a batch of its own.
+fn deliver(sock: &BusSocket, m: &mut Master, out: Vec<Out>, dropped: &mut u64) {
+    let mut refused = false;
+    for o in out {
+        if o.dependent && refused {
+            continue;
+        }
+        let sent = send(sock, &o, dropped, &mut m.log);
+        if !sent && !o.cmsgs.is_empty() {
+            refused = true;
+            if let Some(r) = &o.on_refused {
+                let repair = m.refused(r);
+                deliver(sock, m, repair, dropped);
             }
         }
     }
@@ -947,9 +1081,7 @@ pub fn serve(bus: &BusPath, policy: Policy, mut emit: impl FnMut(&str)) -> std::
                 None => Vec::new(),
             }
         };
-        for o in &out {
-            send(&sock, o, &mut dropped, &mut m.log);
-        }
+        deliver(&sock, &mut m, out, &mut dropped);
         for l in m.log.drain(..) {
             emit(&l);
         }
@@ -1172,6 +1304,60 @@ mod tests {
             code(&m.handle(2, root(), &call("ReleaseName", &n))),
             NON_EXISTENT
         );
+    }
+
+    #[test]
+    fn a_refused_name_change_is_undone() {
+        let mut m = master();
+        for id in 1..=3 {
+            join(&mut m, id);
+        }
+        let n = "org.example.R";
+        let req = |f: u32| call("RequestName", &(n, f));
+        let owners = |m: &mut Master| {
+            let out = m.handle(3, root(), &call("ListQueuedOwners", &n));
+            out[0].msg.body().deserialize::<Vec<String>>().unwrap()
+        };
+        m.handle(1, root(), &req(ALLOW_REPLACEMENT));
+        // 2 replaces 1, but the kernel refuses the move: 1 keeps the name,
+        // and nobody is told otherwise.
+        let out = m.handle(2, root(), &req(REPLACE_EXISTING));
+        assert_eq!(out[0].cmsgs[0].0, SCM_MOVE_ADDR);
+        assert!(out[1..].iter().all(|o| o.dependent));
+        let r = out[0].on_refused.clone().unwrap();
+        assert!(m.refused(&r).is_empty());
+        assert_eq!(owners(&mut m), [":1.1"]);
+        // 2 and 3 queue; 1 releases; the move to 2 is refused: 3 gets it.
+        m.handle(2, root(), &req(0));
+        m.handle(3, root(), &req(0));
+        let out = m.handle(1, root(), &call("ReleaseName", &n));
+        assert_eq!(
+            summary(&out),
+            vec![
+                s("1.2", "signal NameAcquired", &[(SCM_MOVE_ADDR, n)]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+                s("1.1", "return", &[]),
+                s("1.1", "signal NameLost", &[]),
+            ]
+        );
+        // The releaser loses the name whatever happens to the move.
+        let fallback = out[0].fallback.as_ref().unwrap();
+        assert_eq!(
+            fallback.cmsgs,
+            vec![(SCM_REVOKE_ADDR, Addr::Name(n.into()))]
+        );
+        assert!(out[1].dependent && out[3].dependent && !out[2].dependent);
+        let repair = m.refused(out[0].on_refused.as_ref().unwrap());
+        assert_eq!(
+            summary(&repair),
+            vec![
+                s("1.3", "signal NameAcquired", &[(SCM_MOVE_ADDR, n)]),
+                s("multicast", "signal NameOwnerChanged", &[]),
+            ]
+        );
+        let (_, old, new): (String, String, String) = repair[1].msg.body().deserialize().unwrap();
+        assert_eq!((old.as_str(), new.as_str()), (":1.1", ":1.3"));
+        assert_eq!(owners(&mut m), [":1.3"]);
     }
 
     #[test]
