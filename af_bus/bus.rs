@@ -871,25 +871,18 @@ impl<T: Send + Sync> Bus<T> {
             let a = g.addr.addr;
             let mask = Bitmap::of(&a);
             match g.kind {
-                GrantKind::Own => {
-                    let elsewhere = inner.owners.get(&a).is_some_and(|&k| k != key);
-                    if a == self.master_addr || elsewhere || owned.contains(&a) {
+                GrantKind::Own | GrantKind::Move => {
+                    // Another member's address: a move takes it, an own
+                    // grant is refused.
+                    let elsewhere = inner.owners.get(&a).copied().filter(|&k| k != key);
+                    let taken = elsewhere.is_some() && g.kind == GrantKind::Own;
+                    if a == self.master_addr || taken || owned.contains(&a) {
                         return Err(errno::eaddrinuse());
                     }
                     if owned.len() >= crate::params::MAX_OWNED_ADDRS.get() {
                         return Err(ENOSPC);
                     }
-                    owned.push(a, GFP_KERNEL)?;
-                    adds.push((a, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
-                }
-                GrantKind::Move => {
-                    if a == self.master_addr || owned.contains(&a) {
-                        return Err(errno::eaddrinuse());
-                    }
-                    if owned.len() >= crate::params::MAX_OWNED_ADDRS.get() {
-                        return Err(ENOSPC);
-                    }
-                    if let Some(&from) = inner.owners.get(&a).filter(|&&k| k != key) {
+                    if let Some(from) = elsewhere {
                         let i = match moved.iter().position(|(k, _)| *k == from) {
                             Some(i) => i,
                             None => {

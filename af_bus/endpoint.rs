@@ -849,8 +849,8 @@ impl Endpoint {
         // is reserved or charged, so that no failure leaves a charge.
         let addrs = match rx.ring.is_some() {
             true => {
-                let bus = rx.bus.clone().ok_or(errno::econnreset())?;
-                Some(Self::frame_addrs(&bus, &skb)?)
+                let bus = rx.bus.as_deref().ok_or(errno::econnreset())?;
+                Some(Self::frame_addrs(bus, &skb)?)
             }
             false => None,
         };
@@ -1383,11 +1383,11 @@ impl Endpoint {
         mut skb: Skb,
     ) -> Result<Delivery> {
         let plan = bus.plan_grants(sock, dst, cmsgs, resolved, &mut skb)?;
-        let receiver = plan.receiver.clone();
-        match receiver
+        let delivery = plan
+            .receiver
             .state()
-            .enqueue(&receiver, skb, true, false, None)?
-        {
+            .enqueue(&plan.receiver, skb, true, false, None)?;
+        match delivery {
             Delivery::Queued => {
                 plan.apply();
                 Ok(Delivery::Queued)

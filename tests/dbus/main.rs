@@ -309,6 +309,27 @@ async fn connect(bus: &str) -> Result<Connection, String> {
     )
 }
 
+/// Connections serving `Echo` (no name yet) with these ids, and a
+/// `DBusProxy` on each.
+async fn echo_services(
+    bus: &str,
+    ids: &[&str],
+) -> Result<(Vec<Connection>, Vec<DBusProxy<'static>>), String> {
+    let mut conns = Vec::new();
+    let mut proxies = Vec::new();
+    for id in ids {
+        let conn = connect(bus).await?;
+        let echo = Echo {
+            id: (*id).into(),
+            state: 0,
+        };
+        zerr(conn.object_server().at(PATH, echo).await)?;
+        proxies.push(zerr(DBusProxy::new(&conn).await)?);
+        conns.push(conn);
+    }
+    Ok((conns, proxies))
+}
+
 /// The next message of `s` within `ms` milliseconds.
 async fn next_within(s: &mut MessageStream, ms: u64) -> Option<zbus::Message> {
     futures_lite::future::or(async { s.next().await.and_then(|m| m.ok()) }, async {
@@ -696,24 +717,7 @@ fn check_hand_over(bus: &str) -> Check {
     timed(120, async {
         const H: &str = "org.example.HandOver";
         const ROUNDS: usize = 40;
-        let mut conns = Vec::new();
-        let mut proxies = Vec::new();
-        for id in ["a", "b"] {
-            let conn = connect(bus).await?;
-            zerr(
-                conn.object_server()
-                    .at(
-                        PATH,
-                        Echo {
-                            id: id.into(),
-                            state: 0,
-                        },
-                    )
-                    .await,
-            )?;
-            proxies.push(zerr(DBusProxy::new(&conn).await)?);
-            conns.push(conn);
-        }
+        let (conns, proxies) = echo_services(bus, &["a", "b"]).await?;
         let name = || H.try_into().unwrap();
         let allow = RequestNameFlags::ALLOW_REPLACEMENT;
         same(
@@ -797,33 +801,11 @@ fn check_hand_over(bus: &str) -> Check {
 fn check_queueing(bus: &str) -> Check {
     timed(60, async {
         const Q: &str = "org.example.Queued";
-        let mut conns = Vec::new();
-        for id in ["a", "b", "c"] {
-            let conn = connect(bus).await?;
-            zerr(
-                conn.object_server()
-                    .at(
-                        PATH,
-                        Echo {
-                            id: id.into(),
-                            state: 0,
-                        },
-                    )
-                    .await,
-            )?;
-            conns.push(conn);
-        }
+        let (conns, proxies) = echo_services(bus, &["a", "b", "c"]).await?;
         let uniq: Vec<String> = conns
             .iter()
             .map(|c| c.unique_name().unwrap().to_string())
             .collect();
-        let proxies: Vec<DBusProxy> = {
-            let mut v = Vec::new();
-            for c in &conns {
-                v.push(zerr(DBusProxy::new(c).await)?);
-            }
-            v
-        };
         let name = || Q.try_into().unwrap();
         let watcher = connect(bus).await?;
         let wp = echo(&watcher, Q).await?;

@@ -312,6 +312,7 @@ TEST_F(bus, move_addr_errors)
 {
 	struct sockaddr_bus b = bus_on(&self->maddr, "b.svc"), mc = bus_on(&self->maddr, "m");
 	struct sockaddr_bus handle = bus_on(&self->maddr, ":7");
+	struct sockaddr_bus other = bus_addr_abstract("elsewhere", "x");
 
 	/* The master's address, or to its owner already. */
 	errno = 0;
@@ -320,6 +321,10 @@ TEST_F(bus, move_addr_errors)
 	errno = 0;
 	ASSERT_EQ(-1, grant(self->master, &self->bh, SCM_MOVE_ADDR, &b));
 	ASSERT_EQ(EADDRINUSE, errno);
+	/* An address of another bus. */
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &other));
+	ASSERT_EQ(EINVAL, errno);
 	/* Only the master moves addresses. */
 	errno = 0;
 	ASSERT_EQ(-1, grant(self->b, &self->ah, SCM_MOVE_ADDR, &b));
@@ -337,6 +342,26 @@ TEST_F(bus, move_addr_errors)
 	ASSERT_EQ(EINVAL, errno);
 	/* Nothing moved. */
 	ASSERT_EQ(1, naddrs(self->a));
+	ASSERT_EQ(2, naddrs(self->b));
+}
+
+/* A move counts against the destination's limit, and takes nothing then. */
+TEST_F(bus, move_addr_enospc_past_the_limit)
+{
+	struct sockaddr_bus x, b = bus_on(&self->maddr, "b.svc");
+	char name[32];
+	struct bus_msg m;
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		x = bus_on(&self->maddr, name);
+		ASSERT_EQ(0, grant(self->master, &self->ah, SCM_OWNED_ADDR, &x));
+		ASSERT_EQ(1, bus_recv(self->a, &m, 0));
+	}
+	errno = 0;
+	ASSERT_EQ(-1, grant(self->master, &self->ah, SCM_MOVE_ADDR, &b));
+	ASSERT_EQ(ENOSPC, errno);
 	ASSERT_EQ(2, naddrs(self->b));
 }
 

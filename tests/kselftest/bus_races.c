@@ -6,8 +6,11 @@
  *   every message is received once, in order, with its files (receives
  *   are serialised per socket); a receive that fails does not consume;
  * - a unicast whose copy from the sender stalls (userfaultfd) while its
- *   address moves to another member, or its receiver closes: it goes to
+ *   address moves to another member (revoked and granted, or moved in
+ *   one step with SCM_MOVE_ADDR), or its receiver closes: it goes to
  *   the owner at the time it is queued;
+ * - sends to an address that SCM_MOVE_ADDR moves back and forth from
+ *   another thread: each finds an owner, and lands once;
  * - a ring sender whose copy stalls does not hide later frames nor pin
  *   the ring.
  */
@@ -310,6 +313,128 @@ TEST_F(bus, an_address_moved_during_the_copy_is_routed_at_queueing)
 	ASSERT_TRUE(bus_addr_eq(&self->xaddr, bus_msg_cmsg(&m, SCM_DST_ADDR)));
 	ASSERT_EQ(-1, got_a);
 	ASSERT_EQ(EAGAIN, err_a);
+}
+
+/* The same, with "x" moved from a to b in one step (SCM_MOVE_ADDR). */
+TEST_F(bus, an_address_moved_in_one_step_during_the_copy_is_routed_at_queueing)
+{
+	struct stalled_send st = { .fd = self->s, .to = self->xaddr, .len = 16 };
+	int faulted, moved, done;
+	struct bus_uffd u;
+	struct bus_msg m;
+	ssize_t got_b, got_a;
+	int err_a;
+
+	ASSERT_EQ(0, bus_uffd_setup(&u, 4096));
+	st.u = &u;
+	ASSERT_EQ(0, pthread_create(&st.t, NULL, stalled_send_main, &st));
+	faulted = !bus_uffd_wait_fault(&u, 3000);
+	moved = !grant(self->master, &self->bhandle, self->b, SCM_MOVE_ADDR, &self->xaddr);
+	bus_uffd_fill(&u, "routed", 7);
+	done = stalled_send_wait(&st, 3000);
+	bus_uffd_close(&u);
+	if (done)
+		pthread_join(st.t, NULL);
+	got_b = bus_recv(self->b, &m, 0);
+	errno = 0;
+	got_a = recv(self->a, m.data, sizeof(m.data), MSG_DONTWAIT);
+	err_a = errno;
+	TH_LOG("send returned %zd (errno %d); b got %zd, a got %zd (errno %d)", st.ret, st.err,
+	       got_b, got_a, err_a);
+	ASSERT_TRUE(faulted);
+	ASSERT_TRUE(moved);
+	ASSERT_TRUE(done);
+	ASSERT_EQ(16, st.ret);
+	ASSERT_EQ(16, got_b);
+	ASSERT_EQ(-1, got_a);
+	ASSERT_EQ(EAGAIN, err_a);
+}
+
+struct mover {
+	int master, rounds, err;
+	struct sockaddr_bus to[2], x;
+};
+
+/* Moves "x" to b, a, b, ... without reading the grant messages. */
+static void *mover_main(void *p)
+{
+	struct mover *mv = p;
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))];
+	int i;
+
+	for (i = 0; i < mv->rounds; i++) {
+		size_t off = 0;
+
+		bus_cmsg_add(ctl, &off, SCM_MOVE_ADDR, &mv->x);
+		if (bus_send(mv->master, &mv->to[(i + 1) % 2], "g", 1, ctl, off, 0) != 1) {
+			mv->err = errno;
+			break;
+		}
+	}
+	return NULL;
+}
+
+struct drain {
+	int fd, stop;
+	long got, grants;
+};
+
+/* Counts the 16-byte messages and the grants @fd receives until stopped. */
+static void *drain_main(void *p)
+{
+	struct drain *d = p;
+	char buf[64];
+
+	for (;;) {
+		ssize_t n = recv(d->fd, buf, sizeof(buf), 0);
+
+		if (n == 16)
+			d->got++;
+		else if (n == 1)
+			d->grants++;
+		else if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
+			break;	/* SO_RCVTIMEO (1 s) with nothing left */
+	}
+	return NULL;
+}
+
+#define MOVE_SENDS 2000
+#define MOVE_ROUNDS 400
+
+/*
+ * The master moves "x" between a and b while s sends to it, each on its
+ * own thread (two vCPUs): no send finds "x" unowned, and every message
+ * is received once, by a or by b.
+ */
+TEST_F(bus, sends_race_an_address_moving_between_members)
+{
+	struct mover mv = { .master = self->master, .rounds = MOVE_ROUNDS,
+			    .to = { self->ahandle, self->bhandle }, .x = self->xaddr };
+	struct drain da = { .fd = self->a }, db = { .fd = self->b };
+	pthread_t tm, ta, tb;
+	char payload[16] = "racing";
+	int i, failed = 0, err = 0;
+
+	ASSERT_EQ(0, pthread_create(&ta, NULL, drain_main, &da));
+	ASSERT_EQ(0, pthread_create(&tb, NULL, drain_main, &db));
+	ASSERT_EQ(0, pthread_create(&tm, NULL, mover_main, &mv));
+	for (i = 0; i < MOVE_SENDS; i++) {
+		if (bus_send(self->s, &self->xaddr, payload, 16, NULL, 0, 0) != 16) {
+			failed++;
+			err = errno;
+		}
+	}
+	pthread_join(tm, NULL);
+	__atomic_store_n(&da.stop, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&db.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	TH_LOG("a got %ld (+%ld grants), b got %ld (+%ld grants); %d sends failed (errno %d)",
+	       da.got, da.grants, db.got, db.grants, failed, err);
+	ASSERT_EQ(0, mv.err);
+	ASSERT_EQ(0, failed);
+	ASSERT_EQ(MOVE_SENDS, da.got + db.got);
+	ASSERT_EQ(MOVE_ROUNDS, da.grants + db.grants);
 }
 
 /*
