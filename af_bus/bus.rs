@@ -25,7 +25,7 @@ use kernel::types::ARef;
 
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
 use crate::bloom::{self, Bitmap, MONITOR_KEY};
-use crate::cmsg::{BusCmsgs, GrantKind};
+use crate::cmsg::{Access, BusCmsgs, GrantKind};
 use crate::sys::{errno, ListedSock, NewSocketNode, PathRef, PeerCred, Sock};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
 
@@ -50,11 +50,69 @@ impl BusKey {
 struct Member<T> {
     sock: ListedSock<T>,
     handle: AddrPart,
+    /// The number in `handle`: never reused on its bus.
+    id: u64,
     owned: KVec<AddrPart>,
     /// Match grants: their index ids and masks.
     matches: KVec<(u64, Bitmap)>,
     /// Send grants.
     sends: KVec<Bitmap>,
+    /// Its classes (`SCM_POLICY_CLASSES`).
+    classes: u64,
+    /// The access masks (`SCM_ADDR_ACCESS`) of the addresses in `owned`
+    /// that have any.
+    access: KVec<(AddrPart, Access)>,
+    /// The ids of the members that may each send it one message the
+    /// masks refuse (its `SCM_EXPECT_REPLY` messages to them); 0 is a
+    /// free slot.  At most [`MAX_REPLIES`]; a new one takes a free slot,
+    /// else the one after the last taken.
+    replies: KVec<u64>,
+    /// The slot of `replies` the next one takes when none is free.
+    next_reply: usize,
+}
+
+/// Most answers a member may be owed at once (see [`Member::replies`]):
+/// kdbus's `KDBUS_CONN_MAX_REQUESTS_PENDING`.
+const MAX_REPLIES: usize = 128;
+
+impl<T> Member<T> {
+    /// Whether a message from `self` may reach `to` (see
+    /// [`crate::cmsg::admits`]).
+    fn admits(&self, to: &Member<T>) -> bool {
+        (self.access.is_empty() && to.access.is_empty())
+            || crate::cmsg::admits(
+                self.classes,
+                self.access.iter().map(|(_, a)| a),
+                to.classes,
+                to.access.iter().map(|(_, a)| a),
+            )
+    }
+
+    /// Takes the answer it owes `from`, if it owes one.
+    fn take_reply(&mut self, from: u64) -> bool {
+        match self.replies.iter().position(|&r| r == from) {
+            Some(i) => {
+                self.replies[i] = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets `from` answer it once more.
+    fn owe_reply(&mut self, from: u64) -> Result {
+        if let Some(free) = self.replies.iter().position(|&r| r == 0) {
+            self.replies[free] = from;
+        } else if self.replies.len() < MAX_REPLIES {
+            self.replies.push(from, GFP_KERNEL)?;
+        } else {
+            // The oldest goes, roughly: its answer will be refused.
+            let i = self.next_reply % MAX_REPLIES;
+            self.replies[i] = from;
+            self.next_reply = i + 1;
+        }
+        Ok(())
+    }
 }
 
 /// A match grant in the bus's multicast index.
@@ -511,6 +569,11 @@ struct Routed<T: Send + Sync> {
     receiver: ARef<Sock<T>>,
     /// The receiver's member key; `None` for the master.
     member: Option<usize>,
+    /// The sender's member key; `None` for the master.
+    sender: Option<usize>,
+    /// Whether the access masks let the message through (see
+    /// [`Member::admits`]); the master's messages and those to it always.
+    admitted: bool,
 }
 
 /// Where a unicast without grants goes, and the route generation that
@@ -520,6 +583,9 @@ pub(crate) struct Lookup<T: Send + Sync> {
     pub(crate) src: AddrPart,
     pub(crate) receiver: ARef<Sock<T>>,
     pub(crate) routes: u64,
+    /// The message passes on an answer the receiver owed the sender (see
+    /// [`Bus::lookup`]): not a route to remember.
+    pub(crate) answer: bool,
 }
 
 /// Who a multicast reaches (see [`Bus::multicast`]).
@@ -620,7 +686,8 @@ impl<T: Send + Sync> Bus<T> {
         if self.is_dead() {
             return Err(errno::econnrefused());
         }
-        let handle = AddrPart::handle(inner.next_handle);
+        let id = inner.next_handle;
+        let handle = AddrPart::handle(id);
         inner.next_handle += 1;
         inner.owners.insert(owner.into_node(handle, sock_key(sock)));
         inner.members.insert(member.into_node(
@@ -628,9 +695,14 @@ impl<T: Send + Sync> Bus<T> {
             Member {
                 sock: ListedSock::new(sock),
                 handle,
+                id,
                 owned: KVec::new(),
                 matches: KVec::new(),
                 sends: KVec::new(),
+                classes: 0,
+                access: KVec::new(),
+                replies: KVec::new(),
+                next_reply: 0,
             },
         ));
         // No route changes: the handle is new, and failed lookups are
@@ -782,12 +854,18 @@ impl<T: Send + Sync> Bus<T> {
                 a.addr
             }
         };
+        let from = match &me {
+            Sender::Master => None,
+            Sender::Member(_) => Some(sock_key(sender)),
+        };
         if dst.addr == self.master_addr {
             let master = inner.master.as_ref().ok_or(errno::ehostunreach())?;
             return Ok(Routed {
                 src,
                 receiver: master.get(),
                 member: None,
+                sender: from,
+                admitted: true,
             });
         }
         let key = *inner.owners.get(&dst.addr).ok_or(errno::ehostunreach())?;
@@ -801,26 +879,77 @@ impl<T: Send + Sync> Bus<T> {
             src,
             receiver: m.sock.get(),
             member: Some(key),
+            sender: from,
+            admitted: match &me {
+                Sender::Master => true,
+                Sender::Member(s) => s.admits(m),
+            },
         })
     }
 
     /// The receiver of a unicast without grants, the source address it
     /// carries, and the route generation they hold for.
+    ///
+    /// A message the access masks refuse passes as an answer the
+    /// receiver owed the sender (`answer` in the result), which is then
+    /// taken, unless the sender already took one from that receiver for
+    /// this message (`held`: the receiver of an earlier try); `EACCES`
+    /// when none is owed.  With `expect_reply`, the receiver may answer
+    /// once even if the masks would refuse it.
     pub(crate) fn lookup(
         &self,
         sender: &Sock<T>,
         dst: &BusAddr,
         src: Option<&BusAddr>,
         resolved: &Resolved,
+        expect_reply: bool,
+        held: Option<&Sock<T>>,
     ) -> Result<Lookup<T>> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let routed = self.route(&inner, sender, dst, src, resolved, false)?;
+        let mut answer = false;
+        if let (Some(to), Some(from)) = (routed.member, routed.sender) {
+            if !routed.admitted {
+                let again = held.is_some_and(|h| core::ptr::eq(h, &*routed.receiver));
+                let id = inner.members.get(&from).ok_or(errno::econnreset())?.id;
+                let owed = inner.members.get_mut(&to).ok_or(errno::ehostunreach())?;
+                if !again && !owed.take_reply(id) {
+                    return Err(EACCES);
+                }
+                answer = true;
+            }
+            if expect_reply {
+                let (Some(s), Some(r)) = (inner.members.get(&from), inner.members.get(&to)) else {
+                    return Err(errno::ehostunreach());
+                };
+                if !r.admits(s) {
+                    let id = r.id;
+                    if let Some(s) = inner.members.get_mut(&from) {
+                        s.owe_reply(id)?;
+                    }
+                }
+            }
+        }
         Ok(Lookup {
             src: routed.src,
             receiver: routed.receiver,
             // Stable while we hold the bus lock, under which it moves.
             routes: self.routes.load(Ordering::Relaxed),
+            answer,
         })
+    }
+
+    /// Gives back the answer `receiver` owed `sender`, taken by a message
+    /// that was not delivered after all.
+    pub(crate) fn refund_answer(&self, sender: &Sock<T>, receiver: &Sock<T>) {
+        let mut inner = self.inner.lock();
+        let Some(id) = inner.members.get(&sock_key(sender)).map(|m| m.id) else {
+            return;
+        };
+        if let Some(r) = inner.members.get_mut(&sock_key(receiver)) {
+            // No memory: the answer is lost, as if pushed out.
+            let _ = r.owe_reply(id);
+        }
     }
 
     /// Checks a message from the master `sender` to `dst` that carries
@@ -842,6 +971,7 @@ impl<T: Send + Sync> Bus<T> {
             src,
             receiver,
             member: member_key,
+            ..
         } = self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
 
         let meta = crate::meta::Meta {
@@ -849,7 +979,7 @@ impl<T: Send + Sync> Bus<T> {
             dst: dst.addr,
             flags: 0,
         };
-        crate::meta::write(skb.meta_mut(), &meta, cmsgs.grants());
+        crate::meta::write(skb.meta_mut(), &meta, cmsgs.classes, cmsgs.grants());
 
         // Validate against the tables.
         let key = member_key.ok_or(EINVAL)?;
@@ -862,10 +992,14 @@ impl<T: Send + Sync> Bus<T> {
         let mut owned = copy_addrs(target.owned.iter())?;
         let mut matches = copy_list(target.matches.iter())?;
         let mut sends = copy_list(target.sends.iter())?;
+        let mut access = copy_list(target.access.iter())?;
+        let classes = cmsgs.classes.unwrap_or(target.classes);
+        // Whether who may reach whom changes otherwise than by addresses.
+        let mut admission = classes != target.classes;
         let mut adds = KVec::new();
         let mut removes = KVec::new();
         // Members an SCM_MOVE_ADDR takes addresses from: their lists after.
-        let mut moved: KVec<(usize, KVec<AddrPart>)> = KVec::new();
+        let mut moved: KVec<Moved> = KVec::new();
         let mut next_match = inner.next_match;
         for g in cmsgs.grants() {
             let a = g.addr.addr;
@@ -883,15 +1017,27 @@ impl<T: Send + Sync> Bus<T> {
                         return Err(ENOSPC);
                     }
                     if let Some(from) = elsewhere {
-                        let i = match moved.iter().position(|(k, _)| *k == from) {
+                        let i = match moved.iter().position(|m| m.key == from) {
                             Some(i) => i,
                             None => {
                                 let m = inner.members.get(&from).ok_or(errno::ehostunreach())?;
-                                moved.push((from, copy_addrs(m.owned.iter())?), GFP_KERNEL)?;
+                                let m = Moved {
+                                    key: from,
+                                    owned: copy_addrs(m.owned.iter())?,
+                                    access: copy_list(m.access.iter())?,
+                                };
+                                moved.push(m, GFP_KERNEL)?;
                                 moved.len() - 1
                             }
                         };
-                        moved[i].1 = copy_addrs(moved[i].1.iter().filter(|x| **x != a))?;
+                        let m = &mut moved[i];
+                        m.owned = copy_addrs(m.owned.iter().filter(|x| **x != a))?;
+                        // The address's masks come with it.
+                        if let Some(&(_, masks)) = m.access.iter().find(|(x, _)| *x == a) {
+                            m.access = copy_list(m.access.iter().filter(|(x, _)| *x != a))?;
+                            access.push((a, masks), GFP_KERNEL)?;
+                            admission = true;
+                        }
                     }
                     owned.push(a, GFP_KERNEL)?;
                     adds.push((a, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
@@ -902,6 +1048,19 @@ impl<T: Send + Sync> Bus<T> {
                     }
                     owned = copy_addrs(owned.iter().filter(|x| **x != a))?;
                     removes.push(a, GFP_KERNEL)?;
+                    if access.iter().any(|(x, _)| *x == a) {
+                        access = copy_list(access.iter().filter(|(x, _)| *x != a))?;
+                    }
+                }
+                GrantKind::Access => {
+                    if !owned.contains(&a) {
+                        return Err(errno::eaddrnotavail());
+                    }
+                    access = copy_list(access.iter().filter(|(x, _)| *x != a))?;
+                    if !g.access.is_open() {
+                        access.push((a, g.access), GFP_KERNEL)?;
+                    }
+                    admission = true;
                 }
                 GrantKind::Match => {
                     if matches.len() >= max_matches {
@@ -955,7 +1114,7 @@ impl<T: Send + Sync> Bus<T> {
         // Before the message is queued: its receiver, once woken, and
         // anyone it tells must not send by a route from before it.  (A
         // message that does not fit costs the bus's senders one lookup.)
-        if !adds.is_empty() || !removes.is_empty() {
+        if !adds.is_empty() || !removes.is_empty() || admission {
             self.routes_changed();
         }
         Ok(Granting {
@@ -966,6 +1125,8 @@ impl<T: Send + Sync> Bus<T> {
             owned,
             matches,
             sends,
+            classes,
+            access,
             adds,
             removes,
             next_match,
@@ -1013,6 +1174,11 @@ impl<T: Send + Sync> Bus<T> {
             _ => return Err(errno::eaddrnotavail()),
         };
         let keys = inner.matching(&b, sock_key(sender))?;
+        // Under the masks (see `Member::admits`); the master's reach all.
+        let from = match inner.sender(sender) {
+            Some(Sender::Member(m)) => Some(m),
+            _ => None,
+        };
         let mut out = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
         let mut last = None;
         for k in keys.iter() {
@@ -1023,7 +1189,7 @@ impl<T: Send + Sync> Bus<T> {
             match inner.members.get(k) {
                 // A member whose addresses were all revoked is pending
                 // again: its master's messages only.
-                Some(m) if !m.owned.is_empty() => {
+                Some(m) if !m.owned.is_empty() && from.map_or(true, |s| s.admits(m)) => {
                     out.push(m.sock.get(), GFP_KERNEL)?;
                 }
                 _ => {}
@@ -1043,10 +1209,12 @@ pub(crate) struct Granting<'a, T: Send + Sync> {
     /// Where the message goes.
     pub(crate) receiver: ARef<Sock<T>>,
     key: usize,
-    moved: KVec<(usize, KVec<AddrPart>)>,
+    moved: KVec<Moved>,
     owned: KVec<AddrPart>,
     matches: KVec<(u64, Bitmap)>,
     sends: KVec<Bitmap>,
+    classes: u64,
+    access: KVec<(AddrPart, Access)>,
     adds: KVec<(AddrPart, RBTreeNodeReservation<AddrPart, usize>)>,
     removes: KVec<AddrPart>,
     next_match: u64,
@@ -1067,6 +1235,8 @@ impl<T: Send + Sync> Granting<'_, T> {
             owned,
             matches,
             sends,
+            classes,
+            access,
             adds,
             removes,
             next_match,
@@ -1084,9 +1254,10 @@ impl<T: Send + Sync> Granting<'_, T> {
                 inner.owners.insert(node.into_node(a, key));
             }
         }
-        for (from, list) in moved {
-            if let Some(m) = inner.members.get_mut(&from) {
-                m.owned = list;
+        for from in moved {
+            if let Some(m) = inner.members.get_mut(&from.key) {
+                m.owned = from.owned;
+                m.access = from.access;
             }
         }
         inner.unindex(&gone);
@@ -1096,8 +1267,18 @@ impl<T: Send + Sync> Granting<'_, T> {
             target.owned = owned;
             target.matches = matches;
             target.sends = sends;
+            target.classes = classes;
+            target.access = access;
         }
     }
+}
+
+/// A member an `SCM_MOVE_ADDR` takes addresses from: its addresses and
+/// their access masks after the message.
+struct Moved {
+    key: usize,
+    owned: KVec<AddrPart>,
+    access: KVec<(AddrPart, Access)>,
 }
 
 /// A copy of a short list, with room to grow.

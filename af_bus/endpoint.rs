@@ -104,6 +104,64 @@ struct Route {
     dst: AddrPart,
     receiver: ARef<BusSock>,
     routes: u64,
+    /// It passes on an answer the receiver owed (see [`Bus::lookup`]).
+    answer: bool,
+}
+
+/// The answer a unicast took from its receiver to pass the access masks
+/// (see [`Bus::lookup`]): given back unless the message is delivered.
+struct Owed<'a> {
+    bus: &'a Bus,
+    sender: &'a BusSock,
+    from: Option<ARef<BusSock>>,
+}
+
+impl<'a> Owed<'a> {
+    fn new(bus: &'a Bus, sender: &'a BusSock) -> Self {
+        Owed {
+            bus,
+            sender,
+            from: None,
+        }
+    }
+
+    /// The receiver whose answer the message holds, if any.
+    fn held(&self) -> Option<&BusSock> {
+        self.from.as_deref()
+    }
+
+    /// Follows the message's latest route: an answer held from another
+    /// receiver, or no longer needed, is given back.
+    fn track(&mut self, r: &Route) {
+        let same = self
+            .from
+            .as_ref()
+            .is_some_and(|h| core::ptr::eq::<BusSock>(&**h, &*r.receiver));
+        if same && r.answer {
+            return;
+        }
+        self.give_back();
+        if r.answer {
+            self.from = Some(r.receiver.clone());
+        }
+    }
+
+    fn give_back(&mut self) {
+        if let Some(r) = self.from.take() {
+            self.bus.refund_answer(self.sender, &r);
+        }
+    }
+
+    /// The message was delivered: the answer is spent.
+    fn spent(mut self) {
+        self.from = None;
+    }
+}
+
+impl Drop for Owed<'_> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
 }
 
 /// The bus and route generation a unicast was routed under: its delivery
@@ -485,6 +543,7 @@ impl Endpoint {
                             dst: r.dst,
                             receiver,
                             routes: r.routes,
+                            answer: false,
                         })
                     });
                 drop(inner);
@@ -945,7 +1004,7 @@ impl Endpoint {
             dst: bus.master_addr().addr,
             flags: 0,
         };
-        crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+        crate::meta::write(skb.meta_mut(), &meta, None, core::iter::empty());
         match self.enqueue(sock, skb, false, true, None) {
             Ok(Delivery::Queued) => {}
             Ok(Delivery::Full(skb, _) | Delivery::Moved(skb)) => {
@@ -1242,8 +1301,9 @@ impl Endpoint {
         let nonblock = flags & bindings::MSG_DONTWAIT != 0;
         let dst = BusAddr::parse(msg.name().ok_or_else(errno::edestaddrreq)?)?;
         let cmsgs = BusCmsgs::parse(msg.control()).map_err(|_| EINVAL)?;
-        if dst.addr.is_kernel() || (dst.multicast && cmsgs.has_grants()) {
-            // Grants go to one endpoint; nobody sends to the kernel.
+        if dst.addr.is_kernel() || (dst.multicast && (cmsgs.has_grants() || cmsgs.expect_reply)) {
+            // Grants and expected answers are of one endpoint; nobody
+            // sends to the kernel.
             return Err(EINVAL);
         }
         if len > sock.max_payload() {
@@ -1255,7 +1315,8 @@ impl Endpoint {
         // ours is taken; under the locks only keys are compared.
         let resolved = Resolved::of(sock, &dst, &cmsgs)?;
         let plain = !dst.multicast && !cmsgs.has_grants();
-        let cacheable = plain && cmsgs.src.is_none();
+        // A message expecting an answer is looked up: the bus notes it.
+        let cacheable = plain && cmsgs.src.is_none() && !cmsgs.expect_reply;
         let (bus, hit) = self.attach(sock, &dst, resolved.dst, cacheable)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
         let uid = crate::sys::quota_uid();
@@ -1265,11 +1326,13 @@ impl Endpoint {
         // which is only for the lookup.  The route is checked again where
         // the message is queued (or its frame reserved).
         let mut route = None;
+        let mut owed = Owed::new(&bus, sock);
         if plain {
             let r = match hit {
                 Some(hit) => hit,
-                None => self.route(sock, &bus, &dst, &cmsgs, &resolved, cacheable)?,
+                None => self.route(sock, &bus, &dst, &cmsgs, &resolved, None)?,
             };
+            owed.track(&r);
             // One copy, when the receiver has a ring.  A receiver's
             // filter needs the message in an skb: those take the
             // ordinary path, and the ring from there.
@@ -1282,6 +1345,7 @@ impl Endpoint {
                     quota_uid: uid,
                 };
                 if self.send_to_ring(&bus, &r, msg, len, sender, &mut timeo)? {
+                    owed.spent();
                     return Ok(len);
                 }
             }
@@ -1318,7 +1382,7 @@ impl Endpoint {
                 dst: dst.addr,
                 flags: 0,
             };
-            crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+            crate::meta::write(skb.meta_mut(), &meta, None, core::iter::empty());
             let receiver = r.receiver.clone();
             let delivery = receiver.state().enqueue(
                 &receiver,
@@ -1331,7 +1395,10 @@ impl Endpoint {
                 }),
             )?;
             skb = match delivery {
-                Delivery::Queued => return Ok(len),
+                Delivery::Queued => {
+                    owed.spent();
+                    return Ok(len);
+                }
                 Delivery::Full(skb, _) => {
                     receiver
                         .state()
@@ -1341,12 +1408,16 @@ impl Endpoint {
                 Delivery::Moved(skb) => skb,
             };
             // Routed again: the address may have moved meanwhile.
-            r = self.route(sock, &bus, &dst, &cmsgs, &resolved, cacheable)?;
+            r = self.route(sock, &bus, &dst, &cmsgs, &resolved, Some(&owed))?;
+            owed.track(&r);
         }
     }
 
     /// Looks up the route of a unicast without grants under the bus lock,
-    /// and remembers it when `cache`.
+    /// and remembers it if it may be taken again without one (no source
+    /// address, no answer expected or passed on: see [`Bus::lookup`]).
+    /// `again`: the message was routed before, and holds that answer; an
+    /// answer it expects was noted then.
     fn route(
         &self,
         sock: &BusSock,
@@ -1354,16 +1425,25 @@ impl Endpoint {
         dst: &BusAddr,
         cmsgs: &BusCmsgs<'_>,
         resolved: &Resolved,
-        cache: bool,
+        again: Option<&Owed<'_>>,
     ) -> Result<Route> {
-        let found = bus.lookup(sock, dst, cmsgs.src.as_ref(), resolved)?;
+        let cache = cmsgs.src.is_none() && !cmsgs.expect_reply;
+        let found = bus.lookup(
+            sock,
+            dst,
+            cmsgs.src.as_ref(),
+            resolved,
+            cmsgs.expect_reply && again.is_none(),
+            again.and_then(Owed::held),
+        )?;
         let r = Route {
             src: found.src,
             dst: dst.addr,
             receiver: found.receiver,
             routes: found.routes,
+            answer: found.answer,
         };
-        if cache {
+        if cache && !r.answer {
             self.cache_route(dst, &r);
         }
         Ok(r)
@@ -1414,7 +1494,7 @@ impl Endpoint {
             dst: dst.addr,
             flags: crate::meta::META_MULTICAST,
         };
-        crate::meta::write(skb.meta_mut(), &meta, core::iter::empty());
+        crate::meta::write(skb.meta_mut(), &meta, None, core::iter::empty());
         for r in receivers.iter() {
             // No memory for this receiver's copy: a counted drop for it
             // (as netlink does), and the others still get theirs.

@@ -5,8 +5,9 @@
 
 use crate::addr::{AddrError, BusAddr};
 use crate::uapi::{
-    SCM_MOVE_ADDR, SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR,
-    SCM_REVOKE_ADDR, SCM_SRC_ADDR, SOL_BUS,
+    ADDR_ACCESS_ADDR_OFFSET, ADDR_ACCESS_SIZE, SCM_ADDR_ACCESS, SCM_EXPECT_REPLY, SCM_MOVE_ADDR,
+    SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR,
+    SCM_POLICY_CLASSES, SCM_REVOKE_ADDR, SCM_SRC_ADDR, SOL_BUS,
 };
 
 /// Most `SOL_BUS` control messages one `sendmsg` may carry.
@@ -35,6 +36,8 @@ pub enum GrantKind {
     Send,
     /// `SCM_MOVE_ADDR`: `Own`, taking the address from its owner.
     Move,
+    /// `SCM_ADDR_ACCESS`: the access masks of an owned address.
+    Access,
 }
 
 impl GrantKind {
@@ -47,6 +50,7 @@ impl GrantKind {
             GrantKind::Unmatch => SCM_MULTICAST_UNMATCH,
             GrantKind::Send => SCM_MULTICAST_SEND,
             GrantKind::Move => SCM_MOVE_ADDR,
+            GrantKind::Access => SCM_ADDR_ACCESS,
         }
     }
 
@@ -66,6 +70,45 @@ pub struct Grant {
     pub kind: GrantKind,
     /// The address or mask it concerns.
     pub addr: BusAddr,
+    /// `SCM_ADDR_ACCESS`'s masks; zero for the other kinds.
+    pub access: Access,
+}
+
+/// The access masks of an address (`struct bus_addr_access`): the
+/// classes that may send to its owner (`talk`) and receive from it
+/// (`hear`); zero lets everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    /// Who may send to the owner.
+    pub talk: u64,
+    /// Who may receive from the owner.
+    pub hear: u64,
+}
+
+impl Access {
+    /// Whether the masks let everyone through.
+    pub fn is_open(&self) -> bool {
+        self.talk == 0 && self.hear == 0
+    }
+}
+
+/// Whether a message from a member of classes `from`, owning addresses
+/// with the masks `from_access`, may reach a member of classes `to`
+/// owning addresses with the masks `to_access`: every talk mask of the
+/// receiver and every hear mask of the sender must share a class with
+/// the other side.
+pub fn admits<'a>(
+    from: u64,
+    from_access: impl IntoIterator<Item = &'a Access>,
+    to: u64,
+    to_access: impl IntoIterator<Item = &'a Access>,
+) -> bool {
+    to_access
+        .into_iter()
+        .all(|a| a.talk == 0 || a.talk & from != 0)
+        && from_access
+            .into_iter()
+            .all(|a| a.hear == 0 || a.hear & to != 0)
 }
 
 /// Why the control buffer was refused.  `EINVAL` at the C boundary.
@@ -78,8 +121,11 @@ pub enum CmsgError {
     UnknownType,
     /// More than [`MAX_BUS_CMSGS`] `SOL_BUS` messages.
     TooMany,
-    /// Two `SCM_SRC_ADDR`.
+    /// Two `SCM_SRC_ADDR`, two `SCM_POLICY_CLASSES` or two
+    /// `SCM_EXPECT_REPLY`.
     DuplicateSource,
+    /// A control message whose data is not the size its type has.
+    BadLength,
     /// A grant of the wrong kind of address (unicast for a multicast
     /// grant or the reverse), or a malformed address.
     BadAddress(AddrError),
@@ -131,11 +177,30 @@ fn grant_kind(kind: i32) -> Option<GrantKind> {
         SCM_MULTICAST_UNMATCH => Some(GrantKind::Unmatch),
         SCM_MULTICAST_SEND => Some(GrantKind::Send),
         SCM_MOVE_ADDR => Some(GrantKind::Move),
+        SCM_ADDR_ACCESS => Some(GrantKind::Access),
         _ => None,
     }
 }
 
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&data[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
 fn parse_grant(kind: GrantKind, data: &[u8]) -> Result<Grant, CmsgError> {
+    let (access, data) = if kind == GrantKind::Access {
+        if data.len() < ADDR_ACCESS_SIZE {
+            return Err(CmsgError::BadLength);
+        }
+        let access = Access {
+            talk: u64_at(data, 0),
+            hear: u64_at(data, 8),
+        };
+        (access, &data[ADDR_ACCESS_ADDR_OFFSET..])
+    } else {
+        (Access::default(), data)
+    };
     let addr = BusAddr::parse(data)?;
     if addr.multicast != kind.is_multicast() {
         return Err(CmsgError::WrongKind);
@@ -143,7 +208,7 @@ fn parse_grant(kind: GrantKind, data: &[u8]) -> Result<Grant, CmsgError> {
     if !addr.multicast && (addr.addr.is_kernel() || addr.addr.is_reserved()) {
         return Err(CmsgError::ReservedAddress);
     }
-    Ok(Grant { kind, addr })
+    Ok(Grant { kind, addr, access })
 }
 
 /// The `SOL_BUS` part of a control buffer, validated; the grants are
@@ -155,6 +220,10 @@ pub struct BusCmsgs<'a> {
     ngrants: usize,
     /// `SCM_SRC_ADDR`, if given.
     pub src: Option<BusAddr>,
+    /// `SCM_POLICY_CLASSES`, if given (a grant, counted in `ngrants`).
+    pub classes: Option<u64>,
+    /// Whether `SCM_EXPECT_REPLY` was given.
+    pub expect_reply: bool,
 }
 
 impl<'a> BusCmsgs<'a> {
@@ -167,6 +236,16 @@ impl<'a> BusCmsgs<'a> {
             }
             // Validated by `parse`.
             parse_grant(grant_kind(kind)?, data).ok()
+        })
+    }
+
+    /// Every grant's type and data as given, `SCM_POLICY_CLASSES`
+    /// included, in order: what the receiver is shown.
+    pub fn records(&self) -> impl Iterator<Item = (i32, &[u8])> + '_ {
+        walk(self.buf).filter_map(|c| {
+            let (level, kind, data) = c.ok()?;
+            (level == SOL_BUS && (kind == SCM_POLICY_CLASSES || grant_kind(kind).is_some()))
+                .then_some((kind, data))
         })
     }
 
@@ -187,6 +266,8 @@ impl<'a> BusCmsgs<'a> {
             buf,
             ngrants: 0,
             src: None,
+            classes: None,
+            expect_reply: false,
         };
         let mut count = 0;
         for c in walk(buf) {
@@ -207,6 +288,27 @@ impl<'a> BusCmsgs<'a> {
                     return Err(CmsgError::MulticastSource);
                 }
                 out.src = Some(addr);
+                continue;
+            }
+            if kind == SCM_POLICY_CLASSES {
+                if out.classes.is_some() {
+                    return Err(CmsgError::DuplicateSource);
+                }
+                if data.len() != 8 {
+                    return Err(CmsgError::BadLength);
+                }
+                out.classes = Some(u64_at(data, 0));
+                out.ngrants += 1;
+                continue;
+            }
+            if kind == SCM_EXPECT_REPLY {
+                if out.expect_reply {
+                    return Err(CmsgError::DuplicateSource);
+                }
+                if !data.is_empty() {
+                    return Err(CmsgError::BadLength);
+                }
+                out.expect_reply = true;
                 continue;
             }
             // Anything else must be a grant (SCM_DST_ADDR is the kernel's).

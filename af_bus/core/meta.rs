@@ -4,14 +4,19 @@
 //! grants), as bytes kept in the skb's headroom.  Kernel-independent.
 
 use crate::addr::{AddrPart, BusAddr};
-use crate::cmsg::Grant;
-use crate::uapi::{BUS_ADDR_MAX, SOCKADDR_BUS_SIZE};
+use crate::cmsg::{Grant, GrantKind};
+use crate::uapi::{
+    ADDR_ACCESS_ADDR_OFFSET, ADDR_ACCESS_SIZE, BUS_ADDR_MAX, SCM_POLICY_CLASSES, SOCKADDR_BUS_SIZE,
+};
 
 /// Bytes before the grants: counts and flags, then source and
 /// destination address parts.
 const FIXED: usize = 8 + 2 * BUS_ADDR_MAX;
-/// Bytes per grant: its control message type, then the address.
-const GRANT: usize = 8 + SOCKADDR_BUS_SIZE;
+/// Bytes per grant: its control message type and data length, then the
+/// data as the receiver sees it (an address, a `struct bus_addr_access`
+/// or the classes), zero-padded.
+const GRANT: usize = 8 + ADDR_ACCESS_SIZE;
+const _: () = assert!(ADDR_ACCESS_ADDR_OFFSET + SOCKADDR_BUS_SIZE == ADDR_ACCESS_SIZE);
 
 /// Flag: the destination is a multicast bitmap.
 pub const META_MULTICAST: u8 = 1 << 0;
@@ -42,10 +47,16 @@ fn get_part(ncomp: u8, raw: &[u8]) -> Option<AddrPart> {
     AddrPart::from_raw(usize::from(ncomp), &bytes)
 }
 
-/// Writes `meta` and `grants` into `out`, `len(grants.len())` bytes.
-/// Every byte is written once (the address parts whole, padding zeroed
-/// on its own): this runs for every message.
-pub fn write(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = Grant>) {
+/// Writes `meta`, the classes granted (if any) and `grants` into `out`,
+/// `len(n)` bytes for `n` records.  Every byte is written once (the
+/// address parts whole, padding zeroed on its own): this runs for every
+/// message.
+pub fn write(
+    out: &mut [u8],
+    meta: &Meta,
+    classes: Option<u64>,
+    grants: impl Iterator<Item = Grant>,
+) {
     // `ncomp <= 8` by the invariant of `AddrPart`.
     out[0] = meta.src.ncomp() as u8;
     out[1] = meta.dst.ncomp() as u8;
@@ -55,13 +66,32 @@ pub fn write(out: &mut [u8], meta: &Meta, grants: impl Iterator<Item = Grant>) {
     put_part(&mut out[8 + BUS_ADDR_MAX..FIXED], &meta.dst);
     let mut n = 0u8;
     let mut end = FIXED;
-    for (i, g) in grants.enumerate() {
-        let at = FIXED + i * GRANT;
-        out[at..at + 4].copy_from_slice(&g.kind.cmsg_type().to_ne_bytes());
-        out[at + 4..at + 8].fill(0);
-        out[at + 8..at + GRANT].copy_from_slice(&g.addr.encode());
+    let mut record = |kind: i32, data: &[&[u8]]| {
+        let at = end;
+        let len: usize = data.iter().map(|d| d.len()).sum();
+        out[at..at + 4].copy_from_slice(&kind.to_ne_bytes());
+        // `len <= ADDR_ACCESS_SIZE`: fits.
+        out[at + 4..at + 8].copy_from_slice(&(len as u32).to_ne_bytes());
+        let mut p = at + 8;
+        for d in data {
+            out[p..p + d.len()].copy_from_slice(d);
+            p += d.len();
+        }
+        out[p..at + GRANT].fill(0);
         n += 1;
         end = at + GRANT;
+    };
+    if let Some(c) = classes {
+        record(SCM_POLICY_CLASSES, &[&c.to_ne_bytes()]);
+    }
+    for g in grants {
+        let addr = g.addr.encode();
+        if g.kind == GrantKind::Access {
+            let (t, h) = (g.access.talk.to_ne_bytes(), g.access.hear.to_ne_bytes());
+            record(g.kind.cmsg_type(), &[&t, &h, &addr]);
+        } else {
+            record(g.kind.cmsg_type(), &[&addr]);
+        }
     }
     out[end..].fill(0);
     out[3] = n;
@@ -94,7 +124,8 @@ pub fn grants(raw: &[u8]) -> impl Iterator<Item = (i32, &[u8])> {
         let at = FIXED + i * GRANT;
         let rec = raw.get(at..at + GRANT)?;
         let kind = i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
-        Some((kind, &rec[8..]))
+        let len = u32::from_ne_bytes([rec[4], rec[5], rec[6], rec[7]]) as usize;
+        Some((kind, rec.get(8..8 + len)?))
     })
 }
 

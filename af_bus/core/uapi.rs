@@ -77,6 +77,16 @@ pub const SCM_SRC_ADDR: i32 = narrow!(bus_h::SCM_SRC_ADDR, i32);
 pub const SCM_DST_ADDR: i32 = narrow!(bus_h::SCM_DST_ADDR, i32);
 /// See [`SCM_OWNED_ADDR`].
 pub const SCM_MOVE_ADDR: i32 = narrow!(bus_h::SCM_MOVE_ADDR, i32);
+/// See [`SCM_OWNED_ADDR`].
+pub const SCM_POLICY_CLASSES: i32 = narrow!(bus_h::SCM_POLICY_CLASSES, i32);
+/// See [`SCM_OWNED_ADDR`].
+pub const SCM_ADDR_ACCESS: i32 = narrow!(bus_h::SCM_ADDR_ACCESS, i32);
+/// See [`SCM_OWNED_ADDR`].
+pub const SCM_EXPECT_REPLY: i32 = narrow!(bus_h::SCM_EXPECT_REPLY, i32);
+/// `sizeof(struct bus_addr_access)`.
+pub const ADDR_ACCESS_SIZE: usize = size_of::<bus_h::bus_addr_access>();
+/// Offset of `addr` in `struct bus_addr_access`.
+pub const ADDR_ACCESS_ADDR_OFFSET: usize = offset_of!(bus_h::bus_addr_access, addr);
 
 /// Socket options at level `SOL_BUS`.
 pub const BUS_POLICY: i32 = narrow!(bus_h::BUS_POLICY, i32);

@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use af_bus_core::addr::{AddrError, AddrPart, BusAddr, PathKind};
-use af_bus_core::cmsg::{BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
+use af_bus_core::cmsg::{Access, BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
 use af_bus_core::uapi::*;
 
 /// The compact-layout encoding of `a`: header, the shortest path part,
@@ -117,6 +117,7 @@ fn grant_kind(kind: i32) -> Option<GrantKind> {
         GrantKind::Unmatch,
         GrantKind::Send,
         GrantKind::Move,
+        GrantKind::Access,
     ]
     .into_iter()
     .find(|g| g.cmsg_type() == kind)
@@ -138,6 +139,8 @@ pub fn check_cmsgs(data: &[u8]) {
     let mut valid = !malformed && bus.len() <= MAX_BUS_CMSGS;
     let mut grants = Vec::new();
     let mut src = None;
+    let mut classes = None;
+    let mut expect_reply = false;
     for &(kind, d) in &bus {
         if kind == SCM_SRC_ADDR {
             match BusAddr::parse(d) {
@@ -146,16 +149,44 @@ pub fn check_cmsgs(data: &[u8]) {
             }
             continue;
         }
+        if kind == SCM_POLICY_CLASSES {
+            match <[u8; 8]>::try_from(d) {
+                Ok(b) if classes.is_none() => classes = Some(u64::from_ne_bytes(b)),
+                _ => valid = false,
+            }
+            continue;
+        }
+        if kind == SCM_EXPECT_REPLY {
+            valid &= d.is_empty() && !expect_reply;
+            expect_reply = true;
+            continue;
+        }
         let Some(g) = grant_kind(kind) else {
             valid = false;
             continue;
+        };
+        let (access, d) = if g == GrantKind::Access {
+            if d.len() < ADDR_ACCESS_SIZE {
+                valid = false;
+                continue;
+            }
+            let word = |at: usize| u64::from_ne_bytes(d[at..at + 8].try_into().unwrap());
+            (
+                Access {
+                    talk: word(0),
+                    hear: word(8),
+                },
+                &d[16..],
+            )
+        } else {
+            (Access::default(), d)
         };
         match BusAddr::parse(d) {
             Ok(a)
                 if a.multicast == g.is_multicast()
                     && (a.multicast || !(a.addr.is_kernel() || a.addr.is_reserved())) =>
             {
-                grants.push((g, a))
+                grants.push((g, a, access))
             }
             _ => valid = false,
         }
@@ -163,10 +194,14 @@ pub fn check_cmsgs(data: &[u8]) {
     match parsed {
         Ok(c) => {
             assert!(valid, "accepted a buffer the reference refuses");
-            assert_eq!(c.ngrants(), grants.len());
-            assert_eq!(c.has_grants(), !grants.is_empty());
+            let n = grants.len() + usize::from(classes.is_some());
+            assert_eq!(c.ngrants(), n);
+            assert_eq!(c.has_grants(), n > 0);
+            assert_eq!(c.records().count(), n);
             assert_eq!(c.src, src);
-            let got: Vec<_> = c.grants().map(|g| (g.kind, g.addr)).collect();
+            assert_eq!(c.classes, classes);
+            assert_eq!(c.expect_reply, expect_reply);
+            let got: Vec<_> = c.grants().map(|g| (g.kind, g.addr, g.access)).collect();
             assert_eq!(got, grants);
         }
         Err(e) => {

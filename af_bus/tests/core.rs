@@ -4,7 +4,7 @@
 //! metadata and notification layout.
 
 use af_bus_core::addr::{AddrPart, BusAddr, NamePrefix};
-use af_bus_core::cmsg::{BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
+use af_bus_core::cmsg::{admits, Access, BusCmsgs, CmsgError, GrantKind, MAX_BUS_CMSGS};
 use af_bus_core::meta::{self, Meta};
 use af_bus_core::notify;
 use af_bus_core::quota::{admit, Admit, Limits, Usage};
@@ -116,6 +116,102 @@ fn cmsg_errors() {
     assert!(BusCmsgs::parse(&[0u8; 8]).unwrap().src.is_none());
 }
 
+fn access(talk: u64, hear: u64, a: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(&talk.to_ne_bytes());
+    d.extend_from_slice(&hear.to_ne_bytes());
+    d.extend(addr(b"/b", a, false));
+    assert_eq!(d.len(), ADDR_ACCESS_SIZE);
+    d
+}
+
+#[test]
+fn policy_cmsgs() {
+    let mut buf = cmsg(SOL_BUS, SCM_OWNED_ADDR, &addr(b"/b", b"a\0", false));
+    buf.extend(cmsg(SOL_BUS, SCM_POLICY_CLASSES, &5u64.to_ne_bytes()));
+    buf.extend(cmsg(SOL_BUS, SCM_ADDR_ACCESS, &access(2, 4, b"a\0")));
+    buf.extend(cmsg(SOL_BUS, SCM_EXPECT_REPLY, &[]));
+    let c = BusCmsgs::parse(&buf).unwrap();
+    assert_eq!(c.classes, Some(5));
+    assert!(c.expect_reply);
+    // The classes count as a grant (the master's only), the reply flag not.
+    assert_eq!(c.ngrants(), 3);
+    let g: Vec<_> = c.grants().collect();
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[1].kind, GrantKind::Access);
+    assert_eq!(g[1].kind.cmsg_type(), SCM_ADDR_ACCESS);
+    assert_eq!(g[1].access, Access { talk: 2, hear: 4 });
+    assert_eq!(&g[1].addr.addr.bytes()[..2], b"a\0");
+    assert_eq!(g[0].access, Access::default());
+    let kinds: Vec<_> = c.records().map(|(k, _)| k).collect();
+    assert_eq!(kinds, [SCM_OWNED_ADDR, SCM_POLICY_CLASSES, SCM_ADDR_ACCESS]);
+
+    // The receiver sees each as given: classes first, then the grants.
+    let m = Meta {
+        src: AddrPart::handle(0),
+        dst: AddrPart::handle(1),
+        flags: 0,
+    };
+    let mut raw = vec![0xa5u8; meta::len(c.ngrants())];
+    meta::write(&mut raw, &m, c.classes, c.grants());
+    let got: Vec<_> = meta::grants(&raw).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], (SCM_POLICY_CLASSES, &5u64.to_ne_bytes()[..]));
+    assert_eq!(got[1].0, SCM_OWNED_ADDR);
+    assert_eq!(got[1].1.len(), SOCKADDR_BUS_SIZE);
+    assert_eq!(got[2], (SCM_ADDR_ACCESS, &access(2, 4, b"a\0")[..]));
+
+    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data)).map(|c| c.src);
+    assert_eq!(
+        one(SCM_POLICY_CLASSES, &[0; 4]).unwrap_err(),
+        CmsgError::BadLength
+    );
+    assert_eq!(
+        one(SCM_EXPECT_REPLY, &[0; 4]).unwrap_err(),
+        CmsgError::BadLength
+    );
+    assert_eq!(
+        one(SCM_ADDR_ACCESS, &access(1, 1, b"a\0")[..20]).unwrap_err(),
+        CmsgError::BadLength
+    );
+    assert_eq!(
+        one(SCM_ADDR_ACCESS, &access(1, 1, b":1\0")).unwrap_err(),
+        CmsgError::ReservedAddress
+    );
+    let mut two = cmsg(SOL_BUS, SCM_EXPECT_REPLY, &[]);
+    two.extend(cmsg(SOL_BUS, SCM_EXPECT_REPLY, &[]));
+    assert_eq!(
+        BusCmsgs::parse(&two).unwrap_err(),
+        CmsgError::DuplicateSource
+    );
+    let mut two = cmsg(SOL_BUS, SCM_POLICY_CLASSES, &[0; 8]);
+    two.extend(cmsg(SOL_BUS, SCM_POLICY_CLASSES, &[0; 8]));
+    assert_eq!(
+        BusCmsgs::parse(&two).unwrap_err(),
+        CmsgError::DuplicateSource
+    );
+}
+
+#[test]
+fn access_masks() {
+    let open = [Access::default()];
+    let talk = |t| [Access { talk: t, hear: 0 }];
+    let hear = |h| [Access { talk: 0, hear: h }];
+    // Nothing restricted: everyone, classes or not.
+    assert!(admits(0, &open, 0, &open));
+    assert!(admits(0, &[], 0, &[]));
+    // The receiver's talk masks: the sender needs a class of each.
+    assert!(admits(0b10, &[], 0, &talk(0b110)));
+    assert!(!admits(0b01, &[], 0, &talk(0b110)));
+    assert!(!admits(0b10, &[], 0, &[talk(0b10)[0], talk(0b100)[0]]));
+    assert!(admits(0b110, &[], 0, &[talk(0b10)[0], talk(0b100)[0]]));
+    // The sender's hear masks: the receiver needs a class of each.
+    assert!(admits(0, &hear(1), 1, &[]));
+    assert!(!admits(0, &hear(1), 2, &[]));
+    // Talk masks of the sender and hear masks of the receiver do not count.
+    assert!(admits(0, &talk(1), 0, &hear(1)));
+}
+
 #[test]
 fn admission() {
     let l = Limits {
@@ -164,7 +260,7 @@ fn metadata_round_trip() {
     };
     // Stale bytes in the headroom: everything gets written.
     let mut raw = vec![0xa5u8; meta::len(2)];
-    meta::write(&mut raw, &m, c.grants());
+    meta::write(&mut raw, &m, c.classes, c.grants());
     assert_eq!(meta::read(&raw), Some(m));
     assert!(raw[4..8].iter().all(|&b| b == 0));
     // The receive path's in-place source and cached prefix give what
@@ -185,7 +281,7 @@ fn metadata_round_trip() {
     assert_eq!(prefix.encode(9, part), None);
     assert_eq!(meta::src_raw(&raw[..20]), None);
     let mut again = vec![0xa5u8; meta::len(0)];
-    meta::write(&mut again, &m, core::iter::empty());
+    meta::write(&mut again, &m, None, core::iter::empty());
     // The same but for the grant count.
     assert_eq!(again[3], 0);
     assert_eq!(&again[..3], &raw[..3]);

@@ -102,7 +102,19 @@ fn valid_cmsgs(r: &mut Rng) -> Vec<u8> {
             1 => r.next() as i32,
             _ => SOL_BUS,
         };
-        let kind = r.below(9) as i32;
+        let kind = r.below(12) as i32;
+        match (kind, r.below(3)) {
+            // The shapes of the policy messages, now and then.
+            (SCM_POLICY_CLASSES, 0) => data = r.next().to_ne_bytes().to_vec(),
+            (SCM_EXPECT_REPLY, 0) => data.clear(),
+            (SCM_ADDR_ACCESS, 0) => {
+                let mut d = r.next().to_ne_bytes().to_vec();
+                d.extend_from_slice(&r.next().to_ne_bytes());
+                d.extend(data);
+                data = d;
+            }
+            _ => {}
+        }
         let len = 16 + data.len();
         out.extend_from_slice(&len.to_ne_bytes());
         out.extend_from_slice(&level.to_ne_bytes());

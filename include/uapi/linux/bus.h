@@ -74,6 +74,29 @@ struct sockaddr_bus {
 #define SCM_MOVE_ADDR		8	/* destination now owns the address,
 					 * taken from its owner in the same step
 					 */
+#define SCM_POLICY_CLASSES	9	/* __u64: the destination's classes */
+#define SCM_ADDR_ACCESS		10	/* struct bus_addr_access */
+#define SCM_EXPECT_REPLY	11	/* no data: the destination may answer
+					 * this message once, whatever the
+					 * access masks say
+					 */
+
+/*
+ * Access masks (SCM_ADDR_ACCESS, a grant): who may talk to and hear from
+ * the member owning addr.  A member's classes (SCM_POLICY_CLASSES, a
+ * grant; 0 until granted) are a bitmap of the master's choosing.  A
+ * unicast or multicast from member S reaches member R only if every
+ * address R owns with a nonzero talk mask shares a class with S, and
+ * every address S owns with a nonzero hear mask shares a class with R
+ * (EACCES for a unicast; a multicast skips R).  The master's messages,
+ * and those to it, are never checked.  The masks move with the address
+ * (SCM_MOVE_ADDR) and go with its revocation.
+ */
+struct bus_addr_access {
+	__u64			talk;	/* classes that may send to the owner */
+	__u64			hear;	/* classes that may receive from it */
+	struct sockaddr_bus	addr;	/* an address the destination owns */
+};
 
 /* Socket options at level SOL_BUS. */
 #define BUS_POLICY		1	/* __u32 BUS_POLICY_* flags; master only */
