@@ -40,6 +40,14 @@ uids = [0]
 [[own]]
 name = "org.nobody.*"
 uids = [65534]
+
+[[send]]
+name = "org.example.Admin"
+uids = [0]
+
+[[receive]]
+name = "org.example.Secret"
+uids = [0]
 "#;
 
 #[derive(Parser)]
@@ -88,6 +96,15 @@ enum Cmd {
         /// The well-known name to request
         #[arg(long)]
         name: String,
+    },
+    /// Try DEST as the policy sees this process: call its Ping by name and
+    /// by unique name with zbus, send it a raw datagram by both, then
+    /// print "listening", count DEST's Changed signals for 3 s and print
+    /// "signals N"; one line per attempt
+    Probe {
+        /// The service's well-known name
+        #[arg(long)]
+        dest: String,
     },
 }
 
@@ -234,6 +251,53 @@ fn client(bus: &str, dest: &str, message: &str) -> Result<(), String> {
             h.sender().unwrap(),
             h.path().unwrap()
         );
+        Ok(())
+    })
+}
+
+fn probe(bus: &str, dest: &str) -> Result<(), String> {
+    zbus::block_on(async {
+        let conn = connect(bus).await?;
+        let dbus = zerr(DBusProxy::new(&conn).await)?;
+        let owner = zerr(dbus.get_name_owner(dest.try_into().unwrap()).await)?.to_string();
+        for to in [dest, owner.as_str()] {
+            let p = echo(&conn, to).await?;
+            match p.ping("probe").await {
+                Ok(r) => println!("call {to}: reply {r}"),
+                Err(e) => println!("call {to}: error {}", error_name::<(), _>(Err(e))?),
+            }
+        }
+        // Past zbus and the socket crate: a raw endpoint, joined, sends
+        // a call straight to the service's addresses.
+        let raw = afbus_dbus::dgram::socket().map_err(|e| e.to_string())?;
+        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
+            .destination("org.freedesktop.DBus")
+            .interface("org.freedesktop.DBus")
+            .build(&())
+            .map_err(|e| e.to_string())?;
+        raw_send(&raw, bus, "org.freedesktop.DBus", hello.data().bytes())
+            .map_err(|e| e.to_string())?;
+        raw_recv(&raw, 5000)?;
+        for to in [dest, owner.as_str()] {
+            let call = zbus::Message::method_call(PATH, "Ping")
+                .destination(dest)
+                .interface(ECHO)
+                .build(&"raw")
+                .map_err(|e| e.to_string())?;
+            let addr = to.strip_prefix(':').unwrap_or(to);
+            match raw_send(&raw, bus, addr, call.data().bytes()) {
+                Ok(()) => println!("raw {to}: sent"),
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => println!("raw {to}: EACCES"),
+                Err(e) => println!("raw {to}: {e}"),
+            }
+        }
+        let rule = format!("type='signal',interface='{ECHO}',member='Changed'");
+        let rule = MatchRule::try_from(rule.as_str()).map_err(|e| e.to_string())?;
+        let mut stream = zerr(MessageStream::for_match_rule(rule, &conn, None).await)?;
+        println!("listening");
+        std::io::stdout().flush().ok();
+        let got = signals_within(&mut stream, 3000).await;
+        println!("signals {}", got.len());
         Ok(())
     })
 }
@@ -1080,6 +1144,110 @@ fn check_policy(bus: &str) -> Check {
     })
 }
 
+/// Runs `probe --dest DEST` as uid 65534; once it listens, `then` runs.
+fn probe_as_nobody(
+    bus: &str,
+    dest: &str,
+    then: impl FnOnce() -> Check,
+) -> Result<Vec<String>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(&exe)
+        .args(["--bus", bus, "probe", "--dest", dest])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let out = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    let mut r = BufReader::new(out);
+    let mut then = Some(then);
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        let l = l.trim().to_string();
+        if l == "listening" {
+            if let Some(f) = then.take() {
+                if let Err(e) = f() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+        }
+        lines.push(l);
+    }
+    let st = child.wait().map_err(|e| e.to_string())?;
+    ensure!(st.success(), "the probe of {dest} failed ({st}): {lines:?}");
+    Ok(lines)
+}
+
+fn check_access(bus: &str) -> Check {
+    let (a, admin) = start_service(bus, "org.example.Admin", "admin")?;
+    let (b, secret) = start_service(bus, "org.example.Secret", "secret")?;
+    let _s = Services {
+        children: vec![a, b],
+    };
+    // Root, whom both rules list, calls Admin and hears Secret.
+    timed(30, async {
+        let conn = connect(bus).await?;
+        let p = echo(&conn, "org.example.Admin").await?;
+        same(
+            "root calls Admin",
+            zerr(p.ping("root").await)?,
+            "admin: root".into(),
+        )
+    })?;
+    // uid 65534 calls Admin: refused, by name, by unique name, and past
+    // zbus by the kernel.
+    let lines = probe_as_nobody(bus, "org.example.Admin", || Ok(()))?;
+    let denied = "error org.freedesktop.DBus.Error.AccessDenied";
+    same(
+        "uid 65534 and org.example.Admin",
+        lines[..4].to_vec(),
+        vec![
+            format!("call org.example.Admin: {denied}"),
+            format!("call {admin}: {denied}"),
+            "raw org.example.Admin: EACCES".to_string(),
+            format!("raw {admin}: EACCES"),
+        ],
+    )?;
+    // uid 65534 calls Secret, whose rule is about hearing it: the calls
+    // go, their replies come back (they were asked for), and Secret's
+    // broadcast reaches root but not uid 65534.
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let heard2 = heard.clone();
+    let bus2 = bus.to_string();
+    let lines = probe_as_nobody(bus, "org.example.Secret", move || {
+        timed(30, async move {
+            let conn = connect(&bus2).await?;
+            let rule = format!("type='signal',interface='{ECHO}',member='Changed'");
+            let rule = MatchRule::try_from(rule.as_str()).map_err(|e| e.to_string())?;
+            let mut stream = zerr(MessageStream::for_match_rule(rule, &conn, None).await)?;
+            let p = echo(&conn, "org.example.Secret").await?;
+            zerr(p.announce("/org/example/Echo", "secret", 1).await)?;
+            *heard2.lock().unwrap() = signals_within(&mut stream, 2000).await.len();
+            Ok(())
+        })
+    })?;
+    same(
+        "uid 65534 and org.example.Secret",
+        lines,
+        vec![
+            "call org.example.Secret: reply secret: probe".to_string(),
+            format!("call {secret}: reply secret: probe"),
+            "raw org.example.Secret: sent".to_string(),
+            format!("raw {secret}: sent"),
+            "listening".to_string(),
+            "signals 0".to_string(),
+        ],
+    )?;
+    let heard = *heard.lock().unwrap();
+    same("signals root heard from Secret", heard, 1)
+}
+
 fn check_bus_interface(bus: &str) -> Check {
     timed(30, async {
         let conn = connect(bus).await?;
@@ -1194,7 +1362,7 @@ fn check_bus_interface(bus: &str) -> Check {
 fn raw_send(fd: &OwnedFd, bus: &str, dst: &str, bytes: &[u8]) -> std::io::Result<()> {
     let bus = afbus_dbus::parse_bus(bus).map_err(std::io::Error::other)?;
     let sa = Addr::Name(dst.into()).to_sockaddr(&bus);
-    afbus_dbus::dgram::send(fd.as_raw_fd(), &sa, bytes, &[], libc::MSG_DONTWAIT)
+    afbus_dbus::dgram::send(fd.as_raw_fd(), &sa, bytes, &[], libc::MSG_DONTWAIT, false)
 }
 
 fn check_bad_input(bus: &str) -> Check {
@@ -1456,6 +1624,7 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
         ("dbus_one_mib_message", check_one_mib),
         ("dbus_two_services_ten_clients", check_many),
         ("dbus_policy_refuses_an_unprivileged_owner", check_policy),
+        ("dbus_policy_send_and_receive_rules", check_access),
         ("dbus_bus_interface", check_bus_interface),
         ("dbus_master_under_bad_input", check_bad_input),
         ("dbus_master_death", check_master_death),
@@ -1558,5 +1727,12 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Own { name } => own(&cli.bus, &name),
+        Cmd::Probe { dest } => match probe(&cli.bus, &dest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                println!("error {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -7,7 +7,9 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::sys::{SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SOL_BUS};
+use crate::sys::{
+    push_cmsg, SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SCM_EXPECT_REPLY, SOL_BUS,
+};
 
 /// Messages longer than this travel in a sealed memfd: a datagram must fit
 /// in half of the receiver's `SO_RCVBUF`, whose default is 208 KiB.
@@ -47,13 +49,16 @@ pub fn socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Sends `payload` with `fds` to `dst`; `flags` as for sendmsg(2).
+/// Sends `payload` with `fds` to `dst`; `flags` as for sendmsg(2).  With
+/// `expect_reply`, the receiver may answer once even where the policy's
+/// masks would refuse it (`SCM_EXPECT_REPLY`).
 pub fn send(
     fd: RawFd,
     dst: &SockaddrBus,
     payload: &[u8],
     fds: &[RawFd],
     flags: libc::c_int,
+    expect_reply: bool,
 ) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -67,16 +72,21 @@ pub fn send(
         unsafe { libc::CMSG_SPACE(fd_bytes as u32) as usize }
     };
     let mut ctl = vec![0u8; space];
+    if expect_reply {
+        push_cmsg(&mut ctl, SCM_EXPECT_REPLY, &[]);
+    }
     // SAFETY: an all-zero msghdr is valid.
     let mut m: libc::msghdr = unsafe { zeroed() };
     m.msg_name = dst as *const SockaddrBus as *mut libc::c_void;
     m.msg_namelen = size_of::<SockaddrBus>() as libc::socklen_t;
     m.msg_iov = &mut iov;
     m.msg_iovlen = 1;
-    if !fds.is_empty() {
+    if !ctl.is_empty() {
         m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
         m.msg_controllen = ctl.len();
-        // SAFETY: `ctl` has room for one header and `fds`.
+    }
+    if !fds.is_empty() {
+        // SAFETY: `ctl` starts with room for one header and `fds`.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&m);
             (*c).cmsg_level = libc::SOL_SOCKET;

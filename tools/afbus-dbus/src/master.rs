@@ -26,11 +26,12 @@ use crate::dbloom;
 use crate::header;
 use crate::socket::BUS_NAME;
 use crate::sys::{
-    BusSocket, Creds, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, SCM_MOVE_ADDR, SCM_MULTICAST_MATCH,
-    SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR, SCM_REVOKE_ADDR,
+    push_cmsg, BusSocket, Creds, BUS_NOTIFY_GONE, BUS_NOTIFY_OVERFLOW, SCM_ADDR_ACCESS,
+    SCM_MOVE_ADDR, SCM_MULTICAST_MATCH, SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR, SCM_POLICY_CLASSES,
+    SCM_REVOKE_ADDR,
 };
 
-use crate::policy::Policy;
+use crate::policy::{Masks, Policy};
 
 const PATH: &str = "/org/freedesktop/DBus";
 const ERR: &str = "org.freedesktop.DBus.Error.";
@@ -142,6 +143,39 @@ pub struct Master {
 
 fn unique(id: u64) -> String {
     format!(":1.{id}")
+}
+
+impl Master {
+    /// The policy's grants that ride on `o`: the classes of a member
+    /// whose unique name it grants (its join), and the masks of every
+    /// well-known name it grants or moves, so that the kernel applies
+    /// them in the same step as the name.
+    pub fn policy_of(&self, o: &Out) -> Vec<PolicyGrant> {
+        let mut out = Vec::new();
+        for (t, a) in &o.cmsgs {
+            let Addr::Name(n) = a else { continue };
+            if *t != SCM_OWNED_ADDR && *t != SCM_MOVE_ADDR {
+                continue;
+            }
+            match n.strip_prefix("1.").map(str::parse::<u64>) {
+                Some(Ok(id)) => {
+                    if let Some(c) = self.conns.get(&id) {
+                        let classes = self.policy.classes(c.uid, &c.groups);
+                        if classes != 0 {
+                            out.push(PolicyGrant::Classes(classes));
+                        }
+                    }
+                }
+                _ => {
+                    let m = self.policy.masks(n);
+                    if m != Masks::default() {
+                        out.push(PolicyGrant::Access(a.clone(), m));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The groups of `pid` (its supplementary groups and `gid`).
@@ -930,23 +964,58 @@ pub fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The data of `SCM_ADDR_ACCESS` (`struct bus_addr_access`).
+fn addr_access(talk: u64, hear: u64, addr: &crate::sys::SockaddrBus) -> Vec<u8> {
+    use af_bus_core::uapi::{ADDR_ACCESS_ADDR_OFFSET, ADDR_ACCESS_SIZE};
+    let mut d = Vec::with_capacity(ADDR_ACCESS_SIZE);
+    d.extend_from_slice(&talk.to_ne_bytes());
+    d.extend_from_slice(&hear.to_ne_bytes());
+    d.resize(ADDR_ACCESS_ADDR_OFFSET, 0);
+    d.extend_from_slice(&addr.as_bytes());
+    d
+}
+
+/// What the policy adds to a message's grants (see [`Master::policy_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyGrant {
+    /// `SCM_POLICY_CLASSES`: the joining member's classes.
+    Classes(u64),
+    /// `SCM_ADDR_ACCESS`: the masks of a name granted in the same message.
+    Access(Addr, Masks),
+}
+
 /// Sends `o`, never blocking: a full receiver loses what carries no grant
 /// (counted), and what carries one is tried for up to half a second.
-fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) -> bool {
+/// `policy`: the policy's grants riding along.
+fn send(
+    sock: &BusSocket,
+    o: &Out,
+    policy: &[PolicyGrant],
+    dropped: &mut u64,
+    log: &mut Vec<String>,
+) -> bool {
     let dst = o.dst.to_sockaddr(&sock.bus);
-    let cmsgs: Vec<_> = o
-        .cmsgs
-        .iter()
-        .map(|(t, a)| (*t, a.to_sockaddr(&sock.bus)))
-        .collect();
+    let mut ctl = Vec::new();
+    for (t, a) in &o.cmsgs {
+        push_cmsg(&mut ctl, *t, &a.to_sockaddr(&sock.bus).as_bytes());
+    }
+    for g in policy {
+        match g {
+            PolicyGrant::Classes(c) => push_cmsg(&mut ctl, SCM_POLICY_CLASSES, &c.to_ne_bytes()),
+            PolicyGrant::Access(a, m) => {
+                let data = addr_access(m.talk, m.hear, &a.to_sockaddr(&sock.bus));
+                push_cmsg(&mut ctl, SCM_ADDR_ACCESS, &data);
+            }
+        }
+    }
     let bytes = o.msg.data().bytes();
     let start = Instant::now();
     loop {
-        match sock.send(&dst, bytes, &cmsgs, true) {
+        match sock.send_ctl(&dst, bytes, &mut ctl, true) {
             Ok(()) => return true,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    && !cmsgs.is_empty()
+                    && !ctl.is_empty()
                     && start.elapsed() < Duration::from_millis(500) =>
             {
                 std::thread::sleep(Duration::from_millis(5));
@@ -965,7 +1034,7 @@ fn send(sock: &BusSocket, o: &Out, dropped: &mut u64, log: &mut Vec<String>) -> 
                     }
                 ));
                 if let Some(f) = &o.fallback {
-                    send(sock, f, dropped, log);
+                    send(sock, f, &[], dropped, log);
                 }
                 return false;
             }
@@ -983,7 +1052,8 @@ fn deliver(sock: &BusSocket, m: &mut Master, out: Vec<Out>, dropped: &mut u64) {
         if o.dependent && refused {
             continue;
         }
-        let sent = send(sock, &o, dropped, &mut m.log);
+        let policy = m.policy_of(&o);
+        let sent = send(sock, &o, &policy, dropped, &mut m.log);
         if !sent && !o.cmsgs.is_empty() {
             refused = true;
             if let Some(r) = &o.on_refused {
@@ -1182,6 +1252,58 @@ mod tests {
         assert_eq!(
             summary(&again),
             vec![s("1.5", "error org.freedesktop.DBus.Error.Failed", &[])]
+        );
+    }
+
+    #[test]
+    fn the_policy_rides_on_the_grants() {
+        let p = "[join]\nuids = \"*\"\n[[own]]\nname = \"org.example.*\"\nuids = [0]\n\
+                 [[send]]\nname = \"org.example.Admin\"\nuids = [0]\n\
+                 [[receive]]\nname = \"org.example.*\"\nuids = [0, 1000]\n";
+        let mut m = Master::new(Policy::parse(p).unwrap(), "0".repeat(32));
+        // Root's join carries its classes (send rule 0, receive rule 0).
+        let out = m.handle(1, root(), &call("Hello", &()));
+        assert_eq!(
+            m.policy_of(&out[0]),
+            vec![PolicyGrant::Classes(1 | 1 << 32)]
+        );
+        assert!(m.policy_of(&out[1]).is_empty());
+        // A member no rule lists has none: nothing rides along.
+        let nobody = Some(Creds {
+            pid: 2,
+            uid: 65534,
+            gid: 65534,
+        });
+        let out = m.handle(2, nobody, &call("Hello", &()));
+        assert!(m.policy_of(&out[0]).is_empty());
+        // A name's grant carries its masks; a name no rule names, none.
+        let out = m.handle(
+            1,
+            root(),
+            &call("RequestName", &("org.example.Admin", 0u32)),
+        );
+        let admin = Addr::Name("org.example.Admin".into());
+        assert_eq!(
+            m.policy_of(&out[0]),
+            vec![PolicyGrant::Access(
+                admin,
+                Masks {
+                    talk: 1,
+                    hear: 1 << 32
+                }
+            )]
+        );
+        let out = m.handle(1, root(), &call("RequestName", &("org.example.Echo", 0u32)));
+        let echo = Addr::Name("org.example.Echo".into());
+        assert_eq!(
+            m.policy_of(&out[0]),
+            vec![PolicyGrant::Access(
+                echo,
+                Masks {
+                    talk: 0,
+                    hear: 1 << 32
+                }
+            )]
         );
     }
 

@@ -339,14 +339,21 @@ impl Writer {
                 break;
             }
             let bytes: Vec<u8> = self.sasl.drain(..len).collect();
-            self.send_datagram(&Addr::Name(BUS_NAME.into()), &bytes, &[])
+            self.send_datagram(&Addr::Name(BUS_NAME.into()), &bytes, &[], false)
                 .await?;
         }
         Ok(())
     }
 
-    /// Sends one datagram, waiting while the receiver's queue is full.
-    async fn send_datagram(&self, dst: &Addr, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    /// Sends one datagram, waiting while the receiver's queue is full;
+    /// `expect_reply` as for [`dgram::send`].
+    async fn send_datagram(
+        &self,
+        dst: &Addr,
+        bytes: &[u8],
+        fds: &[RawFd],
+        expect_reply: bool,
+    ) -> io::Result<()> {
         let sa = dst.to_sockaddr(&self.shared.bus);
         let raw = self.shared.fd.as_fd().as_raw_fd();
         let (memfd, payload, fds) = if bytes.len() > MEMFD_THRESHOLD {
@@ -362,7 +369,7 @@ impl Writer {
         let start = Instant::now();
         let mut backoff = Duration::from_micros(200);
         loop {
-            match dgram::send(raw, &sa, &payload, &fds, libc::MSG_DONTWAIT) {
+            match dgram::send(raw, &sa, &payload, &fds, libc::MSG_DONTWAIT, expect_reply) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if start.elapsed() > SEND_TIMEOUT {
                         return Err(io::Error::new(
@@ -409,14 +416,30 @@ impl Writer {
         }
     }
 
+    /// The error a bus gives a caller the policy refuses (`EACCES` from
+    /// the kernel): a denied reply or signal is dropped, as dbus-daemon
+    /// drops them.
+    async fn denied(&self, msg: &Message, dst: &str) -> zbus::Result<()> {
+        if !expects_reply(msg) {
+            return Ok(());
+        }
+        let text = format!("The policy does not let this connection send to {dst}");
+        self.local_error(msg, "org.freedesktop.DBus.Error.AccessDenied", &text)
+            .await
+    }
+
+    /// Queues an error reply to `msg`, from the bus, to this connection.
+    async fn local_error(&self, msg: &Message, name: &str, text: &str) -> zbus::Result<()> {
+        let err = Message::error(&msg.header(), name).build(&text)?;
+        let bytes = header::with_sender(err.data().bytes(), BUS_NAME)
+            .map_err(|e| zbus::Error::Failure(e.to_string()))?;
+        let _ = self.shared.tx.send(Local::Message(bytes)).await;
+        Ok(())
+    }
+
     /// The error a bus gives a caller of a name nobody owns.
     async fn unreachable(&self, msg: &Message, dst: &str) -> zbus::Result<()> {
-        if msg.message_type() != Type::MethodCall
-            || msg
-                .primary_header()
-                .flags()
-                .contains(Flags::NO_REPLY_EXPECTED)
-        {
+        if !expects_reply(msg) {
             return Ok(());
         }
         let (name, text) = if dst.starts_with(':') {
@@ -430,12 +453,17 @@ impl Writer {
                 format!("The name {dst} was not provided by any .service files"),
             )
         };
-        let err = Message::error(&msg.header(), name).build(&text)?;
-        let bytes = header::with_sender(err.data().bytes(), BUS_NAME)
-            .map_err(|e| zbus::Error::Failure(e.to_string()))?;
-        let _ = self.shared.tx.send(Local::Message(bytes)).await;
-        Ok(())
+        self.local_error(msg, name, &text).await
     }
+}
+
+/// Whether `msg` is a method call that expects a reply.
+fn expects_reply(msg: &Message) -> bool {
+    msg.message_type() == Type::MethodCall
+        && !msg
+            .primary_header()
+            .flags()
+            .contains(Flags::NO_REPLY_EXPECTED)
 }
 
 #[async_trait]
@@ -471,10 +499,14 @@ impl WriteHalf for Writer {
         };
         let data = msg.data();
         let fds: Vec<RawFd> = data.fds().iter().map(|f| f.as_raw_fd()).collect();
-        match self.send_datagram(&addr, data.bytes(), &fds).await {
+        // A call that expects a reply lets its callee answer it whatever
+        // the policy's masks say (the callee's restrictions are its own).
+        let expect = expects_reply(msg) && dst != BUS_NAME;
+        match self.send_datagram(&addr, data.bytes(), &fds, expect).await {
             Err(e) if e.raw_os_error() == Some(libc::EHOSTUNREACH) => {
                 self.unreachable(msg, &dst).await
             }
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => self.denied(msg, &dst).await,
             r => Ok(r?),
         }
     }

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use crate::addr::{Addr, BusPath};
 use crate::bloom::{Bloom, Pair};
 use crate::error::{sys, Error, Result};
-use crate::sys::{BusSocket, Received, SCM_DST_ADDR, SCM_OWNED_ADDR, SCM_SRC_ADDR};
+use crate::sys::{
+    push_cmsg, BusSocket, Received, SCM_DST_ADDR, SCM_EXPECT_REPLY, SCM_OWNED_ADDR, SCM_SRC_ADDR,
+};
 use crate::wire::{Kind, Message, FLAG_NO_REPLY};
 
 /// How long a request to the master may take.
@@ -90,20 +92,27 @@ impl Client {
         self.serial
     }
 
-    /// Sends `msg` to `dst` with `SOL_BUS` control messages.
-    pub fn send_to(&self, dst: &Addr, msg: &Message, src: Option<&str>) -> Result<()> {
+    /// Sends `msg` to `dst`, from the owned address `src` if given
+    /// (`SCM_SRC_ADDR`); with `expect_reply`, `dst` may answer once even
+    /// where the bus's access masks would refuse it (`SCM_EXPECT_REPLY`).
+    pub fn send_to(
+        &self,
+        dst: &Addr,
+        msg: &Message,
+        src: Option<&str>,
+        expect_reply: bool,
+    ) -> Result<()> {
         let sa = dst.to_sockaddr(&self.sock.bus);
-        let cmsgs: Vec<_> = src
-            .map(|s| {
-                (
-                    SCM_SRC_ADDR,
-                    Addr::Name(s.into()).to_sockaddr(&self.sock.bus),
-                )
-            })
-            .into_iter()
-            .collect();
+        let mut ctl = Vec::new();
+        if let Some(s) = src {
+            let a = Addr::Name(s.into()).to_sockaddr(&self.sock.bus);
+            push_cmsg(&mut ctl, SCM_SRC_ADDR, &a.as_bytes());
+        }
+        if expect_reply {
+            push_cmsg(&mut ctl, SCM_EXPECT_REPLY, &[]);
+        }
         self.sock
-            .send(&sa, &msg.encode(), &cmsgs, false)
+            .send_ctl(&sa, &msg.encode(), &mut ctl, false)
             .map_err(sys(format!("send to {}", dst.display())))
     }
 
@@ -135,7 +144,7 @@ impl Client {
     ) -> Result<(Message, Incoming)> {
         let serial = self.next_serial();
         let msg = Message::new(Kind::Call, serial, pairs, body.as_bytes());
-        self.send_to(dst, &msg, None)?;
+        self.send_to(dst, &msg, None, true)?;
         let mut stash = VecDeque::new();
         let res = loop {
             let inc = match self.sock.recv(timeout_ms).map_err(sys("receive"))? {
@@ -238,7 +247,7 @@ impl Client {
         let serial = self.next_serial();
         let mut msg = Message::new(Kind::Signal, serial, pairs, body.as_bytes());
         msg.flags = FLAG_NO_REPLY;
-        self.send_to(&Addr::Multicast(bloom.clone()), &msg, None)?;
+        self.send_to(&Addr::Multicast(bloom.clone()), &msg, None, false)?;
         Ok(bloom)
     }
 
@@ -252,7 +261,7 @@ impl Client {
             Addr::Name(n) if t == SCM_DST_ADDR && n != self.unique => Some(n),
             _ => None,
         });
-        self.send_to(to, &r, src.as_deref())
+        self.send_to(to, &r, src.as_deref(), false)
     }
 
     /// Sends `body` to `dst` expecting no reply, from `src` if given.
@@ -260,7 +269,7 @@ impl Client {
         let serial = self.next_serial();
         let mut m = Message::new(Kind::Call, serial, Vec::new(), body.as_bytes());
         m.flags = FLAG_NO_REPLY;
-        self.send_to(dst, &m, src)
+        self.send_to(dst, &m, src, false)
     }
 }
 

@@ -8,8 +8,8 @@ use crate::addr::Addr;
 use crate::client::Incoming;
 use crate::error::{Error, PROG};
 use crate::sys::{
-    SCM_DST_ADDR, SCM_MOVE_ADDR, SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND, SCM_MULTICAST_UNMATCH,
-    SCM_OWNED_ADDR, SCM_REVOKE_ADDR,
+    SCM_ADDR_ACCESS, SCM_DST_ADDR, SCM_MOVE_ADDR, SCM_MULTICAST_MATCH, SCM_MULTICAST_SEND,
+    SCM_MULTICAST_UNMATCH, SCM_OWNED_ADDR, SCM_REVOKE_ADDR,
 };
 
 /// Where results go: standard output, as text or as JSON.
@@ -64,6 +64,7 @@ pub fn grant_words(kind: libc::c_int) -> (&'static str, &'static str) {
         SCM_MULTICAST_MATCH => ("may hear", "match"),
         SCM_MULTICAST_UNMATCH => ("no longer hears", "unmatch"),
         SCM_MULTICAST_SEND => ("may send", "send"),
+        SCM_ADDR_ACCESS => ("access masks set on", "access"),
         _ => ("control", "control"),
     }
 }

@@ -34,6 +34,12 @@ pub const SCM_OWNED_ADDR: libc::c_int = uapi::SCM_OWNED_ADDR as libc::c_int;
 pub const SCM_REVOKE_ADDR: libc::c_int = uapi::SCM_REVOKE_ADDR as libc::c_int;
 /// `SCM_MOVE_ADDR`: an address granted, taken from its owner in the same step.
 pub const SCM_MOVE_ADDR: libc::c_int = uapi::SCM_MOVE_ADDR as libc::c_int;
+/// `SCM_POLICY_CLASSES`: the destination's classes, a `u64`.
+pub const SCM_POLICY_CLASSES: libc::c_int = uapi::SCM_POLICY_CLASSES as libc::c_int;
+/// `SCM_ADDR_ACCESS`: the access masks of an address the destination owns.
+pub const SCM_ADDR_ACCESS: libc::c_int = uapi::SCM_ADDR_ACCESS as libc::c_int;
+/// `SCM_EXPECT_REPLY`: the destination may answer once, whatever the masks.
+pub const SCM_EXPECT_REPLY: libc::c_int = uapi::SCM_EXPECT_REPLY as libc::c_int;
 /// `SCM_MULTICAST_MATCH`.
 pub const SCM_MULTICAST_MATCH: libc::c_int = uapi::SCM_MULTICAST_MATCH as libc::c_int;
 /// `SCM_MULTICAST_UNMATCH`.
@@ -205,6 +211,21 @@ impl BusCmsg {
     }
 }
 
+/// Appends a `SOL_BUS` control message of type `kind` carrying `data` to
+/// the control buffer `ctl`.
+pub fn push_cmsg(ctl: &mut Vec<u8>, kind: libc::c_int, data: &[u8]) {
+    let hdr = libc::cmsghdr {
+        cmsg_len: cmsg_len(data.len()),
+        cmsg_level: SOL_BUS,
+        cmsg_type: kind,
+    };
+    let end = ctl.len() + cmsg_space(data.len());
+    ctl.extend_from_slice(bytes_of(&hdr));
+    ctl.resize(ctl.len() + cmsg_len(0) - size_of::<libc::cmsghdr>(), 0);
+    ctl.extend_from_slice(data);
+    ctl.resize(end, 0);
+}
+
 /// The control messages of a buffer `recvmsg` filled: level, type, data.
 /// Stops at the first header that does not fit, as `CMSG_NXTHDR` does.
 pub fn cmsgs(buf: &[u8]) -> impl Iterator<Item = (libc::c_int, libc::c_int, &[u8])> {
@@ -351,7 +372,22 @@ impl BusSocket {
         cmsgs: &[(libc::c_int, SockaddrBus)],
         nonblock: bool,
     ) -> io::Result<()> {
-        let mut ctl: Vec<BusCmsg> = cmsgs.iter().map(|(t, a)| BusCmsg::new(*t, *a)).collect();
+        let mut ctl = Vec::with_capacity(cmsgs.len() * size_of::<BusCmsg>());
+        for (t, a) in cmsgs {
+            ctl.extend_from_slice(bytes_of(&BusCmsg::new(*t, *a)));
+        }
+        self.send_ctl(dst, payload, &mut ctl, nonblock)
+    }
+
+    /// `sendmsg()` of `payload` to `dst`, with the control buffer `ctl`
+    /// (see [`push_cmsg`]).
+    pub fn send_ctl(
+        &self,
+        dst: &SockaddrBus,
+        payload: &[u8],
+        ctl: &mut [u8],
+        nonblock: bool,
+    ) -> io::Result<()> {
         let mut iov = libc::iovec {
             iov_base: payload.as_ptr().cast_mut().cast::<libc::c_void>(),
             iov_len: payload.len(),
@@ -368,7 +404,7 @@ impl BusSocket {
             } else {
                 ctl.as_mut_ptr().cast::<libc::c_void>()
             },
-            msg_controllen: size_of::<BusCmsg>() * ctl.len(),
+            msg_controllen: ctl.len(),
             msg_flags: 0,
         };
         let flags = libc::MSG_NOSIGNAL | if nonblock { libc::MSG_DONTWAIT } else { 0 };
@@ -443,6 +479,15 @@ impl BusSocket {
         };
         for (level, kind, data) in cmsgs(&ctl[..m.msg_controllen.min(ctl.len())]) {
             match (level, kind) {
+                // The classes are no address; the access masks come
+                // before theirs (shown as the address they are set on).
+                (SOL_BUS, SCM_POLICY_CLASSES) => {}
+                (SOL_BUS, SCM_ADDR_ACCESS) => {
+                    let a = data.get(uapi::ADDR_ACCESS_ADDR_OFFSET..);
+                    if let Some(a) = a.and_then(SockaddrBus::from_bytes) {
+                        out.bus_cmsgs.push((kind, a));
+                    }
+                }
                 (SOL_BUS, _) => {
                     if let Some(a) = SockaddrBus::from_bytes(data) {
                         out.bus_cmsgs.push((kind, a));
