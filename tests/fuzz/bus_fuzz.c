@@ -330,7 +330,7 @@ static size_t gen_cmsgs(struct thr *t, char *ctl, size_t max, int *nfds_out)
 			break;
 		default:	/* a SOL_BUS message with an address */
 			c->cmsg_level = SOL_BUS;
-			c->cmsg_type = 1 + rn(t, 8);
+			c->cmsg_type = 1 + rn(t, 11);
 			dlen = gen_addr(t, addr);
 			memcpy(CMSG_DATA(c), addr, dlen);
 			break;
@@ -717,12 +717,23 @@ static void op_master(struct thr *t)
 		for (i = 0; i < n; i++) {
 			struct cmsghdr *c = (struct cmsghdr *)(ctl + off);
 			struct sockaddr_bus g = a;
-			int type = 1 + rn(t, 6);
+			int type = 1 + rn(t, 8);
 
 			if (type == 6)
 				type = SCM_MOVE_ADDR;
+			if (type == 7) {
+				/* Classes over a few low bits, so that masks meet. */
+				__u64 classes = rn(t, 8);
+
+				c->cmsg_level = SOL_BUS;
+				c->cmsg_type = SCM_POLICY_CLASSES;
+				c->cmsg_len = CMSG_LEN(sizeof(classes));
+				memcpy(CMSG_DATA(c), &classes, sizeof(classes));
+				off += CMSG_SPACE(sizeof(classes));
+				continue;
+			}
 			memset(g.sbus_addr, 0, sizeof(g.sbus_addr));
-			if (type >= SCM_MULTICAST_MATCH && type != SCM_MOVE_ADDR) {
+			if (type >= SCM_MULTICAST_MATCH && type <= SCM_MULTICAST_SEND) {
 				g.sbus_path[BUS_PATH_MAX - 1] = '*';
 				g.sbus_addr[0] = rn(t, 4) ? 1ull << rn(t, 8) : 0;
 				g.sbus_addr_ncomp = 1;
@@ -733,6 +744,16 @@ static void op_master(struct thr *t)
 				g.sbus_addr_ncomp = (strlen(nm) + 8) / 8;
 			}
 			c->cmsg_level = SOL_BUS;
+			if (type == 8) {
+				/* Access masks on one of the names. */
+				struct bus_addr_access x = { rn(t, 8), rn(t, 8), g };
+
+				c->cmsg_type = SCM_ADDR_ACCESS;
+				c->cmsg_len = CMSG_LEN(sizeof(x));
+				memcpy(CMSG_DATA(c), &x, sizeof(x));
+				off += CMSG_SPACE(sizeof(x));
+				continue;
+			}
 			c->cmsg_type = type;
 			c->cmsg_len = CMSG_LEN(sizeof(g));
 			memcpy(CMSG_DATA(c), &g, sizeof(g));
@@ -763,7 +784,9 @@ static void fuzz_calls(struct thr *t, long n);
  *  op_fdstorm   the master sends e0 or e1 a message carrying up to 200
  *               files;
  *  op_revoke    the master revokes, grants or moves "r" (SCM_MOVE_ADDR
- *               takes it from the other member), or s sends to it;
+ *               takes it from the other member), sets access masks on it
+ *               or classes on e0, e1 or s, or s sends to it (half the
+ *               time asking for an answer: owed answers wrap around);
  *  op_bindrace  bind, sendto and close on one shared socket, to buses on
  *               paths in one directory (rd/, where names come and go) and
  *               abstract ones;
@@ -986,31 +1009,61 @@ static void op_fdstorm(struct thr *t)
 
 static void op_revoke(struct thr *t)
 {
-	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], what[80];
+	char ctl[CMSG_SPACE(sizeof(struct bus_addr_access))], what[80];
 	struct cmsghdr *c = (struct cmsghdr *)ctl;
 	struct sockaddr_bus r = fzp_addr("r"), dst;
 	struct iovec iov = { "move", 4 };
 	struct msghdr m = { .msg_name = &dst, .msg_namelen = sizeof(dst),
 			    .msg_iov = &iov, .msg_iovlen = 1 };
-	static const int types[] = { SCM_REVOKE_ADDR, SCM_OWNED_ADDR, SCM_MOVE_ADDR };
-	static const char *const verbs[] = { "revoke", "grant", "move" };
-	int k = rn(t, 2), v = rn(t, 3), type = types[v];
+	static const int types[] = { SCM_REVOKE_ADDR, SCM_OWNED_ADDR, SCM_MOVE_ADDR,
+				     SCM_ADDR_ACCESS, SCM_POLICY_CLASSES };
+	static const char *const verbs[] = { "revoke", "grant", "move", "mask", "classes" };
+	int k = rn(t, 3), v = rn(t, 5), type = types[v];
 
 	if (rn(t, 2)) {
-		snprintf(what, sizeof(what), "sendto(s -> r)");
+		/* s sends to r, now and then asking for an answer, which
+		 * nobody gives: the owed answers wrap around.
+		 */
+		dst = r;
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+		if (rn(t, 2)) {
+			c->cmsg_level = SOL_BUS;
+			c->cmsg_type = SCM_EXPECT_REPLY;
+			c->cmsg_len = CMSG_LEN(0);
+			m.msg_control = ctl;
+			m.msg_controllen = CMSG_SPACE(0);
+		}
+		iov.iov_base = "to r";
+		snprintf(what, sizeof(what), "sendmsg(s -> r)");
 		cur_fd = ps;
-		check(t, sendto(ps, "to r", 4, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&r, sizeof(r)),
-		      SENDERR, what);
+		check(t, sendmsg(ps, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
 		return;
 	}
-	dst = fzp_addr(k ? "e1" : "e0");
+	dst = fzp_addr(k == 2 ? "s" : k ? "e1" : "e0");
 	c->cmsg_level = SOL_BUS;
 	c->cmsg_type = type;
-	c->cmsg_len = CMSG_LEN(sizeof(r));
-	memcpy(CMSG_DATA(c), &r, sizeof(r));
+	if (type == SCM_ADDR_ACCESS) {
+		/* Masks over classes 1 and 2 on r, which may be elsewhere. */
+		struct bus_addr_access x = { rn(t, 4), rn(t, 4), r };
+
+		c->cmsg_len = CMSG_LEN(sizeof(x));
+		memcpy(CMSG_DATA(c), &x, sizeof(x));
+		m.msg_controllen = CMSG_SPACE(sizeof(x));
+	} else if (type == SCM_POLICY_CLASSES) {
+		__u64 classes = rn(t, 4);
+
+		c->cmsg_len = CMSG_LEN(sizeof(classes));
+		memcpy(CMSG_DATA(c), &classes, sizeof(classes));
+		m.msg_controllen = CMSG_SPACE(sizeof(classes));
+	} else {
+		c->cmsg_len = CMSG_LEN(sizeof(r));
+		memcpy(CMSG_DATA(c), &r, sizeof(r));
+		m.msg_controllen = CMSG_SPACE(sizeof(r));
+	}
 	m.msg_control = ctl;
-	m.msg_controllen = sizeof(ctl);
-	snprintf(what, sizeof(what), "sendmsg(fzp master, %s r to e%d)", verbs[v], k);
+	snprintf(what, sizeof(what), "sendmsg(fzp master, %s r to %s)", verbs[v],
+		 k == 2 ? "s" : k ? "e1" : "e0");
 	cur_fd = pm;
 	check(t, sendmsg(pm, &m, MSG_DONTWAIT | MSG_NOSIGNAL), SENDERR, what);
 }
