@@ -586,6 +586,8 @@ pub(crate) struct Lookup<T: Send + Sync> {
     /// The message passes on an answer the receiver owed the sender (see
     /// [`Bus::lookup`]): not a route to remember.
     pub(crate) answer: bool,
+    /// The receiver now owes the sender an answer (`SCM_EXPECT_REPLY`).
+    pub(crate) noted: bool,
 }
 
 /// Who a multicast reaches (see [`Bus::multicast`]).
@@ -593,6 +595,9 @@ pub(crate) struct Fanout<T: Send + Sync> {
     /// The source address it carries.
     pub(crate) src: AddrPart,
     pub(crate) receivers: KVec<ARef<Sock<T>>>,
+    /// The route generation the receivers were found under: a copy
+    /// queued after it moved is checked again ([`Bus::still_reaches`]).
+    pub(crate) routes: u64,
 }
 
 /// The members of a dead bus, unlisted: each still referenced until this
@@ -894,8 +899,11 @@ impl<T: Send + Sync> Bus<T> {
     /// receiver owed the sender (`answer` in the result), which is then
     /// taken, unless the sender already took one from that receiver for
     /// this message (`held`: the receiver of an earlier try); `EACCES`
-    /// when none is owed.  With `expect_reply`, the receiver may answer
-    /// once even if the masks would refuse it.
+    /// when none is owed.  With `expect_reply`, if the masks would refuse
+    /// the receiver's answer, the sender is owed one (`noted`), which the
+    /// caller withdraws ([`Bus::withdraw_answer`]) if the message is not
+    /// delivered there after all.  A failed lookup takes and notes
+    /// nothing.
     pub(crate) fn lookup(
         &self,
         sender: &Sock<T>,
@@ -907,28 +915,34 @@ impl<T: Send + Sync> Bus<T> {
     ) -> Result<Lookup<T>> {
         let mut inner = self.inner.lock();
         let routed = self.route(&inner, sender, dst, src, resolved, false)?;
-        let mut answer = false;
+        let (mut answer, mut noted) = (false, false);
         if let (Some(to), Some(from)) = (routed.member, routed.sender) {
-            if !routed.admitted {
-                let again = held.is_some_and(|h| core::ptr::eq(h, &*routed.receiver));
-                let id = inner.members.get(&from).ok_or(errno::econnreset())?.id;
+            let (Some(s), Some(r)) = (inner.members.get(&from), inner.members.get(&to)) else {
+                return Err(errno::ehostunreach());
+            };
+            let (sid, rid) = (s.id, r.id);
+            let note = expect_reply && !r.admits(s);
+            let again = held.is_some_and(|h| core::ptr::eq(h, &*routed.receiver));
+            let take = !routed.admitted && !again;
+            // What can fail for memory comes first: nothing is taken then.
+            if note {
+                inner
+                    .members
+                    .get_mut(&from)
+                    .ok_or(errno::econnreset())?
+                    .owe_reply(rid)?;
+            }
+            if take {
                 let owed = inner.members.get_mut(&to).ok_or(errno::ehostunreach())?;
-                if !again && !owed.take_reply(id) {
+                if !owed.take_reply(sid) {
+                    if let Some(s) = inner.members.get_mut(&from).filter(|_| note) {
+                        s.take_reply(rid);
+                    }
                     return Err(EACCES);
                 }
-                answer = true;
             }
-            if expect_reply {
-                let (Some(s), Some(r)) = (inner.members.get(&from), inner.members.get(&to)) else {
-                    return Err(errno::ehostunreach());
-                };
-                if !r.admits(s) {
-                    let id = r.id;
-                    if let Some(s) = inner.members.get_mut(&from) {
-                        s.owe_reply(id)?;
-                    }
-                }
-            }
+            answer = !routed.admitted;
+            noted = note;
         }
         Ok(Lookup {
             src: routed.src,
@@ -936,7 +950,42 @@ impl<T: Send + Sync> Bus<T> {
             // Stable while we hold the bus lock, under which it moves.
             routes: self.routes.load(Ordering::Relaxed),
             answer,
+            noted,
         })
+    }
+
+    /// Withdraws an answer `sender` was owed by `receiver` for a message
+    /// that was not delivered to it after all (see [`Bus::lookup`]).
+    pub(crate) fn withdraw_answer(&self, sender: &Sock<T>, receiver: &Sock<T>) {
+        let mut inner = self.inner.lock();
+        let Some(rid) = inner.members.get(&sock_key(receiver)).map(|m| m.id) else {
+            return;
+        };
+        if let Some(s) = inner.members.get_mut(&sock_key(sender)) {
+            s.take_reply(rid);
+        }
+    }
+
+    /// Whether a multicast from `sender` routed before the route
+    /// generation moved still reaches `receiver` (a member whose masks
+    /// admit it), and the generation that holds for; `None` if not.
+    pub(crate) fn still_reaches(
+        &self,
+        sender: &Sock<T>,
+        receiver: &Sock<T>,
+    ) -> Result<Option<u64>> {
+        let inner = self.inner.lock();
+        if self.is_dead() {
+            return Err(errno::econnreset());
+        }
+        let Some(r) = inner.members.get(&sock_key(receiver)) else {
+            return Ok(None);
+        };
+        let admitted = match inner.sender(sender).ok_or(errno::econnreset())? {
+            Sender::Master => true,
+            Sender::Member(s) => s.admits(r),
+        };
+        Ok((admitted && !r.owned.is_empty()).then(|| self.routes.load(Ordering::Relaxed)))
     }
 
     /// Gives back the answer `receiver` owed `sender`, taken by a message
@@ -1198,6 +1247,8 @@ impl<T: Send + Sync> Bus<T> {
         Ok(Fanout {
             src: src_addr,
             receivers: out,
+            // Stable while we hold the bus lock, under which it moves.
+            routes: self.routes.load(Ordering::Relaxed),
         })
     }
 }

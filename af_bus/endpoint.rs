@@ -106,14 +106,21 @@ struct Route {
     routes: u64,
     /// It passes on an answer the receiver owed (see [`Bus::lookup`]).
     answer: bool,
+    /// The receiver was noted to owe the sender an answer.
+    noted: bool,
 }
 
-/// The answer a unicast took from its receiver to pass the access masks
-/// (see [`Bus::lookup`]): given back unless the message is delivered.
+/// The answers a unicast deals in (see [`Bus::lookup`]): the one it took
+/// from its receiver to pass the access masks, given back unless the
+/// message is delivered, and the one its receiver was noted to owe it
+/// (`SCM_EXPECT_REPLY`), withdrawn unless the message is delivered there.
 struct Owed<'a> {
     bus: &'a Bus,
     sender: &'a BusSock,
-    from: Option<ARef<BusSock>>,
+    /// The receiver whose answer the message took.
+    taken: Option<ARef<BusSock>>,
+    /// The receiver noted to owe the sender an answer for it.
+    noted: Option<ARef<BusSock>>,
 }
 
 impl<'a> Owed<'a> {
@@ -121,46 +128,61 @@ impl<'a> Owed<'a> {
         Owed {
             bus,
             sender,
-            from: None,
+            taken: None,
+            noted: None,
         }
     }
 
     /// The receiver whose answer the message holds, if any.
     fn held(&self) -> Option<&BusSock> {
-        self.from.as_deref()
+        self.taken.as_deref()
     }
 
     /// Follows the message's latest route: an answer held from another
-    /// receiver, or no longer needed, is given back.
+    /// receiver, or no longer needed, is given back.  (The one noted was
+    /// withdrawn before the route was looked up again: see `reroute`.)
     fn track(&mut self, r: &Route) {
         let same = self
-            .from
+            .taken
             .as_ref()
             .is_some_and(|h| core::ptr::eq::<BusSock>(&**h, &*r.receiver));
-        if same && r.answer {
-            return;
+        if !(same && r.answer) {
+            self.give_back();
+            if r.answer {
+                self.taken = Some(r.receiver.clone());
+            }
         }
-        self.give_back();
-        if r.answer {
-            self.from = Some(r.receiver.clone());
+        if r.noted {
+            self.noted = Some(r.receiver.clone());
+        }
+    }
+
+    /// Before the message is routed again: the answer noted for its old
+    /// receiver goes (the new lookup notes one for the new receiver).
+    fn reroute(&mut self) {
+        if let Some(r) = self.noted.take() {
+            self.bus.withdraw_answer(self.sender, &r);
         }
     }
 
     fn give_back(&mut self) {
-        if let Some(r) = self.from.take() {
+        if let Some(r) = self.taken.take() {
             self.bus.refund_answer(self.sender, &r);
         }
     }
 
-    /// The message was delivered: the answer is spent.
+    /// The message was delivered: the answer taken is spent, the one
+    /// noted stays owed.
     fn spent(mut self) {
-        self.from = None;
+        self.taken = None;
+        self.noted = None;
     }
 }
 
 impl Drop for Owed<'_> {
     fn drop(&mut self) {
         self.give_back();
+        self.reroute();
     }
 }
 
@@ -544,6 +566,7 @@ impl Endpoint {
                             receiver,
                             routes: r.routes,
                             answer: false,
+                            noted: false,
                         })
                     });
                 drop(inner);
@@ -1408,6 +1431,7 @@ impl Endpoint {
                 Delivery::Moved(skb) => skb,
             };
             // Routed again: the address may have moved meanwhile.
+            owed.reroute();
             r = self.route(sock, &bus, &dst, &cmsgs, &resolved, Some(&owed))?;
             owed.track(&r);
         }
@@ -1416,8 +1440,7 @@ impl Endpoint {
     /// Looks up the route of a unicast without grants under the bus lock,
     /// and remembers it if it may be taken again without one (no source
     /// address, no answer expected or passed on: see [`Bus::lookup`]).
-    /// `again`: the message was routed before, and holds that answer; an
-    /// answer it expects was noted then.
+    /// `again`: the message was routed before, and holds those answers.
     fn route(
         &self,
         sock: &BusSock,
@@ -1433,7 +1456,7 @@ impl Endpoint {
             dst,
             cmsgs.src.as_ref(),
             resolved,
-            cmsgs.expect_reply && again.is_none(),
+            cmsgs.expect_reply,
             again.and_then(Owed::held),
         )?;
         let r = Route {
@@ -1442,6 +1465,7 @@ impl Endpoint {
             receiver: found.receiver,
             routes: found.routes,
             answer: found.answer,
+            noted: found.noted,
         };
         if cache && !r.answer {
             self.cache_route(dst, &r);
@@ -1488,7 +1512,11 @@ impl Endpoint {
         resolved: &Resolved,
         mut skb: Skb,
     ) -> Result {
-        let crate::bus::Fanout { src, receivers } = bus.multicast(sock, dst, src, resolved)?;
+        let crate::bus::Fanout {
+            src,
+            receivers,
+            routes,
+        } = bus.multicast(sock, dst, src, resolved)?;
         let meta = crate::meta::Meta {
             src,
             dst: dst.addr,
@@ -1502,7 +1530,27 @@ impl Endpoint {
                 r.state().overrun(r);
                 continue;
             };
-            match r.state().enqueue(r, copy, true, true, None) {
+            // Queued under the generation it was routed under, or checked
+            // again: a grant queued before it may have closed the masks.
+            let (mut copy, mut routes) = (copy, routes);
+            let delivery = loop {
+                let at = RoutedAt { bus, routes };
+                match r.state().enqueue(r, copy, true, true, Some(at)) {
+                    Ok(Delivery::Moved(moved)) => match bus.still_reaches(sock, r) {
+                        Ok(Some(now)) => (copy, routes) = (moved, now),
+                        Ok(None) => {
+                            moved.discard(r, DropReason::Filter);
+                            break Ok(Delivery::Queued);
+                        }
+                        Err(e) => {
+                            moved.discard(r, DropReason::Close);
+                            break Err(e);
+                        }
+                    },
+                    other => break other,
+                }
+            };
+            match delivery {
                 Ok(Delivery::Queued) => {}
                 Ok(Delivery::Full(copy, _) | Delivery::Moved(copy)) => {
                     copy.discard(r, DropReason::Full);

@@ -2,9 +2,10 @@
 /*
  * Who may talk to whom: the master's classes (SCM_POLICY_CLASSES) and
  * address access masks (SCM_ADDR_ACCESS), answers let through by
- * SCM_EXPECT_REPLY, every errno, what the receiver sees, masks moving
- * and going with their address, cached routes, and a mask tightened on
- * one vCPU while a member sends on another.
+ * SCM_EXPECT_REPLY (once per call delivered, to whoever got it), every
+ * errno, what the receiver sees, masks moving and going with their
+ * address, cached routes, and a mask tightened on one vCPU while a member
+ * sends or multicasts on another.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -517,6 +518,119 @@ TEST_F(bus, access_errors)
 	ASSERT_EQ(EINVAL, errno);
 }
 
+/* Fills @to's queue from the master; *@n messages. */
+static void fill(int master, const struct sockaddr_bus *to, int *n)
+{
+	*n = 0;
+	while (bus_send_str(master, to, "f", MSG_DONTWAIT) == 2)
+		(*n)++;
+}
+
+static void drain(int fd, int n)
+{
+	struct bus_msg m;
+
+	while (n--)
+		bus_recv(fd, &m, 0);
+}
+
+TEST_F(bus, a_call_not_delivered_is_owed_no_answer)
+{
+	char ctl[CTL_SPACE];
+	size_t off = 0;
+	int n, i;
+
+	/* b may not talk to a; a's calls to b fail, b's queue full. */
+	ASSERT_EQ(0, set_access(self->master, self->a, &self->ah, &self->an, 4, 0));
+	ASSERT_EQ(0, set_classes(self->master, self->b, &self->bh, 2));
+	fill(self->master, &self->bn, &n);
+	add_expect_reply(ctl, &off);
+	for (i = 0; i < 10; i++) {
+		errno = 0;
+		ASSERT_EQ(-1, bus_send(self->a, &self->bn, "q", 2, ctl, off, MSG_DONTWAIT));
+		ASSERT_EQ(EAGAIN, errno);
+	}
+	drain(self->b, n);
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->b, &self->an, "r", MSG_DONTWAIT));
+	ASSERT_EQ(EACCES, errno);
+}
+
+TEST_F(bus, retries_push_out_no_answer_owed)
+{
+	char ctl[CTL_SPACE];
+	size_t off = 0;
+	struct bus_msg m;
+	int n, i;
+
+	ASSERT_EQ(0, set_access(self->master, self->a, &self->ah, &self->an, 4, 0));
+	add_expect_reply(ctl, &off);
+	/* A call to c, delivered; then 200 tries of one call to a busy b,
+	 * as a client that retries on EAGAIN makes them.
+	 */
+	ASSERT_EQ(2, bus_send(self->a, &self->cn, "q", 2, ctl, off, 0));
+	ASSERT_EQ(2, bus_recv(self->c, &m, 0));
+	fill(self->master, &self->bn, &n);
+	for (i = 0; i < 200; i++)
+		ASSERT_EQ(-1, bus_send(self->a, &self->bn, "q", 2, ctl, off, MSG_DONTWAIT));
+	drain(self->b, n);
+	ASSERT_EQ(2, bus_send_str(self->c, &self->an, "r", MSG_DONTWAIT));
+	ASSERT_EQ(2, bus_recv(self->a, &m, 0));
+	ASSERT_STREQ("r", m.data);
+}
+
+struct blocked {
+	int fd;
+	struct sockaddr_bus to;
+	ssize_t r;
+};
+
+static void *blocked_main(void *p)
+{
+	struct blocked *b = p;
+	char ctl[CTL_SPACE];
+	size_t off = 0;
+
+	add_expect_reply(ctl, &off);
+	b->r = bus_send(b->fd, &b->to, "q", 2, ctl, off, 0);
+	return NULL;
+}
+
+TEST_F(bus, the_answer_follows_a_call_to_the_new_owner)
+{
+	struct sockaddr_bus svc = bus_on(&self->maddr, "svc");
+	struct blocked bl = { .fd = self->a, .to = svc };
+	char ctl[CTL_SPACE];
+	size_t off = 0;
+	struct bus_msg m;
+	pthread_t t;
+	int n;
+
+	/* a's call to svc waits for room at b; svc moves to c meanwhile. */
+	ASSERT_EQ(0, set_access(self->master, self->a, &self->ah, &self->an, 4, 0));
+	bus_cmsg_add(ctl, &off, SCM_OWNED_ADDR, &svc);
+	ASSERT_EQ(0, grant_ctl(self->master, self->b, &self->bh, ctl, off));
+	fill(self->master, &self->bn, &n);
+	ASSERT_EQ(0, pthread_create(&t, NULL, blocked_main, &bl));
+	usleep(300000);
+	off = 0;
+	bus_cmsg_add(ctl, &off, SCM_MOVE_ADDR, &svc);
+	ASSERT_EQ(0, grant_ctl(self->master, self->c, &self->ch, ctl, off));
+	drain(self->b, n);
+	pthread_join(t, NULL);
+	ASSERT_EQ(2, bl.r);
+	ASSERT_EQ(2, bus_recv(self->c, &m, 0));
+	ASSERT_STREQ("q", m.data);
+	ASSERT_TRUE(nothing(self->b));
+	/* c, which got the call, answers; b, which did not, may not. */
+	errno = 0;
+	ASSERT_EQ(-1, bus_send_str(self->b, &self->an, "rb", MSG_DONTWAIT));
+	ASSERT_EQ(EACCES, errno);
+	ASSERT_EQ(3, bus_send_str(self->c, &self->an, "rc", MSG_DONTWAIT));
+	ASSERT_EQ(3, bus_recv(self->a, &m, 0));
+	ASSERT_STREQ("rc", m.data);
+}
+
 /*
  * A member sends to b.svc as fast as it can on one vCPU while the master
  * closes and opens b.svc's talk mask on another.  b's queue then holds
@@ -602,6 +716,74 @@ TEST_F(bus, a_mask_tightened_on_another_vcpu_stops_every_later_send)
 	ASSERT_EQ(0, d.leaks);
 	ASSERT_LT(0, h.refused);
 	ASSERT_LT(0, h.sent);
+}
+
+/*
+ * The same for multicast: a multicasts on one vCPU while the master closes
+ * and opens b.svc's talk mask on another, with 24 more receivers to widen
+ * the fan-out.  No copy may reach b between a closing grant and the next
+ * opening one.
+ */
+#define NX 24
+
+static void *mhammer_main(void *p)
+{
+	struct hammer *h = p;
+
+	while (!h->stop)
+		if (bus_send_str(h->fd, &h->to, "m", MSG_DONTWAIT) == 2)
+			h->sent++;
+	return NULL;
+}
+
+TEST_F(bus, a_mask_tightened_on_another_vcpu_stops_every_later_multicast)
+{
+	struct sockaddr_bus all = bus_on(&self->maddr, "");
+	struct hammer h = { .fd = self->a };
+	struct drain d = { .fd = self->b, .maddr = self->maddr };
+	int xs[NX], i, k, sz = 1 << 20;
+	char ctl[CTL_SPACE];
+	size_t off = 0;
+	struct bus_msg m;
+	pthread_t th, td;
+
+	all.sbus_path[BUS_PATH_MAX - 1] = BUS_MULTICAST_MARK;
+	all.sbus_addr_ncomp = 1;
+	bus_cmsg_add(ctl, &off, SCM_MULTICAST_MATCH, &all);
+	ASSERT_EQ(0, grant_ctl(self->master, self->b, &self->bh, ctl, off));
+	for (i = 0; i < NX; i++) {
+		struct sockaddr_bus xh;
+		char name[16];
+
+		snprintf(name, sizeof(name), "x%d", i);
+		xs[i] = socket(AF_BUS, SOCK_DGRAM, 0);
+		ASSERT_EQ(0, bus_join(self->master, &self->maddr, xs[i], name, &xh));
+		ASSERT_EQ(0, grant_ctl(self->master, xs[i], &xh, ctl, off));
+		ASSERT_EQ(0, setsockopt(xs[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)));
+	}
+	h.to = all;
+	h.to.sbus_addr[0] = 0x101;
+	ASSERT_EQ(0, pthread_create(&td, NULL, drain_main, &d));
+	ASSERT_EQ(0, pthread_create(&th, NULL, mhammer_main, &h));
+	for (i = 0; i < 1000; i++) {
+		off = 0;
+		add_access(ctl, &off, &self->bn, (i & 1) ? 0 : 2, 0);
+		ASSERT_EQ(1, bus_send(self->master, &self->bh, "g", 1, ctl, off, 0));
+		if (i % 16 == 0)
+			for (k = 0; k < NX; k++)
+				while (bus_recv(xs[k], &m, MSG_DONTWAIT) > 0)
+					;
+	}
+	h.stop = 1;
+	pthread_join(th, NULL);
+	ASSERT_EQ(4, bus_send_str(self->master, &self->bn, "end", 0));
+	pthread_join(td, NULL);
+	for (i = 0; i < NX; i++)
+		close(xs[i]);
+	TH_LOG("a multicast %d; b got %d, and %d grants", h.sent, d.got, d.grants);
+	ASSERT_EQ(1000, d.grants);
+	ASSERT_EQ(0, d.leaks);
+	ASSERT_LT(0, d.got);
 }
 
 TEST_HARNESS_MAIN

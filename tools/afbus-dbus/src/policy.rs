@@ -19,6 +19,7 @@
 //! uids = [0]
 //!
 //! [[receive]]                    # only these may receive from the owner
+//!                                # (answers to their calls excepted)
 //! name = "org.example.Secret"
 //! groups = [27]
 //! ```
