@@ -13,7 +13,9 @@
 #                      on the base kernel: a table, a CSV and a plot in
 #                      bench-results/<UTC time>/ (REPS=7 SCALE=1 BENCH_GROUPS=
 #                      BENCH_CASE=); PERF=1 profiles the groups with perf
-#                      instead (perf.txt and perf.folded there)
+#                      instead (perf.txt and perf.folded there); ICOUNT=1
+#                      counts guest instructions (QEMU -icount) and judges
+#                      the instruction targets; BOOTS=N pools N boots
 #   make ring-bench    recvmsg versus the receive ring only (SCALE=N)
 #   make faults        the kselftests and bus_faults with allocation failures
 #                      injected (failslab, fail_page_alloc, fail_usercopy) on

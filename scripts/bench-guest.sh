@@ -34,6 +34,10 @@ done
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
 
 echo "# guest: $(nproc) CPUs, $(uname -r)"
+# The same queue depth for AF_UNIX datagrams as for an AF_BUS queue.
+qlen=$(cat /sys/module/af_bus/parameters/max_queue_msgs 2>/dev/null || echo 256)
+echo "$qlen" >/proc/sys/net/unix/max_dgram_qlen
+echo "# queue depth: $qlen messages for AF_BUS and AF_UNIX datagrams"
 dbus-daemon --config-file=/usr/share/af_bus/bench-bus.conf --nofork --nopidfile &
 daemon=$!
 i=0

@@ -3,7 +3,12 @@
 #
 # The report of a benchmark run: reads results.csv (scripts/bench.sh),
 # prints the tables and the targets with PASS or MISS, and draws
-# plot.svg with gnuplot into the results folder.
+# plot.svg with gnuplot into the results folder.  A figure measured in
+# several boots is pooled: the median of the boots' medians, the lowest
+# min, the highest max.  With BENCH_ICOUNT=1 in the environment (make
+# bench ICOUNT=1: guest time counts guest instructions), it also prints
+# instructions per operation against the issue's targets, each judged in
+# three states (see icount_report).
 #
 #   bench-report.py RESULTS.CSV OUTDIR
 
@@ -12,11 +17,22 @@ import os
 import subprocess
 import sys
 
-rows = {}
+boots = {}
 with open(sys.argv[1]) as f:
     for r in csv.DictReader(f):
         key = (r["group"], r["case"], r["config"], int(r["param"]), r["metric"])
-        rows[key] = (float(r["median"]), float(r["min"]), float(r["max"]))
+        boots.setdefault(key, []).append((float(r["median"]), float(r["min"]), float(r["max"])))
+
+
+def pooled(runs):
+    meds = sorted(m for m, _, _ in runs)
+    n = len(meds)
+    med = meds[n // 2] if n % 2 else (meds[n // 2 - 1] + meds[n // 2]) / 2
+    return (med, min(lo for _, lo, _ in runs), max(hi for _, _, hi in runs))
+
+
+rows = {k: pooled(v) for k, v in boots.items()}
+nboots = max((len(v) for v in boots.values()), default=0)
 outdir = sys.argv[2]
 
 
@@ -173,6 +189,116 @@ table("Joining: first sendmsg to holding a granted address, us (master on CPU 1)
 
 print("Targets")
 print("\n".join(targets))
+print()
+
+
+def icount_report():
+    """Guest instructions per operation (ICOUNT=1: 1 ns of guest time is
+    one instruction of either vCPU), against AF_UNIX SOCK_DGRAM of the
+    same boot.  Each ratio is judged from its interval: a ratio measured
+    round by round gives [min..max] of its rounds (with 7 rounds, a 98%
+    interval for the median; pooled over boots, wider); otherwise the
+    interval is AF_BUS's [min..max] over AF_UNIX's [max..min].  PASS only
+    if the target holds at the unfavourable end, MISS only if it fails at
+    the favourable end, INCONCLUSIVE otherwise."""
+    print("Guest instructions per operation (QEMU -icount shift=0: what either vCPU executed, "
+          "kernel and user, idle excluded; %d boot(s))" % nboots)
+    verdicts = []
+
+    def judge(what, iv, want, le):
+        if iv is None:
+            verdicts.append("  %-70s  no figure" % what)
+            return
+        mid, lo, hi = iv
+        if le:
+            v = "PASS" if hi <= want else "MISS" if lo > want else "INCONCLUSIVE"
+            w = "<= %.2fx" % want
+        else:
+            v = "PASS" if lo >= want else "MISS" if hi < want else "INCONCLUSIVE"
+            w = ">= %.2fx" % want
+        verdicts.append("  %-70s %6.2fx [%.2f..%.2f] (want %s)  %s" % (what, mid, lo, hi, w, v))
+
+    def over(a, b):
+        """The interval of a / b from two [median, min, max]."""
+        if a is None or b is None or min(b) <= 0:
+            return None
+        return (a[0] / b[0], a[1] / b[2], a[2] / b[1])
+
+    def inv(v, k):
+        """k / v (a rate to instructions per item), interval swapped."""
+        if v is None or min(v) <= 0:
+            return None
+        return (k / v[0], k / v[2], k / v[1])
+
+    def scale(v, k):
+        return None if v is None else tuple(x * k for x in v)
+
+    lines = []
+    for size in (64, 4096):
+        for cfg in CONFIGS + ("1cpu-threads",):
+            b = scale(get("rtt", "af_bus", cfg, size, "rtt"), 1000)
+            u = scale(get("rtt", "unix_dgram", cfg, size, "rtt"), 1000)
+            lines.append(["rtt %s %s" % (SIZE[size], cfg), b, u])
+            judge("round trip %s %s (%s)" % (SIZE[size], cfg,
+                                             "threads" if "threads" in cfg else "processes"),
+                  get("rtt", "af_bus_over_unix_dgram", cfg, size, "ratio"), 1.05, True)
+        b = scale(get("path", "af_bus", "1cpu", size, "send_recv"), 1000)
+        u = scale(get("path", "unix_dgram", "1cpu", size, "send_recv"), 1000)
+        lines.append(["path %s" % SIZE[size], b, u])
+        judge("send + receive in one thread %s" % SIZE[size],
+              get("path", "af_bus_over_unix_dgram", "1cpu", size, "ratio"), 1.05, True)
+    for size in (64, 4096, 65536):
+        for cfg in CONFIGS:
+            b = inv(get("tput", "af_bus_recvmsg", cfg, size, "rate"), 1e9)
+            r = inv(get("tput", "af_bus_ring", cfg, size, "rate"), 1e9)
+            u = inv(get("tput", "unix_dgram", cfg, size, "rate"), 1e9)
+            lines.append(["tput %s %s" % (SIZE[size], cfg), b, u, r])
+        b = get("tput", "af_bus_recvmsg", "1cpu", size, "rate")
+        u = get("tput", "unix_dgram", "1cpu", size, "rate")
+        judge("one-way messages per second %s 1cpu over AF_UNIX's" % SIZE[size], over(b, u), 1.0,
+              False)
+    for n in (1, 8, 64):
+        b = scale(get("mcast", "af_bus", "2cpu", n, "cpu"), 1000)
+        u = scale(get("mcast", "unix_dgram_n_sends", "2cpu", n, "cpu"), 1000)
+        lines.append(["mcast %d rx" % n, b, u])
+    judge("multicast to 1 receiver over one AF_UNIX send",
+          over(get("mcast", "af_bus", "2cpu", 1, "cpu"),
+               get("mcast", "unix_dgram_n_sends", "2cpu", 1, "cpu")), 1.2, True)
+    judge("multicast to 64 receivers over 64 AF_UNIX sends",
+          get("mcast", "af_bus_over_unix_cpu", "2cpu", 64, "ratio"), 0.5, True)
+    judge("10,000 non-matching grants (bloom4 masks, not yet D-Bus-shaped) over none",
+          get("match", "grants_10000_over_0", "bloom4", 10000, "ratio"), 1.05, True)
+    for cfg in CONFIGS:
+        judge("ring: recvmsg's instructions per 64 KiB message over the ring's, %s" % cfg,
+              over(get("tput", "af_bus_recvmsg", cfg, 65536, "cpu"),
+                   get("tput", "af_bus_ring", cfg, 65536, "cpu")), 1.5, False)
+    judge("ring: throughput at 64 KiB 1cpu over recvmsg's",
+          get("tput", "ring_over_recvmsg", "1cpu", 65536, "ratio"), 1.5, False)
+    print("  %-22s%26s%26s%26s" % ("operation", "af_bus", "unix_dgram", "af_bus ring"))
+    for line in lines:
+        print("  " + line[0].ljust(22) + "".join(cell(v, 26) for v in line[1:]))
+    print("  (rtt: a round trip; path: a send and its receive; tput: a message, from the rate; "
+          "mcast: a delivered message, from busy time)")
+    print()
+    cal = [("loop turn (2 instructions)", get("calib", "loop", "1cpu", 2, "per_turn"))]
+    for how in ("rep_movsb", "rep_movsq", "memcpy"):
+        for size in (64, 4096, 65536):
+            cal.append(("%s %s" % (how, SIZE[size]), get("calib", how, "1cpu", size, "per_copy")))
+    if any(v for _, v in cal):
+        print("Calibration: instructions counted per operation")
+        for what, v in cal:
+            print("  " + what.ljust(30) + cell(v, 26))
+        print("  (a string instruction counts once per iteration: rep movsb of N bytes is about "
+              "N instructions, rep movsq N/8; cache misses, TLB refills and contention cost no "
+              "instructions and are not seen)")
+        print()
+    print("Instruction-count targets (three states)")
+    print("\n".join(verdicts))
+    print()
+
+
+if os.environ.get("BENCH_ICOUNT", "0") not in ("", "0"):
+    icount_report()
 
 # The plot.
 data = os.path.join(outdir, "plot.dat")

@@ -15,6 +15,16 @@
 # (e.g. "rtt tput") runs only those groups of tests/bench/bus_bench.c,
 # BENCH_CASE (e.g. af_bus, unix_dgram) only that transport in them.
 #
+# ICOUNT=1 runs the guest with QEMU -icount shift=0,sleep=off: guest time
+# then advances one nanosecond per guest instruction (of either vCPU,
+# which take turns on one host thread) and not at all while both idle,
+# so every time figure is an instruction count that does not move with
+# the host's load.  The report adds a table of guest instructions per
+# operation with three-state verdicts, and the calib group (what the
+# clock counts for a loop and for rep movs copies).  BOOTS (1) repeats
+# the whole run in that many boots; the report pools them (median of the
+# boots' medians, the lowest min and the highest max).
+#
 # PERF=1 profiles instead of measuring: each group runs under
 # `perf record -a -g` (software cpu-clock sampling; TCG has no hardware
 # counters) and the reports, kernel and user symbols together, go to
@@ -43,6 +53,15 @@ if [ $smoke -eq 1 ]; then
 	reps=1 scale=0.01
 else
 	reps=${REPS:-7} scale=${SCALE:-1}
+fi
+icount=${ICOUNT:-0} boots=${BOOTS:-1}
+groups=${BENCH_GROUPS:-} mode= qmode=
+if [ "$icount" != 0 ]; then
+	mode=", instruction counts" qmode=" -icount shift=0,sleep=off"
+	# Instruction counting is TCG's: no KVM for this run.
+	export AF_BUS_ACCEL=tcg
+	export AF_BUS_QEMU_ARGS="-icount shift=0,sleep=off"
+	[ -n "$groups" ] || groups="rtt path tput mcast match join calib"
 fi
 
 # The dbus-daemon peer is linked against libdbus (Debian ships no static
@@ -78,14 +97,23 @@ done
 
 log=$(mktemp -d "/tmp/bench-run.XXXXXX")
 trap 'rm -rf "$log"' EXIT
-echo "bench: $flavour kernel, $reps repetitions after a warm-up, scale $scale" >&2
+echo "bench: $flavour kernel, $reps repetitions after a warm-up, scale $scale$mode, $boots boot(s)" >&2
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 rc=0
-"$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout "${TIMEOUT:-3600}" \
-	--log "$log" "${adds[@]}" -- sh /usr/bin/bench-guest.sh "${gargs[@]}" "$reps" "$scale" ${BENCH_GROUPS:-} |
-	grep -v '^BENCH,' || rc=${PIPESTATUS[0]}
 csv=$log/results.csv
 echo "group,case,config,param,metric,unit,median,min,max,reps" >"$csv"
-grep -a '^BENCH,' "$log/output.log" | tr -d '\r' | cut -d, -f2- >>"$csv" || true
+: >"$log/guest.log"
+for boot in $(seq 1 "$boots"); do
+	[ "$boots" -eq 1 ] || echo "bench: boot $boot of $boots" >&2
+	"$top/scripts/vm.sh" --kernel "$BZIMAGE" --module "$KO" --timeout "${TIMEOUT:-3600}" \
+		--log "$log/boot" "${adds[@]}" -- sh /usr/bin/bench-guest.sh "${gargs[@]}" "$reps" "$scale" $groups |
+		grep -v '^BENCH,' || rc=${PIPESTATUS[0]}
+	grep -a '^BENCH,' "$log/boot/output.log" | tr -d '\r' | cut -d, -f2- >>"$csv" || true
+	cat "$log/boot/output.log" >>"$log/guest.log"
+	cp "$log/boot/output.log" "$log/output.log"
+	[ "$rc" -eq 0 ] || break
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "$rc" -ne 0 ]; then
 	echo "bench: a benchmark program or the guest failed (exit $rc)" >&2
 	exit 1
@@ -106,13 +134,14 @@ if [ ${#gargs[@]} -gt 0 ] && [ "${gargs[0]}" = --perf ]; then
 	echo "bench: profile in $out/perf.txt"
 	exit 0
 fi
-cp "$csv" "$log/output.log" "$out/"
-mv "$out/output.log" "$out/guest.log"
+cp "$csv" "$log/guest.log" "$out/"
+commit=$(git -C "$top" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit+changes"
 {
-	echo "kernel: $flavour ($(basename "$(dirname "$KDIR")")), $(grep -a '^# guest:' "$log/output.log" | cut -c3-)"
-	echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), QEMU TCG"
-	echo "$reps repetitions after a warm-up, scale $scale; median [min..max]"
+	echo "commit: $commit; kernel: $flavour, config key $(basename "$(dirname "$KDIR")"), $(grep -a -m1 '^# guest:' "$log/guest.log" | cut -c3-)"
+	echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(qemu-system-x86_64 --version | head -n 1), TCG$qmode; load average $load0 before, $load1 after"
+	echo "$reps repetitions after a warm-up, scale $scale, $boots boot(s); median [min..max]"
 	echo
-	python3 "$top/scripts/bench-report.py" "$csv" "$out"
+	BENCH_ICOUNT=$icount python3 "$top/scripts/bench-report.py" "$csv" "$out"
 } | tee "$out/table.txt"
 echo "bench: results in $out"

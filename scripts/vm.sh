@@ -122,6 +122,11 @@ qemu=(qemu-system-x86_64 -accel "$accel" -smp 2 -m "${AF_BUS_GUEST_MEM:-1G}"
 if [ "$accel" = tcg ]; then
 	qemu+=(-cpu max)
 fi
+# More QEMU arguments, as words (make bench ICOUNT=1 adds -icount).
+if [ -n "${AF_BUS_QEMU_ARGS:-}" ]; then
+	read -r -a extra <<<"$AF_BUS_QEMU_ARGS"
+	qemu+=("${extra[@]}")
+fi
 
 : >"$logdir/console.log"
 : >"$logdir/output.log"

@@ -17,12 +17,20 @@
  *        threads of one process ("1cpu-threads")
  * path   a send and its receive in one thread (the code, no wake-up)
  * tput   one-way throughput at 64 B, 4 KiB, 64 KiB: AF_BUS recvmsg,
- *        AF_BUS receive ring, AF_UNIX SOCK_DGRAM
+ *        AF_BUS receive ring, AF_UNIX SOCK_DGRAM; every reader checksums
+ *        every payload byte, the run is timed from a receiver set up to
+ *        its last message read, and the transports' order rotates
  * mcast  fan-out to 1, 8, 64 receivers: one AF_BUS multicast versus N
  *        AF_UNIX sends
  * match  a multicast's cost to its sender with 0 to 10,000 grants that
  *        do not match it
  * join   first sendmsg to a granted address, with a master in a loop
+ * calib  what the guest clock counts: a loop of two instructions per
+ *        turn, and 64 B, 4 KiB and 64 KiB copies by rep movsb, rep movsq
+ *        and memcpy.  In make bench ICOUNT=1 (QEMU -icount shift=0) one
+ *        nanosecond of guest time is one guest instruction, so the loop
+ *        reads 2 ns per turn and the copies show how a string
+ *        instruction's iterations are counted; not run by default
  *
  * Configurations: "2cpu" puts the two sides on CPU 0 and CPU 1, "1cpu"
  * both on CPU 0 (the total CPU cost of a message, no parallelism).
@@ -390,6 +398,75 @@ static void bench_path(void)
 	free(buf);
 }
 
+/* ---- what the clock counts ------------------------------------------ */
+
+/* @turns turns of a two-instruction loop (dec, jnz). */
+static void calib_loop(long turns)
+{
+	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(turns) : : "cc");
+}
+
+static void calib_movsb(void *d, const void *s, size_t n)
+{
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+}
+
+static void calib_movsq(void *d, const void *s, size_t n)
+{
+	n /= 8;
+	__asm__ volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+}
+
+static void bench_calib(void)
+{
+	static const size_t sizes[] = { 64, 4096, 65536 };
+	static const char *const how[] = { "rep_movsb", "rep_movsq", "memcpy" };
+	long turns = bench_count(&opts, 2000000), n = bench_count(&opts, 2000), i;
+	double v[BENCH_MAX_REPS];
+	char *a = malloc(65536), *b = malloc(65536);
+	unsigned int s, h;
+	int r;
+
+	if (!a || !b)
+		bench_die("malloc");
+	memset(a, 1, 65536);
+	memset(b, 2, 65536);
+	bench_pin(0);
+	for (r = -1; r < opts.reps; r++) {
+		double t0 = bench_now();
+
+		calib_loop(turns);
+		if (r >= 0)
+			v[r] = (bench_now() - t0) * 1e9 / turns;
+	}
+	bench_report("calib", "loop", "1cpu", 2, "per_turn", "ns", v, opts.reps);
+	for (h = 0; h < 3; h++) {
+		for (s = 0; s < 3; s++) {
+			for (r = -1; r < opts.reps; r++) {
+				double t0 = bench_now();
+
+				for (i = 0; i < n; i++) {
+					if (h == 0)
+						calib_movsb(b, a, sizes[s]);
+					else if (h == 1)
+						calib_movsq(b, a, sizes[s]);
+					else
+						memcpy(b, a, sizes[s]);
+					/* Keeps the compiler from dropping the copies. */
+					__asm__ volatile("" : : "r"(b) : "memory");
+				}
+				if (r >= 0)
+					v[r] = (bench_now() - t0) * 1e9 / n;
+			}
+			bench_report("calib", how[h], "1cpu", sizes[s], "per_copy", "ns", v,
+				     opts.reps);
+		}
+	}
+	bench_pin(-1);
+	free(a);
+	free(b);
+}
+
 /* ---- one-way throughput -------------------------------------------- */
 
 enum tkind { T_RECVMSG, T_RING, T_UNIX };
@@ -400,43 +477,73 @@ static unsigned int frame_size(size_t size)
 	return (sizeof(struct bus_frame_hdr) + size + 15) & ~15u;
 }
 
-static void tput_receive(enum tkind k, int fd, size_t size, long count)
+/* What every reader does with a payload: reads each byte of it. */
+static volatile unsigned long long payload_sum;
+
+static void checksum(const void *p, size_t n)
 {
-	char *buf = malloc(size + 1), *mem;
+	const unsigned char *b = p;
+	unsigned long long s = 0, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, b + i, 8);
+		s += w;
+	}
+	for (; i < n; i++)
+		s += b[i];
+	payload_sum += s;
+}
+
+/*
+ * The receiving side of a throughput run: tells @ready once set up (its
+ * ring mapped), reads @count messages, checksumming each payload whole
+ * whether it came by recvmsg or from the ring, and tells @done before it
+ * tears down, so that the run times the steady state only.
+ */
+static void tput_receive(enum tkind k, int fd, size_t size, long count, int ready, int done)
+{
+	char *buf = malloc(size + 1), *mem = NULL;
 	unsigned int fs = frame_size(size), next = 0;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	long i;
 
-	if (k != T_RING) {
-		for (i = 0; i < count; i++)
+	if (k == T_RING) {
+		mem = mmap(NULL, (size_t)fs * FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (mem == MAP_FAILED)
+			bench_die("mmap");
+	}
+	bench_write(ready, "r", 1);
+	for (i = 0; i < count; i++) {
+		struct bus_frame_hdr *h;
+
+		if (k != T_RING) {
 			if (recv(fd, buf, size + 1, 0) != (ssize_t)size)
 				bench_die("tput recv");
-		return;
-	}
-	mem = mmap(NULL, (size_t)fs * FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED)
-		bench_die("mmap");
-	for (i = 0; i < count; i++) {
-		struct bus_frame_hdr *h = (void *)(mem + (size_t)next * fs);
-
+			checksum(buf, size);
+			continue;
+		}
+		h = (void *)(mem + (size_t)next * fs);
 		while (__atomic_load_n(&h->status, __ATOMIC_ACQUIRE) != BUS_FRAME_USER)
 			poll(&p, 1, -1);
 		if (h->len != size)
 			bench_die("frame length");
-		/* Touch the payload as a reader would. */
-		memcpy(buf, (char *)h + h->data_offset, size < 64 ? size : 64);
+		checksum((char *)h + h->data_offset, size);
 		if (bus_frame_release(h))
 			poll(&p, 1, 0);
 		next = (next + 1) % FRAMES;
 	}
-	munmap(mem, (size_t)fs * FRAMES);
+	bench_write(done, "d", 1);
+	if (mem)
+		munmap(mem, (size_t)fs * FRAMES);
+	free(buf);
 }
 
 /* One run: returns messages/s, and the busy CPU time per message in @cpu. */
 static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu_r, double *cpu)
 {
-	char *payload = calloc(1, size);
-	int s, r, big = 64 << 20, status, sv[2];
+	char *payload = calloc(1, size), c;
+	int s, r, big = 64 << 20, status, sv[2], ready[2], done[2];
 	struct sockaddr_bus dst;
 	double t0, t1, c0, c1;
 	struct bus bus;
@@ -462,15 +569,19 @@ static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu
 		if (setsockopt(r, SOL_BUS, BUS_RX_RING, &req, sizeof(req)))
 			bench_die("BUS_RX_RING");
 	}
-	c0 = bench_busy();
-	t0 = bench_now();
+	if (pipe(ready) || pipe(done))
+		bench_die("pipe");
 	pid = fork();
 	if (pid == 0) {
 		bench_pin(cpu_r);
-		tput_receive(k, r, size, count);
+		tput_receive(k, r, size, count, ready[1], done[1]);
 		_exit(0);
 	}
 	bench_pin(cpu_s);
+	/* Timed from a receiver ready to its last message read. */
+	bench_read(ready[0], &c, 1);
+	c0 = bench_busy();
+	t0 = bench_now();
 	for (i = 0; i < count; i++) {
 		ssize_t n = k == T_UNIX ? write(s, payload, size)
 					: sendto(s, payload, size, 0, (struct sockaddr *)&dst,
@@ -479,9 +590,14 @@ static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu
 		if (n != (ssize_t)size)
 			bench_die("tput send");
 	}
-	waitpid(pid, &status, 0);
+	bench_read(done[0], &c, 1);
 	t1 = bench_now();
 	c1 = bench_busy();
+	waitpid(pid, &status, 0);
+	for (i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(done[i]);
+	}
 	bench_pin(-1);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		bench_die("tput: the receiver failed");
@@ -508,16 +624,18 @@ static void bench_tput(void)
 	double v[T_UNIX + 1][BENCH_MAX_REPS], c[T_UNIX + 1][BENCH_MAX_REPS];
 	double ratio[BENCH_MAX_REPS], cpu;
 	unsigned int s, g;
-	int r, k;
+	int r, k, j;
 
 	for (s = 0; s < 3; s++)
 		for (g = 0; g < 2; g++) {
 			long n = bench_count(&opts, counts[s]);
 
 			for (r = -1; r < opts.reps; r++)
-				for (k = T_RECVMSG; k <= T_UNIX; k++) {
+				for (j = 0; j <= T_UNIX; j++) {
 					double m;
 
+					/* The order of the transports rotates by round. */
+					k = (j + r + 1) % (T_UNIX + 1);
 					if (only && strcmp(only, tkind_name[k]))
 						continue;
 					m = tput_run(k, sizes[s], r < 0 ? n / 4 + 2 : n, cfg[g].s,
@@ -997,7 +1115,7 @@ int main(int argc, char **argv)
 	static const struct { const char *name; void (*fn)(void); } groups[] = {
 		{ "rtt", bench_rtt }, { "path", bench_path }, { "tput", bench_tput },
 		{ "mcast", bench_mcast },
-		{ "match", bench_match }, { "join", bench_join },
+		{ "match", bench_match }, { "join", bench_join }, { "calib", bench_calib },
 	};
 	unsigned int g;
 	int c, i;
@@ -1026,7 +1144,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	make_bitmaps();
 	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-		int want = optind == argc;
+		/* calib is asked for by name only. */
+		int want = optind == argc && strcmp(groups[g].name, "calib");
 
 		for (i = optind; i < argc; i++)
 			want |= !strcmp(argv[i], groups[g].name);
