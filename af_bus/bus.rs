@@ -148,7 +148,7 @@ impl Resolved {
         let here = |path: &BusPath| -> Result<bool> {
             Ok(path == &dst.path || Registry::<T>::key_of(sock, path)? == key)
         };
-        let src_here = match &cmsgs.src {
+        let src_here = match &cmsgs.src() {
             Some(a) => here(&a.path)?,
             None => true,
         };
@@ -1021,7 +1021,7 @@ impl<T: Send + Sync> Bus<T> {
             receiver,
             member: member_key,
             ..
-        } = self.route(&inner, sender, dst, cmsgs.src.as_ref(), resolved, true)?;
+        } = self.route(&inner, sender, dst, cmsgs.src().as_ref(), resolved, true)?;
 
         let meta = crate::meta::Meta {
             src,

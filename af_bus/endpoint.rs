@@ -97,11 +97,9 @@ pub(crate) fn new_link() -> Result<SockLink> {
 }
 
 /// Where a unicast without grants goes: the source address it carries,
-/// its destination, its receiver, and the route generation of the bus
-/// that all hold for.
+/// its receiver, and the route generation of the bus that both hold for.
 struct Route {
     src: AddrPart,
-    dst: AddrPart,
     receiver: ARef<BusSock>,
     routes: u64,
     /// It passes on an answer the receiver owed (see [`Bus::lookup`]).
@@ -216,10 +214,13 @@ struct FrameAddrs {
 }
 
 /// A sender, for the one copy into a ring: its credentials as recorded,
-/// and the user its frames are charged to (`Skb::quota_uid`).
-struct RingSender {
+/// the user its frames are charged to (`Skb::quota_uid`), and where it
+/// sent.
+struct RingSender<'a> {
     creds: SenderCreds,
     quota_uid: u32,
+    /// The address the message was sent to.
+    dst: &'a AddrPart,
 }
 
 /// State of an endpoint behind [`Endpoint::inner`].
@@ -562,7 +563,6 @@ impl Endpoint {
                         let receiver = r.receiver.lock().as_ref().map(ListedSock::get)?;
                         Some(Route {
                             src: r.src,
-                            dst: r.dst,
                             receiver,
                             routes: r.routes,
                             answer: false,
@@ -1156,19 +1156,20 @@ impl Endpoint {
         route: &Route,
         msg: &mut Msg<'_>,
         len: usize,
-        sender: RingSender,
+        sender: RingSender<'_>,
         timeo: &mut c_long,
     ) -> Result<bool> {
         let RingSender {
             creds,
             quota_uid: uid,
+            dst,
         } = sender;
         let receiver = &route.receiver;
         let ep = receiver.state();
         // Both addresses are on this bus: its prefix and the address
         // parts, encoded before a frame is reserved.
         let (sn, sa) = route.src.raw();
-        let (dn, da) = route.dst.raw();
+        let (dn, da) = dst.raw();
         let (src, dst) = (
             bus.encode_raw(sn, sa).ok_or(EINVAL)?,
             bus.encode_raw(dn, da).ok_or(EINVAL)?,
@@ -1339,7 +1340,7 @@ impl Endpoint {
         let resolved = Resolved::of(sock, &dst, &cmsgs)?;
         let plain = !dst.multicast && !cmsgs.has_grants();
         // A message expecting an answer is looked up: the bus notes it.
-        let cacheable = plain && cmsgs.src.is_none() && !cmsgs.expect_reply;
+        let cacheable = plain && !cmsgs.has_src() && !cmsgs.expect_reply;
         let (bus, hit) = self.attach(sock, &dst, resolved.dst, cacheable)?;
         let mut timeo: c_long = sock.sndtimeo(nonblock);
         let uid = crate::sys::quota_uid();
@@ -1351,11 +1352,11 @@ impl Endpoint {
         let mut route = None;
         let mut owed = Owed::new(&bus, sock);
         if plain {
-            let r = match hit {
+            let r = route.insert(match hit {
                 Some(hit) => hit,
                 None => self.route(sock, &bus, &dst, &cmsgs, &resolved, None)?,
-            };
-            owed.track(&r);
+            });
+            owed.track(r);
             // One copy, when the receiver has a ring.  A receiver's
             // filter needs the message in an skb: those take the
             // ordinary path, and the ring from there.
@@ -1366,13 +1367,13 @@ impl Endpoint {
                 let sender = RingSender {
                     creds: crate::sys::sender_creds(&scm),
                     quota_uid: uid,
+                    dst: &dst.addr,
                 };
-                if self.send_to_ring(&bus, &r, msg, len, sender, &mut timeo)? {
+                if self.send_to_ring(&bus, r, msg, len, sender, &mut timeo)? {
                     owed.spent();
                     return Ok(len);
                 }
             }
-            route = Some(r);
         }
         let ngrants = cmsgs.ngrants();
         let mut skb = Skb::alloc_send(crate::meta::len(ngrants), len)?;
@@ -1380,7 +1381,7 @@ impl Endpoint {
         scm.into_skb(&mut skb, uid);
         skb.set_owner(sock);
         if dst.multicast {
-            self.multicast(sock, &bus, &dst, cmsgs.src.as_ref(), &resolved, skb)?;
+            self.multicast(sock, &bus, &dst, cmsgs.src().as_ref(), &resolved, skb)?;
             return Ok(len);
         }
         if !plain {
@@ -1450,18 +1451,17 @@ impl Endpoint {
         resolved: &Resolved,
         again: Option<&Owed<'_>>,
     ) -> Result<Route> {
-        let cache = cmsgs.src.is_none() && !cmsgs.expect_reply;
+        let cache = !cmsgs.has_src() && !cmsgs.expect_reply;
         let found = bus.lookup(
             sock,
             dst,
-            cmsgs.src.as_ref(),
+            cmsgs.src().as_ref(),
             resolved,
             cmsgs.expect_reply,
             again.and_then(Owed::held),
         )?;
         let r = Route {
             src: found.src,
-            dst: dst.addr,
             receiver: found.receiver,
             routes: found.routes,
             answer: found.answer,

@@ -5,7 +5,7 @@
 # suite and its dbus-daemon peer, printing their CSV lines.  Exits
 # non-zero if a benchmark program failed.
 #
-#   sh bench-guest.sh [--perf] [--case CASE] REPS SCALE [GROUP...]
+#   sh bench-guest.sh [--perf] [--case CASE] [--size SIZE] REPS SCALE [GROUP...]
 #
 # GROUPs are bus_bench's (rtt path tput mcast match join); the dbus-daemon
 # peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
@@ -13,11 +13,12 @@
 # perf record -a -g on each, its report printed on "# perf: " lines.
 
 perf=0
-kase=
+kase= size=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--perf) perf=1; shift ;;
 	--case) kase=$2; shift 2 ;;
+	--size) size=$2; shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -54,7 +55,7 @@ if [ $perf -eq 1 ]; then
 	echo 100000 >/proc/sys/kernel/perf_event_max_sample_rate
 	for g in ${*:-rtt path tput mcast match join}; do
 		perf record -q -a -g -F 4999 -e cpu-clock -o "/tmp/perf-$g.data" -- \
-			bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} "$g" >/dev/null ||
+			bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$g" >/dev/null ||
 			{ echo "# bench: bus_bench $g failed under perf"; rc=1; }
 		echo "# perf: ==== group $g${kase:+, case $kase}: self time by symbol"
 		perf report -i "/tmp/perf-$g.data" --stdio --no-children --comms bus_bench -n \
@@ -78,9 +79,9 @@ if [ $perf -eq 1 ]; then
 	exit $rc
 fi
 
-bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} "$@" ||
+bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$@" ||
 	{ echo "# bench: bus_bench failed"; rc=1; }
-if { [ $# -gt 0 ] && [ -z "$dgroups" ]; } || [ -n "$kase" ]; then
+if { [ $# -gt 0 ] && [ -z "$dgroups" ]; } || [ -n "$kase" ] || [ -n "$size" ]; then
 	:
 elif [ -S /tmp/bench-bus.sock ]; then
 	# shellcheck disable=SC2086 # a list of words

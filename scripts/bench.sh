@@ -13,7 +13,8 @@
 # output of scripts/build.sh.  REPS (7) and SCALE (1) set the
 # repetitions after the warm-up and multiply the message counts; BENCH_GROUPS
 # (e.g. "rtt tput") runs only those groups of tests/bench/bus_bench.c,
-# BENCH_CASE (e.g. af_bus, unix_dgram) only that transport in them.
+# BENCH_CASE (e.g. af_bus, unix_dgram) only that transport in them,
+# BENCH_SIZE (64, 4096, 65536) only that message size in rtt, path, tput.
 #
 # ICOUNT=1 runs the guest with QEMU -icount shift=0,sleep=off: guest time
 # then advances one nanosecond per guest instruction (of either vCPU,
@@ -91,6 +92,7 @@ while read -r name _ path _; do
 	esac
 done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" ${perf:+"$perf"} | grep -v ':$')
 [ -z "${BENCH_CASE:-}" ] || gargs+=(--case "$BENCH_CASE")
+[ -z "${BENCH_SIZE:-}" ] || gargs+=(--size "$BENCH_SIZE")
 for dst in "${!libs[@]}"; do
 	adds+=(--add "${libs[$dst]}:$dst")
 done

@@ -241,6 +241,7 @@ fn read_u16(raw: &[u8], at: usize) -> u16 {
 impl BusAddr {
     /// Parses an address of `raw.len()` bytes, in whichever layout its
     /// length selects.
+    #[inline]
     pub fn parse(raw: &[u8]) -> Result<BusAddr, AddrError> {
         if raw.len() < SBUS_PATH_OFFSET {
             return Err(AddrError::Short);
@@ -293,6 +294,7 @@ impl BusAddr {
         })
     }
 
+    #[inline]
     fn parse_path(body: &[u8]) -> Result<BusPath, AddrError> {
         let (kind, rest) = match body.first() {
             None => return Err(AddrError::EmptyPath),

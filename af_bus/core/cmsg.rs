@@ -218,8 +218,10 @@ fn parse_grant(kind: GrantKind, data: &[u8]) -> Result<Grant, CmsgError> {
 pub struct BusCmsgs<'a> {
     buf: &'a [u8],
     ngrants: usize,
-    /// `SCM_SRC_ADDR`, if given.
-    pub src: Option<BusAddr>,
+    /// Where `SCM_SRC_ADDR`'s data starts in `buf`, if given (see
+    /// [`BusCmsgs::src`]): kept as an offset, so that the struct is small
+    /// to move on every send.
+    src_at: Option<usize>,
     /// `SCM_POLICY_CLASSES`, if given (a grant, counted in `ngrants`).
     pub classes: Option<u64>,
     /// Whether `SCM_EXPECT_REPLY` was given.
@@ -249,6 +251,19 @@ impl<'a> BusCmsgs<'a> {
         })
     }
 
+    /// `SCM_SRC_ADDR`, if given: parsed again from the buffer, which
+    /// `parse` validated.
+    pub fn src(&self) -> Option<BusAddr> {
+        let at = self.src_at?;
+        let len = usize::from_ne_bytes(self.buf[at - CMSG_HDR..at - 8].try_into().ok()?);
+        BusAddr::parse(&self.buf[at..at - CMSG_HDR + len]).ok()
+    }
+
+    /// Whether `SCM_SRC_ADDR` was given.
+    pub fn has_src(&self) -> bool {
+        self.src_at.is_some()
+    }
+
     /// Whether there is any grant.
     pub fn has_grants(&self) -> bool {
         self.ngrants > 0
@@ -261,14 +276,18 @@ impl<'a> BusCmsgs<'a> {
 
     /// Parses `buf`, a kernel copy of `msg_control`.  Control messages of
     /// other levels are skipped: `SOL_SOCKET` is the socket layer's.
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<BusCmsgs<'a>, CmsgError> {
         let mut out = BusCmsgs {
             buf,
             ngrants: 0,
-            src: None,
+            src_at: None,
             classes: None,
             expect_reply: false,
         };
+        if buf.is_empty() {
+            return Ok(out);
+        }
         let mut count = 0;
         for c in walk(buf) {
             let (level, kind, data) = c?;
@@ -280,14 +299,15 @@ impl<'a> BusCmsgs<'a> {
                 return Err(CmsgError::TooMany);
             }
             if kind == SCM_SRC_ADDR {
-                if out.src.is_some() {
+                if out.src_at.is_some() {
                     return Err(CmsgError::DuplicateSource);
                 }
                 let addr = BusAddr::parse(data)?;
                 if addr.multicast {
                     return Err(CmsgError::MulticastSource);
                 }
-                out.src = Some(addr);
+                // `data` is a subslice of `buf`.
+                out.src_at = Some(data.as_ptr() as usize - buf.as_ptr() as usize);
                 continue;
             }
             if kind == SCM_POLICY_CLASSES {

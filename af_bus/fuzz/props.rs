@@ -198,7 +198,7 @@ pub fn check_cmsgs(data: &[u8]) {
             assert_eq!(c.ngrants(), n);
             assert_eq!(c.has_grants(), n > 0);
             assert_eq!(c.records().count(), n);
-            assert_eq!(c.src, src);
+            assert_eq!(c.src(), src);
             assert_eq!(c.classes, classes);
             assert_eq!(c.expect_reply, expect_reply);
             let got: Vec<_> = c.grants().map(|g| (g.kind, g.addr, g.access)).collect();

@@ -54,13 +54,13 @@ fn cmsgs_grants_source_and_other_levels() {
     assert_eq!(g[2].kind.cmsg_type(), SCM_MOVE_ADDR);
     assert!(!g[2].kind.is_multicast());
     assert_eq!(&g[0].addr.addr.bytes()[..4], b"a.b\0");
-    assert_eq!(&c.src.unwrap().addr.bytes()[..3], b"me\0");
+    assert_eq!(&c.src().unwrap().addr.bytes()[..3], b"me\0");
 }
 
 #[test]
 fn cmsg_errors() {
     let ok = addr(b"/b", b"x\0", false);
-    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data)).map(|c| c.src);
+    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data)).map(|c| c.src());
     assert_eq!(one(99, &ok).unwrap_err(), CmsgError::UnknownType);
     assert_eq!(one(SCM_DST_ADDR, &ok).unwrap_err(), CmsgError::UnknownType);
     assert_eq!(
@@ -113,7 +113,7 @@ fn cmsg_errors() {
     bad[0..8].copy_from_slice(&8usize.to_ne_bytes());
     assert_eq!(BusCmsgs::parse(&bad).unwrap_err(), CmsgError::Malformed);
     // Trailing bytes too short for a header are ignored, as the kernel does.
-    assert!(BusCmsgs::parse(&[0u8; 8]).unwrap().src.is_none());
+    assert!(BusCmsgs::parse(&[0u8; 8]).unwrap().src().is_none());
 }
 
 fn access(talk: u64, hear: u64, a: &[u8]) -> Vec<u8> {
@@ -161,7 +161,7 @@ fn policy_cmsgs() {
     assert_eq!(got[1].1.len(), SOCKADDR_BUS_SIZE);
     assert_eq!(got[2], (SCM_ADDR_ACCESS, &access(2, 4, b"a\0")[..]));
 
-    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data)).map(|c| c.src);
+    let one = |kind, data: &[u8]| BusCmsgs::parse(&cmsg(SOL_BUS, kind, data)).map(|c| c.src());
     assert_eq!(
         one(SCM_POLICY_CLASSES, &[0; 4]).unwrap_err(),
         CmsgError::BadLength

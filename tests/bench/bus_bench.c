@@ -6,11 +6,12 @@
  * The dbus-daemon peer is tests/bench/dbus/bus_dbus_bench.c; `make bench`
  * runs both and compares them (scripts/bench.sh).
  *
- *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [rtt] [path] [tput] [mcast] [match] [join]
+ *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [-z SIZE] [rtt] [path] [tput] [mcast]
+ *             [match] [join] [calib]
  *
  * -k runs only the cases named CASE: a transport of rtt, path and tput
  * (to profile one of them, e.g. -k af_bus rtt), or bloom4 or lowbit in
- * match.
+ * match.  -z runs only messages of SIZE bytes in rtt, path and tput.
  *
  * rtt    unicast round trip at 64 B and 4 KiB: AF_BUS, AF_UNIX SOCK_DGRAM
  *        and SOCK_SEQPACKET socketpairs, a pipe pair; also with both ends
@@ -51,6 +52,13 @@
 static struct bench_opts opts = { .reps = 7, .scale = 1 };
 static int bus_serial;
 static const char *only;
+/* -z: only this message size in rtt, path and tput (0: all). */
+static size_t only_size;
+
+static int skip_size(size_t size)
+{
+	return only_size && size != only_size;
+}
 
 /* ---- AF_BUS set-up ------------------------------------------------- */
 
@@ -321,6 +329,8 @@ static void bench_rtt(void)
 	unsigned int s;
 
 	for (s = 0; s < 2; s++) {
+		if (skip_size(sizes[s]))
+			continue;
 		rtt_round(sizes[s], 0, 0, "1cpu", 0);
 		rtt_round(sizes[s], 0, 1, "2cpu", 0);
 		/* Both ends threads of one process on one CPU: no address
@@ -364,6 +374,8 @@ static void bench_path(void)
 	e[K_PIPE].wr = sv[1];
 	bench_pin(0);
 	for (s = 0; s < 2; s++) {
+		if (skip_size(sizes[s]))
+			continue;
 		for (r = -1; r < opts.reps; r++) {
 			for (k = K_BUS; k <= K_PIPE; k++) {
 				double t0 = bench_now();
@@ -627,7 +639,7 @@ static void bench_tput(void)
 	int r, k, j;
 
 	for (s = 0; s < 3; s++)
-		for (g = 0; g < 2; g++) {
+		for (g = 0; g < 2 && !skip_size(sizes[s]); g++) {
 			long n = bench_count(&opts, counts[s]);
 
 			for (r = -1; r < opts.reps; r++)
@@ -1120,8 +1132,11 @@ int main(int argc, char **argv)
 	unsigned int g;
 	int c, i;
 
-	while ((c = getopt(argc, argv, "r:s:k:")) != -1) {
+	while ((c = getopt(argc, argv, "r:s:k:z:")) != -1) {
 		switch (c) {
+		case 'z':
+			only_size = atol(optarg);
+			break;
 		case 'k':
 			only = optarg;
 			break;
@@ -1133,7 +1148,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr,
-				"usage: bus_bench [-r REPS] [-s SCALE] [-k CASE] [GROUP...]\n");
+				"usage: bus_bench [-r REPS] [-s SCALE] [-k CASE] [-z SIZE] [GROUP...]\n");
 			return 2;
 		}
 	}
