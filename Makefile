@@ -6,8 +6,14 @@
 #   make run           boot the guest with AF_BUS and play a session on a bus
 #                      with afbusctl; at a terminal, then give a guest shell
 #                      (NOSHELL=1: just the session)
-#   make run PROG=/path/to/static-binary ARGS='...'
-#                      run your own program in the guest instead
+#   make run PROG=/path/to/program ARGS='...'
+#                      run your own program in the guest instead (static or
+#                      dynamically linked: its libraries go with it), with
+#                      a D-Bus bus on AF_BUS to talk to: the master, and the
+#                      bridge at DBUS_SYSTEM_BUS_ADDRESS, e.g.
+#                      make run PROG=/usr/bin/dbus-send ARGS='--system
+#                      --print-reply --dest=org.freedesktop.DBus
+#                      /org/freedesktop/DBus org.freedesktop.DBus.ListNames'
 #   make check         host tests, then every kselftest in the debug guest
 #   make bench         the benchmarks against AF_UNIX, a pipe and dbus-daemon,
 #                      on the base kernel: a table, a CSV and a plot in
@@ -65,14 +71,20 @@ clippy:
 
 run:
 	@vars=$$(scripts/build.sh $(RUN_FLAVOUR)) && . $$vars && \
+	dbus=(--add $$AFBUS_DBUS --add tools/afbus-dbus/demo-policy.toml:/etc/afbus-dbus/demo.toml); \
 	if [ -n "$(PROG)" ]; then \
+		mapfile -t libs < <(scripts/guest-libs.sh "$(PROG)"); \
 		scripts/vm.sh --kernel $$BZIMAGE --module $$KO --timeout $(TIMEOUT) \
-			--add "$(PROG):/usr/bin/" -- sh -c "$$(basename $(PROG)) $(ARGS)"; \
+			--add "$(PROG):/usr/bin/" "$${libs[@]}" "$${dbus[@]}" \
+			--add scripts/guest-prog.sh:/usr/bin/ \
+			-- sh /usr/bin/guest-prog.sh "$$(basename $(PROG)) $(ARGS)"; \
 	else \
+		legacy=$$(command -v dbus-send); \
+		mapfile -t libs < <(scripts/guest-libs.sh $$legacy); \
 		guest=(--add $$BUSCTL --add scripts/demo.sh:/usr/bin/ \
 			--add tools/busctl/demo-policy.toml:/etc/afbus/demo.toml \
-			--add $$AFBUS_DBUS --add $$AFBUS_DBUS_TEST \
-			--add tools/afbus-dbus/demo-policy.toml:/etc/afbus-dbus/demo.toml); \
+			"$${dbus[@]}" --add $$AFBUS_DBUS_TEST \
+			$${legacy:+--add $$legacy} "$${libs[@]}"); \
 		for e in $$EXAMPLES/*; do guest+=(--add $$e); done; \
 		if [ -t 0 ] && [ -t 1 ] && [ -z "$(NOSHELL)" ]; then \
 			scripts/vm.sh --kernel $$BZIMAGE --module $$KO --interactive \

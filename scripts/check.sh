@@ -177,6 +177,16 @@ stage "guest: kselftests on the $flavour kernel"
 adds=(--add "$top/scripts/guest-tests.sh:/usr/bin/" --add "$BUSCTL")
 # D-Bus on AF_BUS: the master on PATH, its end-to-end test among the kselftests.
 adds+=(--add "$AFBUS_DBUS" --add "$AFBUS_DBUS_TEST:/usr/libexec/af_bus/tests/bus_dbus")
+# The bridge's legacy clients, from Debian's packages, with their libraries.
+legacy=()
+for p in dbus-send dbus-monitor gdbus dbus-test-tool; do
+	legacy+=("$(command -v "$p")")
+done
+for p in "${legacy[@]}"; do
+	adds+=(--add "$p")
+done
+mapfile -t libadds < <("$top/scripts/guest-libs.sh" "${legacy[@]}")
+adds+=("${libadds[@]}")
 for t in "$TESTS"/*; do
 	adds+=(--add "$t:/usr/libexec/af_bus/tests/")
 done

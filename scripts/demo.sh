@@ -155,6 +155,24 @@ if command -v afbus-dbus >/dev/null; then
 	kill -9 "$pid_zbus_service"
 	wait_for dbusmaster 'NameOwnerChanged org.example.Echo: ":1\.[0-9]*" -> ""'
 	said
+
+	if command -v dbus-send >/dev/null; then
+		step "unmodified D-Bus clients: afbus-dbus bridge listens on unix:path=/run/dbus/system_bus_socket"
+		mkdir -p /run/dbus
+		start bridge afbus-dbus --bus "$dbus_bus" bridge --listen /run/dbus/system_bus_socket
+		wait_for bridge serving
+		start zbus_service2 afbus-dbus-test --bus "$dbus_bus" service --name org.example.Echo --id zbus-service
+		wait_for zbus_service2 ready
+		wait_for dbusmaster "org.example.Echo granted"
+		said
+
+		step "Debian's dbus-send (libdbus) calls the native zbus service through the bridge"
+		export DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/dbus/system_bus_socket
+		run dbus-send --system --print-reply --dest=org.example.Echo \
+			/org/example/Echo org.example.Echo.Ping string:"hello from dbus-send"
+		said
+		kill "$pid_zbus_service2" "$pid_bridge" 2>/dev/null
+	fi
 	kill "$pid_dbusmaster" 2>/dev/null
 fi
 

@@ -3,7 +3,8 @@
 #
 # Install what building and testing AF_BUS needs on a Debian 12 host:
 # Debian packages (kernel source, LLVM 19, the Rust compiler that ships
-# rust-src, QEMU, busybox; dbus and gnuplot for the benchmarks) and
+# rust-src, QEMU, busybox; dbus and gnuplot for the benchmarks; dbus-bin,
+# libglib2.0-bin and dbus-tests for the bridge's legacy clients) and
 # bindgen from crates.io.  Idempotent: a second run only checks.  Prints
 # the environment the build uses.
 
@@ -18,6 +19,7 @@ PACKAGES=(
 	gcc g++ libc6-dev linux-libc-dev
 	qemu-system-x86 busybox-static python3 python3-docutils
 	dbus libdbus-1-dev pkg-config gnuplot-nox
+	dbus-bin libglib2.0-bin dbus-tests
 )
 
 missing=()

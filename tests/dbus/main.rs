@@ -7,6 +7,9 @@
 //! runs every check; the other subcommands are the roles it spawns as
 //! separate processes (a service, an unprivileged owner).
 
+mod bench;
+mod bridge;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -91,6 +94,32 @@ enum Cmd {
         /// What to send
         message: String,
     },
+    /// The same-library benchmark (make bench's dbus group): zbus calls
+    /// over AF_BUS, through dbus-daemon and through the bridge; prints
+    /// BENCH lines
+    Bench {
+        /// Measured rounds, after one warm-up
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Multiplies the number of calls per round (400)
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The AF_BUS master's pid, for its memory
+        #[arg(long)]
+        master_pid: u32,
+        /// The bridge's pid, for its memory
+        #[arg(long)]
+        bridge_pid: u32,
+        /// The bridge's address (unix:path=...)
+        #[arg(long)]
+        bridge: String,
+        /// dbus-daemon's address (unix:path=...)
+        #[arg(long)]
+        daemon: String,
+        /// dbus-daemon's pid, for its memory
+        #[arg(long)]
+        daemon_pid: u32,
+    },
     /// Join and request NAME, printing the reply or the error's name
     Own {
         /// The well-known name to request
@@ -138,6 +167,21 @@ impl Echo {
         h.sender().map(|s| s.to_string()).unwrap_or_default()
     }
 
+    /// The uid the bus vouches for of the caller (its join credentials).
+    async fn caller_uid(
+        &self,
+        #[zbus(header)] h: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, EchoError> {
+        let sender = h
+            .sender()
+            .ok_or_else(|| EchoError::Refused("no sender".into()))?;
+        let dbus = DBusProxy::new(conn).await?;
+        dbus.get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(|e| EchoError::Refused(e.to_string()))
+    }
+
     fn fail(&self, why: String) -> Result<(), EchoError> {
         Err(EchoError::Refused(format!("refused: {why}")))
     }
@@ -154,6 +198,15 @@ impl Echo {
         f.read_to_string(&mut s)
             .map_err(|e| EchoError::Refused(e.to_string()))?;
         Ok(s)
+    }
+
+    /// A pipe holding `text`, to read from.
+    fn make_fd(&self, text: String) -> Result<zbus::OwnedFd, EchoError> {
+        let (r, w) = std::io::pipe().map_err(|e| EchoError::Refused(e.to_string()))?;
+        std::fs::File::from(OwnedFd::from(w))
+            .write_all(text.as_bytes())
+            .map_err(|e| EchoError::Refused(e.to_string()))?;
+        Ok(zbus::OwnedFd::from(OwnedFd::from(r)))
     }
 
     /// The length and byte sum of `data`.
@@ -213,12 +266,14 @@ fn service(bus: &str, name: &str, id: &str) -> zbus::Result<()> {
             id: id.into(),
             state: 0,
         };
-        // The one line that differs from a service on dbus-daemon.
-        let conn = Builder::socket(AfBus::open(bus)?)
-            .serve_at(PATH, echo)
-            .name(name)
-            .build()
-            .await?;
+        // The one line that differs from a service on dbus-daemon (the
+        // benchmark also runs it on one: a `unix:` address).
+        let builder = if bus.starts_with("unix:") {
+            Builder::address(bus)
+        } else {
+            Builder::socket(AfBus::open(bus)?)
+        };
+        let conn = builder.serve_at(PATH, echo).name(name).build().await?;
         println!("ready {}", conn.unique_name().unwrap());
         std::io::stdout().flush().ok();
         std::future::pending::<()>().await;
@@ -1362,7 +1417,15 @@ fn check_bus_interface(bus: &str) -> Check {
 fn raw_send(fd: &OwnedFd, bus: &str, dst: &str, bytes: &[u8]) -> std::io::Result<()> {
     let bus = afbus_dbus::parse_bus(bus).map_err(std::io::Error::other)?;
     let sa = Addr::Name(dst.into()).to_sockaddr(&bus);
-    afbus_dbus::dgram::send(fd.as_raw_fd(), &sa, bytes, &[], libc::MSG_DONTWAIT, false)
+    afbus_dbus::dgram::send(
+        fd.as_raw_fd(),
+        &sa,
+        bytes,
+        &[],
+        libc::MSG_DONTWAIT,
+        false,
+        None,
+    )
 }
 
 fn check_bad_input(bus: &str) -> Check {
@@ -1627,6 +1690,31 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
         ("dbus_policy_send_and_receive_rules", check_access),
         ("dbus_bus_interface", check_bus_interface),
         ("dbus_master_under_bad_input", check_bad_input),
+        (
+            "bridge_dbus_send_calls_a_zbus_service",
+            bridge::check_dbus_send_calls_a_zbus_service,
+        ),
+        (
+            "bridge_policy_by_the_legacy_clients_uid",
+            bridge::check_policy_by_the_legacy_clients_uid,
+        ),
+        (
+            "bridge_dbus_monitor_eavesdropping_is_refused",
+            bridge::check_eavesdropping_is_refused,
+        ),
+        (
+            "bridge_gdbus_call_monitor_and_a_legacy_signal",
+            bridge::check_gdbus_and_native_signals,
+        ),
+        (
+            "bridge_zbus_calls_dbus_test_tool_echo",
+            bridge::check_zbus_calls_a_legacy_service,
+        ),
+        ("bridge_fds_both_ways", bridge::check_fds_across_the_bridge),
+        (
+            "bridge_a_client_that_stops_reading_is_dropped",
+            bridge::check_a_client_that_stops_reading,
+        ),
         ("dbus_master_death", check_master_death),
     ];
     let checks: Vec<_> = checks
@@ -1669,6 +1757,39 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
         let _ = master.kill();
         return ExitCode::FAILURE;
     }
+    // The bridge for the legacy programs, its lines in the same log.
+    let mut bridge = match Command::new("afbus-dbus")
+        .args(["--bus", bus, "bridge", "--listen", bridge::BRIDGE])
+        .arg(format!("--max-queued={}", bridge::MAX_QUEUED))
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(b) => b,
+        Err(e) => {
+            println!("Bail out! starting afbus-dbus bridge: {e}");
+            let _ = master.kill();
+            return ExitCode::FAILURE;
+        }
+    };
+    {
+        let log = log.clone();
+        let out = bridge.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if l.contains("serving") {
+                    let _ = tx.send(());
+                }
+                log.lock().unwrap().push(l);
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            println!("Bail out! the bridge did not start");
+            let _ = master.kill();
+            let _ = bridge.kill();
+            return ExitCode::FAILURE;
+        }
+    }
     println!("TAP version 13");
     println!("1..{}", checks.len());
     let mut failed = 0;
@@ -1695,6 +1816,8 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
         }
         std::io::stdout().flush().ok();
     }
+    let _ = bridge.kill();
+    let _ = bridge.wait();
     let _ = master.kill();
     let _ = master.wait();
     println!(
@@ -1727,6 +1850,32 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Own { name } => own(&cli.bus, &name),
+        Cmd::Bench {
+            reps,
+            scale,
+            master_pid,
+            bridge_pid,
+            bridge,
+            daemon,
+            daemon_pid,
+        } => {
+            let o = bench::Opts {
+                reps,
+                scale,
+                afbus: cli.bus.clone(),
+                afbus_pids: vec![master_pid, bridge_pid],
+                bridge,
+                daemon,
+                daemon_pid,
+            };
+            match bench::run(&o) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("afbus-dbus-test: bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Probe { dest } => match probe(&cli.bus, &dest) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -8,7 +8,8 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::sys::{
-    push_cmsg, SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SCM_EXPECT_REPLY, SOL_BUS,
+    push_cmsg, push_cmsg_at, SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SCM_EXPECT_REPLY,
+    SOL_BUS,
 };
 
 /// Messages longer than this travel in a sealed memfd: a datagram must fit
@@ -51,7 +52,10 @@ pub fn socket() -> io::Result<OwnedFd> {
 
 /// Sends `payload` with `fds` to `dst`; `flags` as for sendmsg(2).  With
 /// `expect_reply`, the receiver may answer once even where the policy's
-/// masks would refuse it (`SCM_EXPECT_REPLY`).
+/// masks would refuse it (`SCM_EXPECT_REPLY`).  `creds` are the
+/// credentials to send as (`SCM_CREDENTIALS`, which the kernel checks: a
+/// pid, uid or gid not the caller's own needs `CAP_SYS_ADMIN`,
+/// `CAP_SETUID`, `CAP_SETGID`).
 pub fn send(
     fd: RawFd,
     dst: &SockaddrBus,
@@ -59,6 +63,7 @@ pub fn send(
     fds: &[RawFd],
     flags: libc::c_int,
     expect_reply: bool,
+    creds: Option<&libc::ucred>,
 ) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -74,6 +79,15 @@ pub fn send(
     let mut ctl = vec![0u8; space];
     if expect_reply {
         push_cmsg(&mut ctl, SCM_EXPECT_REPLY, &[]);
+    }
+    if let Some(c) = creds {
+        let bytes = [
+            c.pid.to_ne_bytes(),
+            c.uid.to_ne_bytes(),
+            c.gid.to_ne_bytes(),
+        ]
+        .concat();
+        push_cmsg_at(&mut ctl, libc::SOL_SOCKET, libc::SCM_CREDENTIALS, &bytes);
     }
     // SAFETY: an all-zero msghdr is valid.
     let mut m: libc::msghdr = unsafe { zeroed() };

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! D-Bus on AF_BUS: [`AfBus`], the socket a zbus connection runs over, and
-//! the master's building blocks (the bloom mapping, header rewriting).
+//! the master's building blocks (the bloom mapping, header rewriting), and
+//! the bridge that joins unmodified D-Bus clients to the bus.
 //!
 //! A zbus application changes one line, how it builds its connection:
 //!
@@ -24,6 +25,7 @@ pub mod bloom;
 #[path = "../../busctl/src/sys.rs"]
 pub mod sys;
 
+pub mod bridge;
 pub mod dbloom;
 pub mod dgram;
 pub mod header;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! afbus-dbus: the D-Bus master of an AF_BUS bus, and a client command
-//! that shows the bus's names.
+//! afbus-dbus: the D-Bus master of an AF_BUS bus, the bridge for
+//! unmodified D-Bus clients, and a client command that shows the names.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +45,20 @@ enum Cmd {
     },
     /// Join the bus and list its names with their owners, uids and pids
     Names,
+    /// Listen on an ordinary D-Bus socket (unix:path=LISTEN) and join each
+    /// client that connects to the bus as an endpoint of its own, with the
+    /// client's credentials (needs CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID:
+    /// run it as root), printing one line per client, until killed
+    Bridge {
+        /// The socket file to create, e.g. /run/dbus/system_bus_socket
+        /// (mode 0666: the master's policy decides who joins)
+        #[arg(long)]
+        listen: String,
+        /// Bytes of messages that may wait for a client that does not
+        /// read before it is disconnected
+        #[arg(long, default_value_t = afbus_dbus::bridge::DEFAULT_MAX_QUEUED)]
+        max_queued: usize,
+    },
 }
 
 fn names(bus: &str) -> zbus::Result<Vec<String>> {
@@ -106,6 +120,22 @@ fn main() -> ExitCode {
                     "afbus-dbus: master of {}: {e} (is af_bus.ko loaded, and is the bus free?)",
                     cli.bus
                 );
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Bridge { listen, max_queued } => {
+            let cfg = afbus_dbus::bridge::Config {
+                bus: cli.bus.clone(),
+                max_queued,
+            };
+            let r = afbus_dbus::bridge::serve(std::path::Path::new(&listen), cfg, |line| {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "bridge: {line}");
+                let _ = o.flush();
+            });
+            if let Err(e) = r {
+                eprintln!("afbus-dbus: bridge on {listen}: {e}");
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS

@@ -474,6 +474,12 @@ impl Master {
             ("org.freedesktop.DBus.Introspectable", "Introspect") => {
                 self.reply(call, &INTROSPECTION)
             }
+            ("org.freedesktop.DBus.Monitoring", "BecomeMonitor") => self.error(
+                call,
+                "AccessDenied",
+                "Monitoring is not possible on an AF_BUS bus: unicast messages go from \
+                 sender to receiver through the kernel, never through the bus",
+            ),
             ("" | BUS_NAME, m) => return self.bus_method(id, &me, m, call),
             (i, m) => {
                 let text = format!("Interface \"{i}\" of the bus has no method \"{m}\"");
@@ -901,6 +907,11 @@ impl Master {
                 on_refused: None,
             }]
         };
+        if add && eavesdrops(text) {
+            let t = "Eavesdropping is not possible on an AF_BUS bus: a match rule \
+                     receives broadcasts only";
+            return one(self.error(call, "AccessDenied", t), Vec::new(), None);
+        }
         let rule = match MatchRule::try_from(text) {
             Ok(r) => r,
             Err(e) => {
@@ -987,6 +998,15 @@ pub enum PolicyGrant {
 /// Sends `o`, never blocking: a full receiver loses what carries no grant
 /// (counted), and what carries one is tried for up to half a second.
 /// `policy`: the policy's grants riding along.
+/// Whether a match rule asks for `eavesdrop='true'` (other connections'
+/// unicast messages), which no rule can have here.
+fn eavesdrops(rule: &str) -> bool {
+    rule.split(',').any(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k.trim() == "eavesdrop" && v.trim().trim_matches('\'') == "true"
+    })
+}
+
 fn send(
     sock: &BusSocket,
     o: &Out,
@@ -1514,6 +1534,25 @@ mod tests {
         assert_eq!(
             err(m.handle(1, root(), &call("AddMatch", &"type='bogus'"))),
             "error org.freedesktop.DBus.Error.MatchRuleInvalid"
+        );
+        // Eavesdropping and monitoring cannot be had (dbus-monitor's
+        // two ways), for root neither.
+        assert_eq!(
+            err(m.handle(
+                1,
+                root(),
+                &call("AddMatch", &"type='method_call', eavesdrop='true'")
+            )),
+            "error org.freedesktop.DBus.Error.AccessDenied"
+        );
+        let monitor = Message::method_call("/org/freedesktop/DBus", "BecomeMonitor")
+            .destination(BUS_NAME)
+            .interface("org.freedesktop.DBus.Monitoring")
+            .build(&(Vec::<String>::new(), 0u32))
+            .unwrap();
+        assert_eq!(
+            err(m.handle(1, root(), monitor.data().bytes())),
+            "error org.freedesktop.DBus.Error.AccessDenied"
         );
         assert_eq!(
             err(m.handle(1, root(), &call("RemoveMatch", &"type='signal'"))),

@@ -65,7 +65,7 @@ pub fn addr_to_sender(a: &Addr) -> Option<String> {
 }
 
 /// The server GUID the handshake reports: a hash of the bus path.
-fn guid_of(bus: &BusPath) -> String {
+pub(crate) fn guid_of(bus: &BusPath) -> String {
     let d = bus.display();
     let h = |seed: u64| {
         d.bytes().fold(seed, |h, b| {
@@ -95,6 +95,11 @@ struct Shared {
     rules: Mutex<Vec<OwnedMatchRule>>,
     tx: async_channel::Sender<Local>,
     rx: async_channel::Receiver<Local>,
+    /// The credentials every datagram is sent as: the bridge's legacy
+    /// client's, not the bridge's own.
+    creds: Option<libc::ucred>,
+    /// Whether the handshake is answered elsewhere (the bridge's).
+    preauthenticated: bool,
 }
 
 /// A D-Bus connection's socket on an AF_BUS bus.
@@ -136,6 +141,19 @@ impl AfBus {
     /// The bus at `bus`: `/a/path` or `@abstract-name`.  The socket joins
     /// it when zbus sends `Hello`.
     pub fn open(bus: &str) -> io::Result<AfBus> {
+        AfBus::with(bus, None)
+    }
+
+    /// An endpoint of the bus at `bus` for a client someone else
+    /// authenticated, whose every datagram carries `creds` as
+    /// `SCM_CREDENTIALS` (the bridge: the kernel lets only a process with
+    /// `CAP_SYS_ADMIN`, `CAP_SETUID` and `CAP_SETGID` claim another's).
+    /// Its first message must be the client's `Hello`; no SASL is spoken.
+    pub fn for_client(bus: &str, creds: libc::ucred) -> io::Result<AfBus> {
+        AfBus::with(bus, Some(creds))
+    }
+
+    fn with(bus: &str, creds: Option<libc::ucred>) -> io::Result<AfBus> {
         let bus =
             BusPath::parse(bus).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let fd = dgram::socket()?;
@@ -149,6 +167,8 @@ impl AfBus {
                 rules: Mutex::new(Vec::new()),
                 tx,
                 rx,
+                creds,
+                preauthenticated: creds.is_some(),
             }),
         })
     }
@@ -165,9 +185,9 @@ impl Socket for AfBus {
                 sasl: VecDeque::new(),
             },
             Writer {
+                begun: self.shared.preauthenticated,
                 shared: self.shared,
                 sasl: Vec::new(),
-                begun: false,
             },
         )
     }
@@ -369,7 +389,16 @@ impl Writer {
         let start = Instant::now();
         let mut backoff = Duration::from_micros(200);
         loop {
-            match dgram::send(raw, &sa, &payload, &fds, libc::MSG_DONTWAIT, expect_reply) {
+            let creds = self.shared.creds.as_ref();
+            match dgram::send(
+                raw,
+                &sa,
+                &payload,
+                &fds,
+                libc::MSG_DONTWAIT,
+                expect_reply,
+                creds,
+            ) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if start.elapsed() > SEND_TIMEOUT {
                         return Err(io::Error::new(
@@ -429,7 +458,12 @@ impl Writer {
     }
 
     /// Queues an error reply to `msg`, from the bus, to this connection.
-    async fn local_error(&self, msg: &Message, name: &str, text: &str) -> zbus::Result<()> {
+    pub(crate) async fn local_error(
+        &self,
+        msg: &Message,
+        name: &str,
+        text: &str,
+    ) -> zbus::Result<()> {
         let err = Message::error(&msg.header(), name).build(&text)?;
         let bytes = header::with_sender(err.data().bytes(), BUS_NAME)
             .map_err(|e| zbus::Error::Failure(e.to_string()))?;
@@ -458,7 +492,7 @@ impl Writer {
 }
 
 /// Whether `msg` is a method call that expects a reply.
-fn expects_reply(msg: &Message) -> bool {
+pub(crate) fn expects_reply(msg: &Message) -> bool {
     msg.message_type() == Type::MethodCall
         && !msg
             .primary_header()

@@ -214,9 +214,14 @@ impl BusCmsg {
 /// Appends a `SOL_BUS` control message of type `kind` carrying `data` to
 /// the control buffer `ctl`.
 pub fn push_cmsg(ctl: &mut Vec<u8>, kind: libc::c_int, data: &[u8]) {
+    push_cmsg_at(ctl, SOL_BUS, kind, data);
+}
+
+/// Appends one control message of any level to `ctl`.
+pub fn push_cmsg_at(ctl: &mut Vec<u8>, level: libc::c_int, kind: libc::c_int, data: &[u8]) {
     let hdr = libc::cmsghdr {
         cmsg_len: cmsg_len(data.len()),
-        cmsg_level: SOL_BUS,
+        cmsg_level: level,
         cmsg_type: kind,
     };
     let end = ctl.len() + cmsg_space(data.len());
