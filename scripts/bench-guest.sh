@@ -7,8 +7,9 @@
 #
 #   sh bench-guest.sh [--perf] [--case CASE] [--size SIZE] REPS SCALE [GROUP...]
 #
-# GROUPs are bus_bench's (rtt path tput mcast match join); the dbus-daemon
-# peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
+# GROUPs are bus_bench's (rtt path tput mcast match join) and dbus (the
+# same-library group: zbus over AF_BUS, dbus-daemon and the bridge); the
+# dbus-daemon peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
 # transport (bus_bench -k).  --perf profiles bus_bench's groups instead:
 # perf record -a -g on each, its report printed on "# perf: " lines.
 
@@ -26,12 +27,24 @@ reps=${1:-7}
 scale=${2:-1}
 shift 2
 rc=0
-dgroups=
+dgroups= zgroup=0 bgroups=
+[ $# -gt 0 ] || zgroup=1
 for g in "$@"; do
 	case "$g" in
 	rtt | mcast) dgroups="$dgroups $g" ;;
 	esac
+	case "$g" in
+	dbus) zgroup=1 ;;
+	*) bgroups="$bgroups $g" ;;
+	esac
 done
+# Only the dbus group asked for: bus_bench and its dbus-daemon peer skip.
+if [ $# -gt 0 ] && [ -z "$bgroups" ]; then
+	set -- none
+else
+	# shellcheck disable=SC2086 # a list of words
+	set -- $bgroups
+fi
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
 
 echo "# guest: $(nproc) CPUs, $(uname -r)"
@@ -79,9 +92,11 @@ if [ $perf -eq 1 ]; then
 	exit $rc
 fi
 
-bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$@" ||
-	{ echo "# bench: bus_bench failed"; rc=1; }
-if { [ $# -gt 0 ] && [ -z "$dgroups" ]; } || [ -n "$kase" ] || [ -n "$size" ]; then
+if [ "$*" != none ]; then
+	bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$@" ||
+		{ echo "# bench: bus_bench failed"; rc=1; }
+fi
+if [ "$*" = none ] || { [ $# -gt 0 ] && [ -z "$dgroups" ]; } || [ -n "$kase" ] || [ -n "$size" ]; then
 	:
 elif [ -S /tmp/bench-bus.sock ]; then
 	# shellcheck disable=SC2086 # a list of words
@@ -90,6 +105,27 @@ elif [ -S /tmp/bench-bus.sock ]; then
 else
 	echo "# bench: dbus-daemon did not start"
 	rc=1
+fi
+# The same-library D-Bus group: zbus over AF_BUS, through dbus-daemon and
+# through the bridge (afbus-dbus's master and bridge on a bench bus).
+if [ $zgroup -eq 1 ] && [ -z "$kase" ] && [ -z "$size" ]; then
+	mkdir -p /run/afbus
+	printf '[join]\nuids = "*"\n[[own]]\nname = "org.example.*"\nuids = [0]\n' >/tmp/bench-policy.toml
+	afbus-dbus --bus /run/afbus/bench master --policy /tmp/bench-policy.toml >/tmp/bench-master.log 2>&1 &
+	master=$!
+	afbus-dbus --bus /run/afbus/bench bridge --listen /tmp/bench-bridge.sock >/tmp/bench-bridge.log 2>&1 &
+	bridge=$!
+	i=0
+	until grep -q serving /tmp/bench-master.log && grep -q serving /tmp/bench-bridge.log; do
+		i=$((i + 1))
+		[ $i -le 100 ] || break
+		sleep 0.1
+	done
+	afbus-dbus-test --bus /run/afbus/bench bench --reps "$reps" --scale "$scale" \
+		--master-pid "$master" --bridge-pid "$bridge" --bridge unix:path=/tmp/bench-bridge.sock \
+		--daemon unix:path=/tmp/bench-bus.sock --daemon-pid "$daemon" ||
+		{ echo "# bench: the dbus group failed"; cat /tmp/bench-master.log /tmp/bench-bridge.log; rc=1; }
+	kill $master $bridge 2>/dev/null
 fi
 kill $daemon 2>/dev/null
 wait $daemon 2>/dev/null

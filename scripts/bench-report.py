@@ -187,6 +187,33 @@ lines = [["join", get("join", "af_bus", "2cpu", 0, "join")]]
 table("Joining: first sendmsg to holding a granted address, us (master on CPU 1)",
       ["", "af_bus"], lines)
 
+# The same-library D-Bus group (zbus on every side).
+zcases = ("zbus_afbus", "zbus_dbus_daemon", "zbus_bridge")
+if any(get("dbus", c, "free", 64, "rtt") for c in zcases):
+    lines = [["%s call" % SIZE[size]] + [get("dbus", c, "free", size, "rtt") for c in zcases]
+             for size in (64, 4096)]
+    lines.append(["16 clients"] + [get("dbus16", c, "free", 16, "rate") for c in zcases])
+    lines.append(["mem/client"] + [get("dbusmem", c, "free", 32, "bytes") for c in zcases])
+    table("D-Bus, zbus on every side: method call + reply, us (lower is better); 16 clients "
+          "calling at once, calls/s; bytes per connected client (the bus's processes' RSS and "
+          "the kernel's slab, 32 idle clients); zbus_bridge is a stream-transport client "
+          "(as libdbus, GDBus, sd-bus) through the bridge to the service on AF_BUS",
+          ["", "AF_BUS direct", "dbus-daemon", "bridge"], lines)
+    for size in (64, 4096):
+        r = get("dbus", "afbus_speedup_over_daemon", "free", size, "ratio")
+        if r:
+            targets.append("  %-66s %6.2fx [%.2f..%.2f] (information)" % (
+                "zbus call %s: through dbus-daemon over AF_BUS direct" % SIZE[size], *r))
+        targets.append("  %-66s  NOT JUDGED (%s)" % (
+            "zbus call %s at least 3x faster over AF_BUS than through dbus-broker" % SIZE[size],
+            "dbus-broker-launch needs systemd's journal and manager; not in the guest"))
+        r = get("dbus", "bridge_over_daemon", "free", size, "ratio")
+        if r:
+            verdict = "PASS" if r[2] <= 1.10 else "MISS" if r[1] > 1.10 else "INCONCLUSIVE"
+            targets.append("  %-66s %6.2fx [%.2f..%.2f] (want <= 1.10x)  %s" % (
+                "stream client %s through the bridge over through dbus-daemon" % SIZE[size],
+                r[0], r[1], r[2], verdict))
+
 print("Targets")
 print("\n".join(targets))
 print()

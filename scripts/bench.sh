@@ -62,7 +62,7 @@ if [ "$icount" != 0 ]; then
 	# Instruction counting is TCG's: no KVM for this run.
 	export AF_BUS_ACCEL=tcg
 	export AF_BUS_QEMU_ARGS="-icount shift=0,sleep=off"
-	[ -n "$groups" ] || groups="rtt path tput mcast match join calib"
+	[ -n "$groups" ] || groups="rtt path tput mcast match join calib dbus"
 fi
 
 # The dbus-daemon peer is linked against libdbus (Debian ships no static
@@ -73,7 +73,8 @@ gcc -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initia
 daemon=$(command -v dbus-daemon)
 adds=(--add "$top/scripts/bench-guest.sh:/usr/bin/"
 	--add "$top/tests/bench/dbus/bench-bus.conf:/usr/share/af_bus/"
-	--add "$BENCH/bus_bench" --add "$BENCH/bus_dbus_bench" --add "$daemon")
+	--add "$BENCH/bus_bench" --add "$BENCH/bus_dbus_bench" --add "$daemon"
+	--add "$AFBUS_DBUS" --add "$AFBUS_DBUS_TEST")
 gargs=() perf=
 if [ "${PERF:-0}" != 0 ] && [ $smoke -eq 0 ]; then
 	if ! command -v perf >/dev/null; then
@@ -84,18 +85,10 @@ if [ "${PERF:-0}" != 0 ] && [ $smoke -eq 0 ]; then
 	adds+=(--add "$perf:/usr/bin/perf")
 	gargs+=(--perf)
 fi
-declare -A libs=()
-while read -r name _ path _; do
-	case "$name" in
-	/*) libs[/lib64/$(basename "$name")]=$name ;;
-	*) [ -z "$path" ] || [ "${path:0:1}" != / ] || libs[/lib/x86_64-linux-gnu/$name]=$path ;;
-	esac
-done < <(ldd "$daemon" "$BENCH/bus_dbus_bench" ${perf:+"$perf"} | grep -v ':$')
+mapfile -t libadds < <("$top/scripts/guest-libs.sh" "$daemon" "$BENCH/bus_dbus_bench" ${perf:+"$perf"})
+adds+=("${libadds[@]}")
 [ -z "${BENCH_CASE:-}" ] || gargs+=(--case "$BENCH_CASE")
 [ -z "${BENCH_SIZE:-}" ] || gargs+=(--size "$BENCH_SIZE")
-for dst in "${!libs[@]}"; do
-	adds+=(--add "${libs[$dst]}:$dst")
-done
 
 log=$(mktemp -d "/tmp/bench-run.XXXXXX")
 trap 'rm -rf "$log"' EXIT
