@@ -2,9 +2,10 @@
 
 //! The same-library D-Bus benchmark (`make bench`'s `dbus` group): zbus on
 //! every side, a method call and reply over AF_BUS directly, through
-//! dbus-daemon, and through the bridge (a client speaking the ordinary
-//! stream transport, as every legacy library does), round by round in
-//! turn; 16 clients calling at once; memory per connected client.
+//! dbus-daemon, through dbus-broker and through the bridge (a client
+//! speaking the ordinary stream transport, as every legacy library does),
+//! round by round in turn; a signal to 1, 10 and 100 subscribers of which
+//! half match; 16 clients calling at once; memory per connected client.
 //! Prints `BENCH,...` lines (tests/bench/bench.h's format).
 
 use std::io::Write;
@@ -146,34 +147,45 @@ pub struct Opts {
     /// dbus-daemon's address and pid.
     pub daemon: String,
     pub daemon_pid: u32,
+    /// A configuration file for dbus-broker-launch; none: no dbus-broker.
+    pub broker_config: Option<String>,
 }
 
 pub fn run(o: &Opts) -> Result<(), String> {
-    // A service on AF_BUS (the bridge's clients reach it too) and one on
-    // dbus-daemon, zbus both.
+    let broker = match &o.broker_config {
+        Some(c) => Some(crate::broker::Broker::launch("/tmp/bench-broker.sock", c)?),
+        None => None,
+    };
+    // A service on AF_BUS (the bridge's clients reach it too), one on
+    // dbus-daemon and one on dbus-broker, zbus all.
     let (a, _) = start_service(&o.afbus, NAME, "svc")?;
     let (d, _) = start_service(&o.daemon, NAME, "svc")?;
-    let _s = crate::Services {
-        children: vec![a, d],
-    };
-    let cases = [
+    let mut children = vec![a, d];
+    if let Some(b) = &broker {
+        children.push(start_service(&b.address, NAME, "svc")?.0);
+    }
+    let _s = crate::Services { children };
+    let mut cases = vec![
         ("zbus_afbus", o.afbus.as_str()),
         ("zbus_dbus_daemon", o.daemon.as_str()),
         ("zbus_bridge", o.bridge.as_str()),
     ];
+    if let Some(b) = &broker {
+        cases.push(("zbus_dbus_broker", b.address.as_str()));
+    }
     let count = ((400.0 * o.scale) as usize).max(10);
     let conns = zbus::block_on(async {
         let mut v = Vec::new();
-        for (_, via) in cases {
+        for (_, via) in &cases {
             v.push(connect_via(via).await.map_err(|e| e.to_string())?);
         }
         Ok::<_, String>(v)
     })?;
     for size in [64usize, 4096] {
         let mut us: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); 2];
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); 3];
         for round in 0..=o.reps {
-            let mut this = [0f64; 3];
+            let mut this = vec![0f64; cases.len()];
             for k in 0..cases.len() {
                 // The order rotates by round.
                 let i = (k + round) % cases.len();
@@ -187,28 +199,81 @@ pub fn run(o: &Opts) -> Result<(), String> {
             }
             ratios[0].push(this[1] / this[0]);
             ratios[1].push(this[2] / this[1]);
+            if cases.len() > 3 {
+                ratios[2].push(this[3] / this[0]);
+            }
         }
         for (i, (case, _)) in cases.iter().enumerate() {
             report("dbus", case, "free", size, "rtt", "us", &mut us[i]);
         }
-        report(
-            "dbus",
+        let names = [
             "afbus_speedup_over_daemon",
-            "free",
-            size,
-            "ratio",
-            "x",
-            &mut ratios[0],
-        );
-        report(
-            "dbus",
             "bridge_over_daemon",
-            "free",
-            size,
-            "ratio",
-            "x",
-            &mut ratios[1],
-        );
+            "afbus_speedup_over_broker",
+        ];
+        for (name, r) in names.iter().zip(ratios.iter_mut()) {
+            if !r.is_empty() {
+                report("dbus", name, "free", size, "ratio", "x", r);
+            }
+        }
+    }
+    drop(conns);
+    // Signals: the bridge is left out (100 endpoints for each of its
+    // subscribers would measure the bridge's threads, not a bus).
+    let sig: Vec<(&str, &str)> = cases
+        .iter()
+        .filter(|(c, _)| *c != "zbus_bridge")
+        .copied()
+        .collect();
+    // A smoke run (make check) stops at 10 subscribers: 300 joins cost
+    // minutes on the debug kernel under TCG.
+    let fanouts: &[usize] = if o.scale < 0.1 {
+        &[1, 10]
+    } else {
+        &[1, 10, 100]
+    };
+    for &n in fanouts {
+        let per = (count / 4).max(5);
+        let mut fans = Vec::new();
+        for (_, via) in &sig {
+            fans.push(Fan::new(via, n)?);
+        }
+        let mut us: Vec<Vec<f64>> = vec![Vec::new(); sig.len()];
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); sig.len() - 1];
+        for round in 0..=o.reps {
+            let mut this = vec![0f64; sig.len()];
+            for k in 0..sig.len() {
+                let i = (k + round) % sig.len();
+                this[i] = fans[i].signals(per)?;
+            }
+            if round == 0 {
+                continue;
+            }
+            for i in 0..sig.len() {
+                us[i].push(this[i]);
+            }
+            for i in 1..sig.len() {
+                ratios[i - 1].push(this[i] / this[0]);
+            }
+        }
+        for f in fans {
+            f.stop()?;
+        }
+        for (i, (case, _)) in sig.iter().enumerate() {
+            report("dbussig", case, "free", n, "latency", "us", &mut us[i]);
+        }
+        for (i, (case, _)) in sig.iter().enumerate().skip(1) {
+            let name = format!("afbus_speedup_over_{}", &case[5..]);
+            report(
+                "dbussig",
+                &name,
+                "free",
+                n,
+                "ratio",
+                "x",
+                &mut ratios[i - 1],
+            );
+        }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for round in 0..=o.reps {
@@ -226,35 +291,140 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let n = 32;
     let mut pids = o.afbus_pids.clone();
     pids.truncate(1);
-    let native = memory(&o.afbus, &pids, n)?;
-    let bridged = memory(&o.bridge, &o.afbus_pids, n)?;
-    let daemon = memory(&o.daemon, &[o.daemon_pid], n)?;
-    report(
-        "dbusmem",
-        "zbus_afbus",
-        "free",
-        n,
-        "bytes",
-        "B",
-        &mut [native],
-    );
-    report(
-        "dbusmem",
-        "zbus_bridge",
-        "free",
-        n,
-        "bytes",
-        "B",
-        &mut [bridged],
-    );
-    report(
-        "dbusmem",
-        "zbus_dbus_daemon",
-        "free",
-        n,
-        "bytes",
-        "B",
-        &mut [daemon],
-    );
+    let mut mem = vec![
+        ("zbus_afbus", memory(&o.afbus, &pids, n)?),
+        ("zbus_bridge", memory(&o.bridge, &o.afbus_pids, n)?),
+        ("zbus_dbus_daemon", memory(&o.daemon, &[o.daemon_pid], n)?),
+    ];
+    if let Some(b) = &broker {
+        mem.push(("zbus_dbus_broker", memory(&b.address, &b.pids(), n)?));
+    }
+    for (case, bytes) in mem {
+        report("dbusmem", case, "free", n, "bytes", "B", &mut [bytes]);
+    }
     Ok(())
+}
+
+/// The fan-out case: `n` subscribers on one bus, each on its own
+/// connection and thread, every other one with a rule that matches the
+/// signal the publisher sends (`arg0='hit'`), the rest with rules that
+/// share its interface and member but not its arg0 (on AF_BUS their bloom
+/// masks share those bits).
+struct Fan {
+    publisher: Connection,
+    /// One message per matching subscriber per signal it received.
+    got: async_channel::Receiver<()>,
+    matching: usize,
+    /// Closing it stops the subscribers.
+    stop: async_channel::Sender<()>,
+    threads: Vec<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+const FAN_PATH: &str = "/org/example/Fan";
+const FAN_IFACE: &str = "org.example.Fan";
+
+impl Fan {
+    fn new(via: &str, n: usize) -> Result<Fan, String> {
+        let (tx, got) = async_channel::unbounded();
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let ready = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        let mut threads = Vec::new();
+        for i in 0..n {
+            let (via, tx, stopped, ready) =
+                (via.to_string(), tx.clone(), stopped.clone(), ready.clone());
+            let want = if i % 2 == 0 {
+                "hit".to_string()
+            } else {
+                format!("miss{i}")
+            };
+            threads.push(std::thread::spawn(move || {
+                zbus::block_on(subscriber(&via, want, tx, stopped, ready))
+            }));
+        }
+        ready.wait();
+        let publisher = zbus::block_on(connect_via(via)).map_err(|e| e.to_string())?;
+        Ok(Fan {
+            publisher,
+            got,
+            matching: n.div_ceil(2),
+            stop,
+            threads,
+        })
+    }
+
+    /// Microseconds from a signal's emission to its arrival at every
+    /// matching subscriber, over `count` signals sent one after another.
+    fn signals(&self, count: usize) -> Result<f64, String> {
+        zbus::block_on(async {
+            let t = Instant::now();
+            for k in 0..count as u32 {
+                self.publisher
+                    .emit_signal(None::<()>, FAN_PATH, FAN_IFACE, "Tick", &("hit", k))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for _ in 0..self.matching {
+                    let r = futures_lite::future::or(
+                        async { self.got.recv().await.map_err(|e| e.to_string()) },
+                        async {
+                            async_io::Timer::after(Duration::from_secs(10)).await;
+                            Err("a matching subscriber missed a signal for 10 s".to_string())
+                        },
+                    );
+                    r.await?;
+                }
+            }
+            Ok(t.elapsed().as_secs_f64() * 1e6 / count as f64)
+        })
+    }
+
+    /// Stops the subscribers, with the first error one of them met.
+    fn stop(self) -> Result<(), String> {
+        drop(self.stop);
+        for t in self.threads {
+            t.join().map_err(|_| "a subscriber panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// One subscriber: forwards each signal its rule matches to `tx` until
+/// `stopped` closes.  (zbus checks every rule itself too, so a subscriber
+/// whose rule does not match sees nothing here on any bus; what differs
+/// is what each bus sends it, which the receivers' CPU pays for.)
+async fn subscriber(
+    via: &str,
+    want: String,
+    tx: async_channel::Sender<()>,
+    stopped: async_channel::Receiver<()>,
+    ready: std::sync::Arc<std::sync::Barrier>,
+) -> Result<(), String> {
+    use futures_lite::StreamExt;
+    let setup = async {
+        let conn = connect_via(via).await.map_err(|e| e.to_string())?;
+        let text = format!("type='signal',interface='{FAN_IFACE}',member='Tick',arg0='{want}'");
+        let rule = zbus::MatchRule::try_from(text.as_str()).map_err(|e| e.to_string())?;
+        let s = zbus::MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(1024))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((conn, s))
+    }
+    .await;
+    // Always meet the barrier, or a failed subscriber would hang the rest.
+    ready.wait();
+    let (_conn, mut s) = setup?;
+    loop {
+        let next = futures_lite::future::or(async { s.next().await.map(|m| m.ok()) }, async {
+            let _ = stopped.recv().await;
+            None
+        });
+        match next.await {
+            None => return Ok(()),
+            Some(None) => continue,
+            Some(Some(_)) => {
+                if tx.send(()).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub const BRIDGE: &str = "/tmp/afbus-dbus-test-bridge";
 /// client that does not read is quick).
 pub const MAX_QUEUED: usize = 4 << 20;
 
+/// Connections one uid may hold on the test run's bridge.
+pub const MAX_PER_UID: usize = 16;
+
 fn address() -> String {
     format!("unix:path={BRIDGE}")
 }
@@ -471,71 +474,70 @@ pub fn check_fds_across_the_bridge(bus: &str) -> Check {
     let r = dbus_send(&[DEST, PATH, "org.example.Echo.MakeFd", "string:abc"], None)?;
     expect("dbus-send MakeFd", &r, 0, "file descriptor")?;
     // From a legacy client (dbus-send cannot send one): a raw stream
-    // client sends ReadFd with SCM_RIGHTS through the bridge.
-    let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
-    let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-        .destination("org.freedesktop.DBus")
-        .interface("org.freedesktop.DBus")
-        .build(&())
-        .map_err(|e| e.to_string())?;
-    let mut bytes = b"\0AUTH EXTERNAL 30\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n".to_vec();
-    bytes.extend_from_slice(hello.data().bytes());
-    s.write_all(&bytes).map_err(|e| e.to_string())?;
-    let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
-    std::fs::File::from(OwnedFd::from(w))
-        .write_all(b"sent by a stream client")
-        .map_err(|e| e.to_string())?;
-    let call = zbus::Message::method_call(PATH, "ReadFd")
-        .destination(ECHO)
-        .interface(ECHO)
-        .build(&(zbus::Fd::from(r.as_fd()),))
-        .map_err(|e| e.to_string())?;
-    let fd = r.as_fd().as_raw_fd();
-    let data = call.data().bytes();
-    // SAFETY: the buffers outlive the call; CMSG_* do arithmetic on `ctl`.
-    let sent = unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        let mut ctl = [0u8; 64];
-        let mut m: libc::msghdr = std::mem::zeroed();
-        m.msg_iov = &mut iov;
-        m.msg_iovlen = 1;
-        m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
-        m.msg_controllen = libc::CMSG_SPACE(4) as usize;
-        let c = libc::CMSG_FIRSTHDR(&m);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, fd);
-        libc::sendmsg(s.as_raw_fd(), &m, 0)
-    };
-    same("sendmsg", sent, data.len() as isize)?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(20);
-    while !String::from_utf8_lossy(&got).contains("sent by a stream client") {
-        if Instant::now() > end {
-            return Err(format!(
-                "no answer to ReadFd: {:?}",
-                String::from_utf8_lossy(&got)
-            ));
+    // client sends ReadFd with SCM_RIGHTS through the bridge, pipelined
+    // right behind Hello; once in a sendmsg of its own, once in the same
+    // sendmsg as the handshake's BEGIN.
+    for together in [false, true] {
+        let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
+            .destination("org.freedesktop.DBus")
+            .interface("org.freedesktop.DBus")
+            .build(&())
+            .map_err(|e| e.to_string())?;
+        let mut bytes = b"\0AUTH EXTERNAL 30\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n".to_vec();
+        bytes.extend_from_slice(hello.data().bytes());
+        let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
+        std::fs::File::from(OwnedFd::from(w))
+            .write_all(b"sent by a stream client")
+            .map_err(|e| e.to_string())?;
+        let call = zbus::Message::method_call(PATH, "ReadFd")
+            .destination(ECHO)
+            .interface(ECHO)
+            .build(&(zbus::Fd::from(r.as_fd()),))
+            .map_err(|e| e.to_string())?;
+        let fd = r.as_fd().as_raw_fd();
+        if together {
+            bytes.extend_from_slice(call.data().bytes());
+            same(
+                "sendmsg (BEGIN, Hello and ReadFd)",
+                send_with_fd(&s, &bytes, fd),
+                bytes.len() as isize,
+            )?;
+        } else {
+            s.write_all(&bytes).map_err(|e| e.to_string())?;
+            let data = call.data().bytes();
+            same(
+                "sendmsg (ReadFd)",
+                send_with_fd(&s, data, fd),
+                data.len() as isize,
+            )?;
         }
-        match s.read(&mut buf) {
-            Ok(0) => {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(&got).contains("sent by a stream client") {
+            let what = if together { "with BEGIN" } else { "alone" };
+            if Instant::now() > end {
                 return Err(format!(
-                    "the bridge closed: {:?}",
+                    "no answer to ReadFd sent {what}: {:?}",
                     String::from_utf8_lossy(&got)
-                ))
+                ));
             }
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                return Err(format!(
-                    "reading the answer: {e}; got {:?}",
-                    String::from_utf8_lossy(&got)
-                ))
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    return Err(format!(
+                        "the bridge closed (ReadFd sent {what}): {:?}",
+                        String::from_utf8_lossy(&got)
+                    ))
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    return Err(format!(
+                        "reading the answer (ReadFd sent {what}): {e}; got {:?}",
+                        String::from_utf8_lossy(&got)
+                    ))
+                }
             }
         }
     }
@@ -602,4 +604,194 @@ pub fn check_a_client_that_stops_reading(bus: &str) -> Check {
         return Err(format!("the client got {total} bytes: more than the bound"));
     }
     Ok(())
+}
+
+/// Sends `data` on `s` with `fd` attached (`SCM_RIGHTS`); what sendmsg
+/// returned.
+fn send_with_fd(s: &UnixStream, data: &[u8], fd: std::os::fd::RawFd) -> isize {
+    // SAFETY: the buffers outlive the call; CMSG_* do arithmetic on `ctl`.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut ctl = [0u8; 64];
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
+        m.msg_controllen = libc::CMSG_SPACE(4) as usize;
+        let c = libc::CMSG_FIRSTHDR(&m);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, fd);
+        libc::sendmsg(s.as_raw_fd(), &m, 0)
+    }
+}
+
+/// Reads `s` until the bridge closes it; an error if it does not within
+/// `secs`.
+fn closed_within(s: &mut UnixStream, secs: u64, what: &str) -> Check {
+    s.set_read_timeout(Some(Duration::from_secs(secs))).ok();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) => return Err(format!("{what}: the bridge kept the client ({e})")),
+        }
+    }
+}
+
+/// A client that sends descriptors it did not negotiate, or announces a
+/// message larger than 32 MiB, is dropped at once: before, the bridge
+/// took the descriptors anyway (they count against nobody) and allocated
+/// whatever length a header announced, up to zbus's 128 MiB, per
+/// connection.
+pub fn check_oversize_and_unasked_fds(bus: &str) -> Check {
+    let (c, _) = start_service(bus, ECHO, "svc")?;
+    let _s = Services { children: vec![c] };
+    let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
+        .destination("org.freedesktop.DBus")
+        .interface("org.freedesktop.DBus")
+        .build(&())
+        .map_err(|e| e.to_string())?;
+    // Descriptors without NEGOTIATE_UNIX_FD.
+    let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
+    let mut bytes = b"\0AUTH EXTERNAL 30\r\nBEGIN\r\n".to_vec();
+    bytes.extend_from_slice(hello.data().bytes());
+    s.write_all(&bytes).map_err(|e| e.to_string())?;
+    let ping = zbus::Message::method_call(PATH, "Ping")
+        .destination(ECHO)
+        .interface(ECHO)
+        .build(&("with a descriptor attached",))
+        .map_err(|e| e.to_string())?;
+    let (r, _w) = std::io::pipe().map_err(|e| e.to_string())?;
+    let data = ping.data().bytes();
+    same(
+        "sendmsg",
+        send_with_fd(&s, data, r.as_fd().as_raw_fd()),
+        data.len() as isize,
+    )?;
+    closed_within(&mut s, 10, "descriptors it did not negotiate")?;
+    // A fixed header announcing a body of 100 MiB.
+    let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
+    let mut bytes = b"\0AUTH EXTERNAL 30\r\nBEGIN\r\n".to_vec();
+    bytes.extend_from_slice(hello.data().bytes());
+    let mut h = [0u8; 16];
+    h[0] = b'l';
+    h[1] = 1; // a method call
+    h[3] = 1; // protocol version
+    h[4..8].copy_from_slice(&(100u32 << 20).to_le_bytes());
+    h[8..12].copy_from_slice(&7u32.to_le_bytes());
+    bytes.extend_from_slice(&h);
+    s.write_all(&bytes).map_err(|e| e.to_string())?;
+    closed_within(&mut s, 10, "a 100 MiB message announced")?;
+    // Everyone else goes on.
+    let r = dbus_send(&[DEST, PATH, "org.example.Echo.Ping", "string:after"], None)?;
+    expect("dbus-send Ping afterwards", &r, 0, "svc: after")
+}
+
+/// What `afbus-dbus-test connections` does: `count` connections to the
+/// bridge at `path`, all open at once, each sent `AUTH EXTERNAL` with this
+/// process's uid; "ok" for each the bridge answered with `OK`, "closed" for
+/// each it closed, "silent" for each it kept without answering for 10 s;
+/// and the connections.
+pub fn connections(path: &str, count: usize) -> (Vec<String>, Vec<UnixStream>) {
+    // SAFETY: getuid(2) cannot fail and takes no pointers.
+    let uid = unsafe { libc::getuid() };
+    let hex: String = uid
+        .to_string()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let word = match UnixStream::connect(path) {
+            Err(_) => "closed".to_string(),
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = s.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes());
+                let mut line = [0u8; 2];
+                let w = match s.read(&mut line) {
+                    Ok(2) if &line == b"OK" => "ok",
+                    Ok(_) => "closed",
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "closed",
+                    Err(_) => "silent",
+                };
+                held.push(s);
+                w.to_string()
+            }
+        };
+        out.push(word);
+    }
+    (out, held)
+}
+
+/// The bridge holds at most `MAX_PER_UID` connections of one uid, counted
+/// before authentication (each costs the bridge a thread and an endpoint):
+/// one more is closed at once, another uid is not affected, and a slot
+/// comes back when its connection closes.
+pub fn check_connection_limit_per_uid(bus: &str) -> Check {
+    let _ = bus;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let run = |uid: u32, count: usize| -> Result<String, String> {
+        let out = Command::new(&exe)
+            .args(["connections", "--path", BRIDGE, "--count"])
+            .arg(count.to_string())
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let mut want = vec!["ok"; MAX_PER_UID];
+    want.push("closed");
+    // Nobody's connections, one over the limit, held open for a while.
+    let mut held = Command::new(&exe)
+        .args([
+            "connections",
+            "--path",
+            BRIDGE,
+            "--hold-ms",
+            "4000",
+            "--count",
+        ])
+        .arg((MAX_PER_UID + 1).to_string())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(held.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let first = same(
+        "nobody's connections, one over the limit",
+        line.trim().to_string(),
+        want.join(" "),
+    );
+    // Another uid is counted apart: root's connection goes through while
+    // nobody holds its limit.
+    let root = run(0, 1);
+    let _ = held.wait();
+    first?;
+    same("root's connection meanwhile", root?, "ok".to_string())?;
+    // The first run's process has exited: its slots come back once the
+    // bridge has seen the connections close.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = run(NOBODY, MAX_PER_UID)?;
+        if got == vec!["ok"; MAX_PER_UID].join(" ") {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(format!("after the first run closed, nobody got: {got}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

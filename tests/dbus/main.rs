@@ -9,6 +9,7 @@
 
 mod bench;
 mod bridge;
+mod broker;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,6 +120,10 @@ enum Cmd {
         /// dbus-daemon's pid, for its memory
         #[arg(long)]
         daemon_pid: u32,
+        /// Also measure dbus-broker, started by dbus-broker-launch with
+        /// this configuration file (socket-activated, as systemd would)
+        #[arg(long)]
+        broker_config: Option<String>,
     },
     /// Join and request NAME, printing the reply or the error's name
     Own {
@@ -134,6 +139,20 @@ enum Cmd {
         /// The service's well-known name
         #[arg(long)]
         dest: String,
+    },
+    /// Open COUNT connections to the bridge at PATH at once, start the
+    /// handshake on each, and print one word per connection: "ok" if the
+    /// bridge answered, "closed" if it closed the connection
+    Connections {
+        /// The bridge's socket file
+        #[arg(long)]
+        path: String,
+        /// How many connections
+        #[arg(long)]
+        count: usize,
+        /// Keep them open this many milliseconds after printing
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
     },
 }
 
@@ -1715,6 +1734,14 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
             "bridge_a_client_that_stops_reading_is_dropped",
             bridge::check_a_client_that_stops_reading,
         ),
+        (
+            "bridge_a_uid_at_its_connection_limit_is_refused",
+            bridge::check_connection_limit_per_uid,
+        ),
+        (
+            "bridge_oversize_messages_and_unasked_fds_drop_the_client",
+            bridge::check_oversize_and_unasked_fds,
+        ),
         ("dbus_master_death", check_master_death),
     ];
     let checks: Vec<_> = checks
@@ -1761,6 +1788,7 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
     let mut bridge = match Command::new("afbus-dbus")
         .args(["--bus", bus, "bridge", "--listen", bridge::BRIDGE])
         .arg(format!("--max-queued={}", bridge::MAX_QUEUED))
+        .arg(format!("--max-per-uid={}", bridge::MAX_PER_UID))
         .stdout(Stdio::piped())
         .spawn()
     {
@@ -1858,6 +1886,7 @@ fn main() -> ExitCode {
             bridge,
             daemon,
             daemon_pid,
+            broker_config,
         } => {
             let o = bench::Opts {
                 reps,
@@ -1867,6 +1896,7 @@ fn main() -> ExitCode {
                 bridge,
                 daemon,
                 daemon_pid,
+                broker_config,
             };
             match bench::run(&o) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -1875,6 +1905,18 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Cmd::Connections {
+            path,
+            count,
+            hold_ms,
+        } => {
+            let (words, held) = bridge::connections(&path, count);
+            println!("{}", words.join(" "));
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_millis(hold_ms));
+            drop(held);
+            ExitCode::SUCCESS
         }
         Cmd::Probe { dest } => match probe(&cli.bus, &dest) {
             Ok(()) => ExitCode::SUCCESS,

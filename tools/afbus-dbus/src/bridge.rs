@@ -18,30 +18,41 @@
 //! receives (sender rewritten from the kernel's source address, bloom false
 //! positives dropped) is written back to the stream.  What waits for a
 //! client that does not read is bounded: past the bound the client is
-//! disconnected, as dbus-broker does, and nobody else waits for it.
+//! disconnected, as dbus-broker does, and nobody else waits for it.  What
+//! one local user can make the bridge hold is bounded too: connections per
+//! uid, authenticated or not (each costs a thread and an endpoint), and the
+//! time and bytes of a handshake.
 
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, Write};
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_io::Async;
 use zbus::connection::socket::{ReadHalf, Socket, WriteHalf};
-use zbus::export::async_trait::async_trait;
 use zbus::message::Message;
 
 use crate::addr::BusPath;
-use crate::socket::{expects_reply, guid_of};
+use crate::socket::{expects_reply, guid_of, Replay};
 use crate::AfBus;
 
 /// What may wait for a client that does not read before it is dropped.
 pub const DEFAULT_MAX_QUEUED: usize = 16 << 20;
-/// How long a client may take to authenticate.
+/// Connections one uid may hold at once (dbus-daemon's system bus default).
+pub const DEFAULT_MAX_PER_UID: usize = 256;
+/// Connections the bridge holds at once, all uids together.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Bytes one uid's connections may have the bridge hold at once: messages
+/// being read from them and messages waiting for them to read.
+pub const DEFAULT_MAX_UID_BYTES: usize = 64 << 20;
+/// The longest message a client may send (dbus-daemon's system bus limit).
+pub const MAX_MESSAGE: usize = 32 << 20;
+/// How long a client may take to authenticate, in all.
 const SASL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest handshake the bridge reads (commands are short lines).
 const SASL_MAX: usize = 16 * 1024;
@@ -55,6 +66,114 @@ pub struct Config {
     pub bus: String,
     /// Bytes of messages that may wait for one client.
     pub max_queued: usize,
+    /// Connections one uid may hold at once, authenticated or not.
+    pub max_per_uid: usize,
+    /// Connections the bridge holds at once.
+    pub max_connections: usize,
+    /// Bytes one uid's connections may have the bridge hold.
+    pub max_uid_bytes: usize,
+}
+
+/// What each uid holds: connections, and bytes in the bridge.
+#[derive(Default)]
+struct PerUid {
+    held: Mutex<HashMap<u32, Held>>,
+    /// Connections of all uids.
+    total: AtomicUsize,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Held {
+    conns: usize,
+    bytes: usize,
+}
+
+/// One counted connection; uncounted on drop, with any bytes it still
+/// holds.
+struct Slot {
+    per_uid: Arc<PerUid>,
+    uid: u32,
+    /// Bytes this connection holds in the bridge.
+    bytes: AtomicUsize,
+    max_bytes: usize,
+}
+
+impl PerUid {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for `uid`, unless it holds `cfg.max_per_uid` connections
+    /// already or the bridge `cfg.max_connections`.
+    fn take(self: &Arc<Self>, uid: u32, cfg: &Config) -> Result<Slot, String> {
+        let mut m = self.lock();
+        if self.total.load(Ordering::Relaxed) >= cfg.max_connections {
+            return Err(format!(
+                "the bridge holds {} connections",
+                cfg.max_connections
+            ));
+        }
+        let h = m.entry(uid).or_default();
+        if h.conns >= cfg.max_per_uid {
+            return Err(format!("the uid holds {} connections", cfg.max_per_uid));
+        }
+        h.conns += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            per_uid: self.clone(),
+            uid,
+            bytes: AtomicUsize::new(0),
+            max_bytes: cfg.max_uid_bytes,
+        })
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("uid", &self.uid).finish()
+    }
+}
+
+impl Slot {
+    /// Charges `n` bytes to the connection's uid, unless that takes the uid
+    /// past its bound.
+    fn charge(&self, n: usize) -> io::Result<()> {
+        let mut m = self.per_uid.lock();
+        let h = m.entry(self.uid).or_default();
+        if h.bytes + n > self.max_bytes {
+            return Err(io::Error::other(format!(
+                "the uid's connections hold {} bytes in the bridge, {n} more would pass {}",
+                h.bytes, self.max_bytes
+            )));
+        }
+        h.bytes += n;
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back `n` bytes charged before.
+    fn release(&self, n: usize) {
+        let mut m = self.per_uid.lock();
+        if let Some(h) = m.get_mut(&self.uid) {
+            h.bytes = h.bytes.saturating_sub(n);
+        }
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let left = *self.bytes.get_mut();
+        let mut m = self.per_uid.lock();
+        if let Some(h) = m.get_mut(&self.uid) {
+            h.conns -= 1;
+            h.bytes = h.bytes.saturating_sub(left);
+            if h.conns == 0 {
+                m.remove(&self.uid);
+            }
+        }
+        self.per_uid.total.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Listens on `listen` (a new socket file, mode 0666: the master's policy
@@ -72,10 +191,29 @@ pub fn serve(
             std::fs::remove_file(listen)?;
         }
     }
-    let listener = UnixListener::bind(listen)?;
-    std::fs::set_permissions(listen, std::fs::Permissions::from_mode(0o666))?;
+    // The socket file is made 0666 by the umask at bind, not by a chmod
+    // of the path afterwards, which would follow a symlink put there
+    // meanwhile.  (The bridge is single-threaded until it serves.)
+    // SAFETY: umask(2) takes no pointers.
+    let old = unsafe { libc::umask(0o111) };
+    let bound = UnixListener::bind(listen);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    let mut cfg = cfg;
+    // Each connection holds about three descriptors (the stream, the
+    // endpoint, a descriptor in flight): the open-file limit goes up to its
+    // hard limit, and the connection bound comes down to fit it.
+    let fit = raise_nofile().saturating_sub(64) / 3;
+    if cfg.max_connections > fit {
+        log(format!(
+            "at most {fit} connections: the open-file limit allows no more"
+        ));
+        cfg.max_connections = fit;
+    }
     let log = Arc::new(log);
     let cfg = Arc::new(cfg);
+    let per_uid = Arc::new(PerUid::default());
     log(format!(
         "serving unix:path={} for the AF_BUS bus {}",
         listen.display(),
@@ -91,22 +229,62 @@ pub fn serve(
                 continue;
             }
         };
-        let (cfg, log) = (cfg.clone(), log.clone());
-        std::thread::spawn(move || {
-            let who = match peer_creds(&stream) {
-                Ok(c) => c,
-                Err(e) => return log(format!("a client without credentials: {e}")),
-            };
+        // Counted before a thread is spent on it: a uid at its limit is
+        // closed at once.
+        let who = match peer_creds(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                log(format!("a client without credentials: {e}"));
+                continue;
+            }
+        };
+        let slot = match per_uid.take(who.uid, &cfg) {
+            Ok(s) => Arc::new(s),
+            Err(why) => {
+                log(format!(
+                    "client pid {} uid {} refused: {why}",
+                    who.pid, who.uid
+                ));
+                continue;
+            }
+        };
+        let (cfg, log2) = (cfg.clone(), log.clone());
+        let spawned = std::thread::Builder::new().spawn(move || {
             let name = format!("client pid {} uid {}", who.pid, who.uid);
-            log(format!("{name} connected"));
-            let why = match relay(stream, who, &cfg) {
+            log2(format!("{name} connected"));
+            let why = match relay(stream, who, &cfg, slot) {
                 Ok(()) => "disconnected".to_string(),
                 Err(e) => format!("dropped: {e}"),
             };
-            log(format!("{name} {why}"));
+            log2(format!("{name} {why}"));
         });
+        // Out of threads: this client is closed (the closure drops it and
+        // its slot), the others go on.
+        if let Err(e) = spawned {
+            log(format!(
+                "client pid {} uid {} refused: {e}",
+                who.pid, who.uid
+            ));
+        }
     }
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one; returns the limit.
+fn raise_nofile() -> usize {
+    // SAFETY: an all-zero rlimit is valid.
+    let mut r: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: `r` is live.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } < 0 {
+        return 1024;
+    }
+    r.rlim_cur = r.rlim_max;
+    // SAFETY: `r` is live.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } < 0 {
+        // SAFETY: `r` is live.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    }
+    usize::try_from(r.rlim_cur).unwrap_or(usize::MAX)
 }
 
 /// The credentials of the process at the other end of `s`.
@@ -151,6 +329,8 @@ pub struct Sasl {
     unix_fd: bool,
     /// `AUTH EXTERNAL` came without an identity: the next `DATA` has it.
     awaiting_data: bool,
+    /// Bytes taken so far, for the bound on the whole handshake.
+    seen: usize,
 }
 
 impl Sasl {
@@ -164,12 +344,17 @@ impl Sasl {
             authed: false,
             unix_fd: false,
             awaiting_data: false,
+            seen: 0,
         }
     }
 
     /// Takes bytes the client sent; returns the reply lines to write and,
     /// once `BEGIN` came, the outcome.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(Vec<u8>, Option<Authenticated>), String> {
+        self.seen += bytes.len();
+        if self.seen > SASL_MAX {
+            return Err("a handshake longer than 16 KiB".into());
+        }
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         if !self.nul {
@@ -198,9 +383,6 @@ impl Sasl {
             let reply = self.command(line);
             out.extend_from_slice(reply.as_bytes());
             out.extend_from_slice(b"\r\n");
-        }
-        if self.buf.len() > SASL_MAX {
-            return Err("a handshake line longer than 16 KiB".into());
         }
         Ok((out, None))
     }
@@ -264,15 +446,33 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Authenticates the client of `stream`, then relays its messages both
 /// ways until either side goes.
-fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<()> {
+fn relay(
+    mut stream: UnixStream,
+    who: libc::ucred,
+    cfg: &Config,
+    slot: Arc<Slot>,
+) -> io::Result<()> {
     let bus = BusPath::parse(&cfg.bus).map_err(io::Error::other)?;
     let mut sasl = Sasl::new(who.uid, guid_of(&bus));
-    stream.set_read_timeout(Some(SASL_TIMEOUT))?;
+    // One deadline for the whole handshake, not one per read: a client
+    // sending a byte now and then cannot hold its slot for long.
+    let deadline = Instant::now() + SASL_TIMEOUT;
     // The handshake is consumed a line at a time, after a peek: a plain
     // read past `BEGIN` could take the start of a message that carries
     // descriptors, and drop them (read(2) takes no control messages).
     let mut buf = [0u8; 4096];
+    let mut early_fds = Vec::new();
     let auth = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no authentication within 30 s",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        // A client that does not read the replies cannot stall it either.
+        stream.set_write_timeout(Some(left))?;
         // SAFETY: the buffer is live and as long as said.
         let n = unsafe {
             libc::recv(
@@ -293,7 +493,20 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
             .iter()
             .position(|b| *b == b'\n')
             .map_or(n, |i| i + 1);
-        stream.read_exact(&mut buf[..line])?;
+        // Taken with recvmsg: if the client wrote BEGIN and its first
+        // message in one sendmsg with descriptors, they arrive here.
+        let mut got = 0;
+        while got < line {
+            let (k, fds) = recv_fds(stream.as_raw_fd(), &mut buf[got..line])?;
+            if k == 0 {
+                return Ok(());
+            }
+            got += k;
+            early_fds.extend(fds);
+        }
+        if early_fds.len() > MAX_FDS {
+            return Err(io::Error::other("too many descriptors in the handshake"));
+        }
         let (reply, done) = sasl.feed(&buf[..line]).map_err(io::Error::other)?;
         stream.write_all(&reply)?;
         if let Some(a) = done {
@@ -301,6 +514,7 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
         }
     };
     stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
     let socket = AfBus::for_client(&cfg.bus, who)?;
     let (mut from_bus, mut to_bus) = socket.split().take();
     let stream = Arc::new(Async::new(stream)?);
@@ -314,14 +528,23 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
 
     // The client's messages, to the bus.
     let inbound = async {
-        let mut client = ClientIn(stream.clone());
-        let mut rest = auth.rest;
+        let mut client = ClientIn {
+            stream: stream.clone(),
+            unix_fd: auth.unix_fd,
+            slot: slot.clone(),
+            pending: std::collections::VecDeque::new(),
+        };
+        // The handshake is fed a line at a time, so nothing follows BEGIN
+        // in what it was given.
+        if !auth.rest.is_empty() {
+            return Err(io::Error::other("bytes after BEGIN in its line"));
+        }
+        // Descriptors that came with the handshake's last bytes wait for
+        // the message that declares them, like any others.
+        client.take_fds(early_fds)?;
         let mut seq = 0;
         loop {
-            let msg = match client
-                .receive_message(seq, &mut rest, &mut Vec::new())
-                .await
-            {
+            let msg = match client.next_message(seq).await {
                 Ok(m) => m,
                 Err(zbus::Error::InputOutput(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     return Ok(())
@@ -329,11 +552,15 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
                 Err(e) => return Err(io::Error::other(format!("a malformed message: {e}"))),
             };
             seq += 1;
+            // The message leaves the bridge's hands with this send.
+            let charged = msg.data().len();
             let is_hello = seq == 1 && is_hello(&msg);
             if is_hello {
                 hello.store(msg.primary_header().serial_num().get(), Ordering::Relaxed);
             }
-            if let Err(e) = to_bus.send_message(&msg).await {
+            let sent = to_bus.send_message(&msg).await;
+            slot.release(charged);
+            if let Err(e) = sent {
                 if let zbus::Error::InputOutput(io) = &e {
                     if matches!(
                         io.raw_os_error(),
@@ -372,13 +599,17 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
                 // does not get the message.
                 continue;
             }
+            // The bound is checked before the message is added: one
+            // message larger than the bound goes to a client that reads.
             let len = msg.data().len();
-            if queued.fetch_add(len, Ordering::Relaxed) + len > cfg.max_queued {
+            let waiting = queued.load(Ordering::Relaxed);
+            if waiting > 0 && waiting + len > cfg.max_queued {
                 return Err(io::Error::other(format!(
-                    "stopped reading ({} bytes waiting)",
-                    queued.load(Ordering::Relaxed)
+                    "stopped reading ({waiting} bytes waiting)"
                 )));
             }
+            slot.charge(len)?;
+            queued.fetch_add(len, Ordering::Relaxed);
             let _ = tx.send(msg).await;
         }
     };
@@ -389,6 +620,7 @@ fn relay(mut stream: UnixStream, who: libc::ucred, cfg: &Config) -> io::Result<(
             let fds: Vec<RawFd> = data.fds().iter().map(|f| f.as_raw_fd()).collect();
             write_all(&stream, data.bytes(), &fds).await?;
             queued.fetch_sub(data.len(), Ordering::Relaxed);
+            slot.release(data.len());
         }
         Ok(())
     };
@@ -406,14 +638,141 @@ fn is_hello(msg: &Message) -> bool {
         && h.member().map(|m| m.as_str()) == Some("Hello")
 }
 
-/// The client's stream, read by zbus's own message assembly.
-#[derive(Debug)]
-struct ClientIn(Arc<Async<UnixStream>>);
+/// The client's stream, cut into messages here rather than by zbus's
+/// default assembly, for three reasons: a message's length is checked
+/// (at most [`MAX_MESSAGE`], charged to the uid until sent) before any of
+/// it is allocated; descriptors are taken first in, first out, each
+/// message the number its header declares, as dbus-daemon does, whichever
+/// `sendmsg` carried them (the handshake's included); and at most
+/// [`MAX_FDS`] may wait, none unless the client negotiated them.
+struct ClientIn {
+    stream: Arc<Async<UnixStream>>,
+    unix_fd: bool,
+    slot: Arc<Slot>,
+    /// Descriptors received and not yet given to a message.
+    pending: std::collections::VecDeque<OwnedFd>,
+}
 
-#[async_trait]
-impl ReadHalf for ClientIn {
-    async fn recvmsg(&mut self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-        self.0.read_with(|s| recv_fds(s.as_raw_fd(), buf)).await
+impl std::fmt::Debug for ClientIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIn")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+/// The length of the message a fixed header starts: the header, the
+/// header fields padded to 8, the body; `None` for a bad endianness mark.
+pub fn message_length(h: &[u8; 16]) -> Option<u64> {
+    let num = |b: [u8; 4]| match h[0] {
+        b'l' => Some(u64::from(u32::from_le_bytes(b))),
+        b'B' => Some(u64::from(u32::from_be_bytes(b))),
+        _ => None,
+    };
+    let body = num([h[4], h[5], h[6], h[7]])?;
+    let fields = num([h[12], h[13], h[14], h[15]])?;
+    Some(16 + fields.div_ceil(8) * 8 + body)
+}
+
+/// The UNIX_FDS header field of the message in `bytes`, if it has one.
+fn declared_fds(bytes: &[u8]) -> Option<u32> {
+    use zbus::wire::serialized::{Context, Data};
+    use zbus::wire::Endian;
+    use zbus::Variant as Value;
+    type Header<'a> = (u8, u8, u8, u8, u32, u32, Vec<(u8, Value<'a>)>);
+    let endian = match bytes.first()? {
+        b'l' => Endian::Little,
+        b'B' => Endian::Big,
+        _ => return None,
+    };
+    let data = Data::new(bytes, Context::new(endian, 0));
+    let (h, _): (Header<'_>, usize) = data.deserialize().ok()?;
+    h.6.iter()
+        .find(|(code, _)| *code == 9)
+        .and_then(|(_, v)| u32::try_from(v).ok())
+}
+
+impl ClientIn {
+    /// Takes descriptors that came with bytes.
+    fn take_fds(&mut self, fds: Vec<OwnedFd>) -> io::Result<()> {
+        if fds.is_empty() {
+            return Ok(());
+        }
+        if !self.unix_fd {
+            return Err(io::Error::other(
+                "descriptors sent without NEGOTIATE_UNIX_FD",
+            ));
+        }
+        self.pending.extend(fds);
+        if self.pending.len() > MAX_FDS {
+            return Err(io::Error::other(format!(
+                "more than {MAX_FDS} descriptors waiting for their messages"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fills `buf[from..]` from the stream.
+    async fn fill(&mut self, buf: &mut [u8], mut from: usize) -> io::Result<()> {
+        while from < buf.len() {
+            let (n, fds) = self
+                .stream
+                .read_with(|s| recv_fds(s.as_raw_fd(), &mut buf[from..]))
+                .await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the stream",
+                ));
+            }
+            self.take_fds(fds)?;
+            from += n;
+        }
+        Ok(())
+    }
+
+    /// The next message; its length stays charged to the uid until the
+    /// caller gives it back.
+    async fn next_message(&mut self, seq: u64) -> zbus::Result<Message> {
+        let mut header = [0u8; 16];
+        self.fill(&mut header, 0).await?;
+        let len = message_length(&header)
+            .ok_or_else(|| io::Error::other("a message with a bad endianness mark"))?;
+        if len > MAX_MESSAGE as u64 {
+            return Err(io::Error::other(format!(
+                "a message of {len} bytes (at most {MAX_MESSAGE})"
+            ))
+            .into());
+        }
+        let len = len as usize;
+        self.slot.charge(len)?;
+        let mut bytes = vec![0u8; len];
+        bytes[..16].copy_from_slice(&header);
+        if let Err(e) = self.fill(&mut bytes, 16).await {
+            self.slot.release(len);
+            return Err(e.into());
+        }
+        let mut fds = Vec::new();
+        if !self.pending.is_empty() {
+            // The message takes the number its UNIX_FDS field declares,
+            // oldest first; a message declaring more than have come is
+            // refused (zbus would take what is missing from its own reads).
+            let declared = declared_fds(&bytes).unwrap_or(0) as usize;
+            if declared > self.pending.len() {
+                self.slot.release(len);
+                return Err(io::Error::other(format!(
+                    "a message declares {declared} descriptors, {} came",
+                    self.pending.len()
+                ))
+                .into());
+            }
+            fds = self.pending.drain(..declared).collect();
+        }
+        let m = Replay.receive_message(seq, &mut bytes, &mut fds).await;
+        if m.is_err() {
+            self.slot.release(len);
+        }
+        m
     }
 }
 
@@ -568,5 +927,171 @@ mod tests {
             out,
             "ERROR \"NEGOTIATE_UNIX_FD is not expected here\"\r\nERROR \"DATA is not expected here\"\r\n"
         );
+    }
+
+    #[test]
+    fn a_handshake_is_bounded_in_all_not_per_line() {
+        let mut s = Sasl::new(0, "g".into());
+        assert!(s.feed(b"\0").is_ok());
+        // Short lines, each answered, until the whole passes 16 KiB.
+        let line = b"NOPE\r\n";
+        let mut fed = 1;
+        while fed + line.len() <= SASL_MAX {
+            assert!(s.feed(line).is_ok());
+            fed += line.len();
+        }
+        assert!(s.feed(line).is_err());
+    }
+
+    fn config() -> Config {
+        Config {
+            bus: "@b".into(),
+            max_queued: 100,
+            max_per_uid: 2,
+            max_connections: 3,
+            max_uid_bytes: 1000,
+        }
+    }
+
+    #[test]
+    fn connections_are_bounded_per_uid_and_in_all() {
+        let p = Arc::new(PerUid::default());
+        let c = config();
+        let a = p.take(1, &c).unwrap();
+        let _b = p.take(1, &c).unwrap();
+        assert!(p.take(1, &c).unwrap_err().contains("the uid holds 2"));
+        let _d = p.take(2, &c).unwrap();
+        assert!(p.take(3, &c).unwrap_err().contains("the bridge holds 3"));
+        drop(a);
+        assert!(p.take(1, &c).is_ok());
+    }
+
+    #[test]
+    fn bytes_are_charged_to_the_uid_and_given_back() {
+        let p = Arc::new(PerUid::default());
+        let c = config();
+        let a = p.take(1, &c).unwrap();
+        let b = p.take(1, &c).unwrap();
+        a.charge(600).unwrap();
+        assert!(b.charge(500).is_err());
+        b.charge(400).unwrap();
+        a.release(600);
+        b.charge(500).unwrap();
+        // A connection that goes gives back what it held.
+        drop(b);
+        a.charge(1000).unwrap();
+    }
+
+    #[test]
+    fn the_message_length_comes_from_the_fixed_header() {
+        let mut h = [0u8; 16];
+        h[0] = b'l';
+        h[4..8].copy_from_slice(&5u32.to_le_bytes());
+        h[12..16].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(message_length(&h), Some(16 + 16 + 5));
+        h[0] = b'B';
+        h[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        h[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            message_length(&h),
+            Some(16 + (1u64 << 32) + u64::from(u32::MAX))
+        );
+        h[0] = b'x';
+        assert_eq!(message_length(&h), None);
+    }
+
+    /// Sends `bytes` on `s` with `fds` attached.
+    fn send_with(s: &UnixStream, bytes: &[u8], fds: &[RawFd]) {
+        let mut off = 0;
+        while off < bytes.len() {
+            off += send_fds(
+                s.as_raw_fd(),
+                &bytes[off..],
+                if off == 0 { fds } else { &[] },
+            )
+            .unwrap();
+        }
+    }
+
+    fn call(member: &str, fd: Option<&std::os::fd::OwnedFd>) -> Message {
+        use std::os::fd::AsFd;
+        let b = Message::method_call("/p", member)
+            .destination("org.example.X")
+            .interface("org.example.X");
+        match fd {
+            Some(f) => b.build(&(zbus::Fd::from(f.as_fd()),)).unwrap(),
+            None => b.build(&("no descriptor",)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn descriptors_go_to_the_message_that_declares_them() {
+        let p = Arc::new(PerUid::default());
+        let slot = Arc::new(p.take(0, &config_big()).unwrap());
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut c = ClientIn {
+            stream: Arc::new(Async::new(b).unwrap()),
+            unix_fd: true,
+            slot: slot.clone(),
+            pending: std::collections::VecDeque::new(),
+        };
+        let (r, _w) = std::io::pipe().unwrap();
+        let r = OwnedFd::from(r);
+        // A message without, then one with a descriptor in its own sendmsg.
+        send_with(&a, call("First", None).data().bytes(), &[]);
+        let second = call("Second", Some(&r));
+        send_with(&a, second.data().bytes(), &[r.as_raw_fd()]);
+        // Both in one sendmsg, the descriptor with the first bytes.
+        let mut both = call("Third", None).data().bytes().to_vec();
+        both.extend_from_slice(call("Fourth", Some(&r)).data().bytes());
+        send_with(&a, &both, &[r.as_raw_fd()]);
+        zbus::block_on(async {
+            for (seq, (member, n)) in [("First", 0), ("Second", 1), ("Third", 0), ("Fourth", 1)]
+                .into_iter()
+                .enumerate()
+            {
+                let m = c.next_message(seq as u64).await.unwrap();
+                assert_eq!(m.header().member().unwrap().as_str(), member);
+                assert_eq!(m.data().fds().len(), n, "{member}");
+                slot.release(m.data().len());
+            }
+        });
+        assert!(c.pending.is_empty());
+    }
+
+    fn config_big() -> Config {
+        Config {
+            max_uid_bytes: 1 << 20,
+            ..config()
+        }
+    }
+
+    #[test]
+    fn descriptors_not_negotiated_or_not_declared_are_refused() {
+        let p = Arc::new(PerUid::default());
+        let slot = Arc::new(p.take(0, &config_big()).unwrap());
+        let (r, _w) = std::io::pipe().unwrap();
+        let r = OwnedFd::from(r);
+        for (unix_fd, member) in [(false, "Plain"), (true, "Declares")] {
+            let (a, b) = UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            let mut c = ClientIn {
+                stream: Arc::new(Async::new(b).unwrap()),
+                unix_fd,
+                slot: slot.clone(),
+                pending: std::collections::VecDeque::new(),
+            };
+            // Without NEGOTIATE_UNIX_FD any descriptor drops the client;
+            // with it, a message declaring one that never came does.
+            if unix_fd {
+                send_with(&a, call(member, Some(&r)).data().bytes(), &[]);
+            } else {
+                send_with(&a, call(member, None).data().bytes(), &[r.as_raw_fd()]);
+            }
+            zbus::block_on(async { assert!(c.next_message(0).await.is_err(), "{member}") });
+        }
+        // Whatever the failed reads charged was given back.
+        assert_eq!(slot.bytes.load(Ordering::Relaxed), 0);
     }
 }

@@ -177,6 +177,13 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
     if m.msg_flags & libc::MSG_TRUNC != 0 {
         return Err(io::Error::other("a datagram grew between peek and receive"));
     }
+    if m.msg_flags & libc::MSG_CTRUNC != 0 {
+        // Descriptors that did not fit are closed by the kernel: the
+        // message would arrive without some of its `h` arguments.
+        return Err(io::Error::other(
+            "a datagram's control messages did not fit (descriptors lost)",
+        ));
+    }
     Ok(out)
 }
 

@@ -58,6 +58,19 @@ enum Cmd {
         /// read before it is disconnected
         #[arg(long, default_value_t = afbus_dbus::bridge::DEFAULT_MAX_QUEUED)]
         max_queued: usize,
+        /// Connections one uid may hold at once, authenticated or not; a
+        /// uid at the limit has further connections closed at once
+        #[arg(long, default_value_t = afbus_dbus::bridge::DEFAULT_MAX_PER_UID)]
+        max_per_uid: usize,
+        /// Connections the bridge holds at once, all uids together (lowered
+        /// to what the open-file limit allows, 3 descriptors each)
+        #[arg(long, default_value_t = afbus_dbus::bridge::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Bytes one uid's connections may have the bridge hold at once
+        /// (messages being read from them or waiting for them); a
+        /// connection that would pass it is dropped
+        #[arg(long, default_value_t = afbus_dbus::bridge::DEFAULT_MAX_UID_BYTES)]
+        max_uid_bytes: usize,
     },
 }
 
@@ -124,10 +137,19 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Bridge { listen, max_queued } => {
+        Cmd::Bridge {
+            listen,
+            max_queued,
+            max_per_uid,
+            max_connections,
+            max_uid_bytes,
+        } => {
             let cfg = afbus_dbus::bridge::Config {
                 bus: cli.bus.clone(),
                 max_queued,
+                max_per_uid,
+                max_connections,
+                max_uid_bytes,
             };
             let r = afbus_dbus::bridge::serve(std::path::Path::new(&listen), cfg, |line| {
                 let mut o = std::io::stdout().lock();

@@ -178,16 +178,30 @@ impl Master {
     }
 }
 
-/// The groups of `pid` (its supplementary groups and `gid`).
-fn groups_of(pid: i32, gid: u32) -> Vec<u32> {
+/// The groups of `pid` (its supplementary groups and `gid`), read from
+/// `/proc/PID/status`.  The pid was checked by the kernel when the join
+/// request was sent, but may be another process's by now (the sender
+/// exited and the pid was reused; or a bridge client whose authenticating
+/// process is gone): the supplementary groups count only while the
+/// process there still has the credentials' real uid and gid, else `gid`
+/// alone does.
+fn groups_of(pid: i32, uid: u32, gid: u32) -> Vec<u32> {
     let mut g = vec![gid];
     if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        if let Some(l) = s.lines().find(|l| l.starts_with("Groups:")) {
-            g.extend(
-                l[7..]
-                    .split_whitespace()
-                    .filter_map(|x| x.parse::<u32>().ok()),
-            );
+        let first = |key: &str| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l[key.len()..].split_whitespace().next())
+                .and_then(|x| x.parse::<u32>().ok())
+        };
+        if first("Uid:") == Some(uid) && first("Gid:") == Some(gid) {
+            if let Some(l) = s.lines().find(|l| l.starts_with("Groups:")) {
+                g.extend(
+                    l[7..]
+                        .split_whitespace()
+                        .filter_map(|x| x.parse::<u32>().ok()),
+                );
+            }
         }
     }
     g.sort_unstable();
@@ -504,7 +518,7 @@ impl Master {
         let Some(c) = creds else {
             return refuse(self, "no credentials came with the join request");
         };
-        let groups = groups_of(c.pid, c.gid);
+        let groups = groups_of(c.pid, c.uid, c.gid);
         if !self.policy.may_join(c.uid, &groups) {
             return refuse(self, &format!("uid {} may not join this bus", c.uid));
         }
@@ -1181,6 +1195,22 @@ pub fn serve(bus: &BusPath, policy: Policy, mut emit: impl FnMut(&str)) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_count_only_while_the_pid_has_the_credentials() {
+        // SAFETY: these calls take no pointers and cannot fail.
+        let (pid, uid, gid) = unsafe { (libc::getpid(), libc::getuid(), libc::getgid()) };
+        let mine = groups_of(pid, uid, gid);
+        assert!(mine.contains(&gid));
+        // Someone else's credentials with this pid: the gid alone.
+        assert_eq!(groups_of(pid, uid.wrapping_add(1), 4242), vec![4242]);
+        assert_eq!(
+            groups_of(pid, uid, gid.wrapping_add(1)),
+            vec![gid.wrapping_add(1)]
+        );
+        // A pid that is gone: the gid alone.
+        assert_eq!(groups_of(i32::MAX, uid, gid), vec![gid]);
+    }
 
     const POLICY: &str = "[join]\nuids = \"*\"\n[[own]]\nname = \"org.example.*\"\nuids = [0]\n";
 

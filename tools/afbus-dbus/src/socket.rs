@@ -21,6 +21,9 @@ use zbus::export::async_trait::async_trait;
 use zbus::message::{Flags, Message, Type};
 use zbus::{MatchRule, OwnedMatchRule};
 
+/// Match rules a connection keeps for its exact check.
+pub const MAX_RULES: usize = 4096;
+
 use crate::addr::{Addr, BusPath};
 use crate::dgram::{self, Datagram, MEMFD_MAGIC, MEMFD_THRESHOLD};
 use crate::header;
@@ -203,7 +206,7 @@ pub struct Reader {
 /// Reads nothing: hands zbus's own message assembly the bytes and
 /// descriptors of one datagram.
 #[derive(Debug)]
-struct Replay;
+pub(crate) struct Replay;
 
 #[async_trait]
 impl ReadHalf for Replay {
@@ -417,7 +420,8 @@ impl Writer {
         }
     }
 
-    /// Keeps the connection's match rules, which the read half applies.
+    /// Keeps the connection's match rules (at most [`MAX_RULES`]), which the
+    /// read half applies.
     fn note_match(&self, msg: &Message) {
         let h = msg.header();
         let (Some(member), Some(dst)) = (h.member(), h.destination()) else {
@@ -435,7 +439,10 @@ impl Writer {
         let rule = OwnedMatchRule::from(rule.to_owned());
         let mut rules = self.shared.rules.lock().unwrap();
         match member.as_str() {
-            "AddMatch" => rules.push(rule),
+            // Past the kernel's grants per member (max_matches, 64 by
+            // default) the master refuses the rule anyway: a client that
+            // keeps asking does not grow this list without end.
+            "AddMatch" if rules.len() < MAX_RULES => rules.push(rule),
             "RemoveMatch" => {
                 if let Some(i) = rules.iter().position(|r| *r == rule) {
                     rules.remove(i);
