@@ -23,6 +23,11 @@
 #                      counts guest instructions (QEMU -icount) and judges
 #                      the instruction targets; BOOTS=N pools N boots
 #   make ring-bench    recvmsg versus the receive ring only (SCALE=N)
+#   make dbus-conformance
+#                      Debian's dbus-tests conformance programs against
+#                      dbus-daemon and, in the same boot, through the
+#                      afbus-dbus bridge to a bus on AF_BUS: a table of
+#                      passed/failed/skipped subtests (a report, not a gate)
 #   make faults        the kselftests and bus_faults with allocation failures
 #                      injected (failslab, fail_page_alloc, fail_usercopy) on
 #                      the debug kernel; FAULTS_ARGS='--iterations N --seed S
@@ -54,7 +59,8 @@ FLAVOUR := custom
 RUN_FLAVOUR := custom
 endif
 
-.PHONY: all modules run check clippy kernel clean help bench ring-bench faults stress kcsan
+.PHONY: all modules run check clippy kernel clean help bench ring-bench faults stress kcsan \
+	dbus-conformance
 
 all: modules
 
@@ -108,6 +114,9 @@ ring-bench:
 
 faults:
 	@scripts/faults.sh $(FAULTS_ARGS)
+
+dbus-conformance:
+	@scripts/dbus-conformance.sh $(FLAVOUR)
 
 stress:
 	@scripts/stress.sh $(FLAVOUR)
