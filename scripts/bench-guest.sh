@@ -7,8 +7,9 @@
 #
 #   sh bench-guest.sh [--perf] [--case CASE] [--size SIZE] REPS SCALE [GROUP...]
 #
-# GROUPs are bus_bench's (rtt path tput mcast match join) and dbus (the
-# same-library group: zbus over AF_BUS, dbus-daemon and the bridge); the
+# GROUPs are bus_bench's (rtt path tput mcast match svc join) and dbus (the
+# same-library group: zbus over AF_BUS, dbus-daemon, dbus-broker and the
+# bridge); the
 # dbus-daemon peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
 # transport (bus_bench -k).  --perf profiles bus_bench's groups instead:
 # perf record -a -g on each, its report printed on "# perf: " lines.
@@ -66,7 +67,7 @@ if [ $perf -eq 1 ]; then
 	# TCG makes every sample slow: keep perf from lowering the rate.
 	echo 0 >/proc/sys/kernel/perf_cpu_time_max_percent
 	echo 100000 >/proc/sys/kernel/perf_event_max_sample_rate
-	for g in ${*:-rtt path tput mcast match join}; do
+	for g in ${*:-rtt path tput mcast match svc join}; do
 		perf record -q -a -g -F 4999 -e cpu-clock -o "/tmp/perf-$g.data" -- \
 			bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$g" >/dev/null ||
 			{ echo "# bench: bus_bench $g failed under perf"; rc=1; }
@@ -121,9 +122,19 @@ if [ $zgroup -eq 1 ] && [ -z "$kase" ] && [ -z "$size" ]; then
 		[ $i -le 100 ] || break
 		sleep 0.1
 	done
+	# dbus-broker, when bench.sh brought it: it wants a machine id.
+	bargs=
+	if command -v dbus-broker-launch >/dev/null; then
+		[ -s /etc/machine-id ] || echo 0123456789abcdef0123456789abcdef >/etc/machine-id
+		bargs="--broker-config /usr/share/af_bus/bench-broker.conf"
+		# and inotify, which these kernels lack: a shim for the launcher.
+		[ -d /proc/sys/fs/inotify ] || [ ! -e /usr/lib/af_bus/no-inotify.so ] ||
+			export AFBUS_BROKER_PRELOAD=/usr/lib/af_bus/no-inotify.so
+	fi
+	# shellcheck disable=SC2086 # a list of words
 	afbus-dbus-test --bus /run/afbus/bench bench --reps "$reps" --scale "$scale" \
 		--master-pid "$master" --bridge-pid "$bridge" --bridge unix:path=/tmp/bench-bridge.sock \
-		--daemon unix:path=/tmp/bench-bus.sock --daemon-pid "$daemon" ||
+		--daemon unix:path=/tmp/bench-bus.sock --daemon-pid "$daemon" $bargs ||
 		{ echo "# bench: the dbus group failed"; cat /tmp/bench-master.log /tmp/bench-bridge.log; rc=1; }
 	kill $master $bridge 2>/dev/null
 fi

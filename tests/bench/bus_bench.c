@@ -7,11 +7,11 @@
  * runs both and compares them (scripts/bench.sh).
  *
  *   bus_bench [-r REPS] [-s SCALE] [-k CASE] [-z SIZE] [rtt] [path] [tput] [mcast]
- *             [match] [join] [calib]
+ *             [match] [svc] [join] [calib]
  *
- * -k runs only the cases named CASE: a transport of rtt, path and tput
- * (to profile one of them, e.g. -k af_bus rtt), or bloom4 or lowbit in
- * match.  -z runs only messages of SIZE bytes in rtt, path and tput.
+ * -k runs only the cases named CASE: a transport of rtt, path, tput and
+ * svc (to profile one of them, e.g. -k af_bus rtt), or bloom4, lowbit or
+ * dbus in match.  -z runs only messages of SIZE bytes in rtt, path and tput.
  *
  * rtt    unicast round trip at 64 B and 4 KiB: AF_BUS, AF_UNIX SOCK_DGRAM
  *        and SOCK_SEQPACKET socketpairs, a pipe pair; also with both ends
@@ -20,11 +20,16 @@
  * tput   one-way throughput at 64 B, 4 KiB, 64 KiB: AF_BUS recvmsg,
  *        AF_BUS receive ring, AF_UNIX SOCK_DGRAM; every reader checksums
  *        every payload byte, the run is timed from a receiver set up to
- *        its last message read, and the transports' order rotates
+ *        its last message read, and the transports' order rotates; also
+ *        context switches per message (all CPUs, /proc/stat)
  * mcast  fan-out to 1, 8, 64 receivers: one AF_BUS multicast versus N
  *        AF_UNIX sends
  * match  a multicast's cost to its sender with 0 to 10,000 grants that
- *        do not match it
+ *        do not match it: random 4-bit masks, masks filed where every
+ *        send looks, and D-Bus-shaped rules (afbus-dbus's bloom mapping)
+ * svc    a service process answering K = 1, 4, 16 client threads, each
+ *        request's reply sent to the source recvfrom gave (no fixed
+ *        destination for a cache to keep): AF_BUS, AF_UNIX SOCK_DGRAM
  * join   first sendmsg to a granted address, with a master in a loop
  * calib  what the guest clock counts: a loop of two instructions per
  *        turn, and 64 B, 4 KiB and 64 KiB copies by rep movsb, rep movsq
@@ -37,12 +42,15 @@
  * both on CPU 0 (the total CPU cost of a message, no parallelism).
  */
 #include "bench.h"
+#include "../../tools/busctl/bus-bloom.h"
 
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/bus.h>
 
@@ -552,12 +560,29 @@ static void tput_receive(enum tkind k, int fd, size_t size, long count, int read
 }
 
 /* One run: returns messages/s, and the busy CPU time per message in @cpu. */
-static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu_r, double *cpu)
+/* Context switches so far, all CPUs (/proc/stat's ctxt). */
+static double ctxt_switches(void)
+{
+	char line[256];
+	double v = 0;
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "ctxt ", 5))
+			v = atof(line + 5);
+	fclose(f);
+	return v;
+}
+
+static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu_r, double *cpu,
+		       double *switches)
 {
 	char *payload = calloc(1, size), c;
 	int s, r, big = 64 << 20, status, sv[2], ready[2], done[2];
 	struct sockaddr_bus dst;
-	double t0, t1, c0, c1;
+	double t0, t1, c0, c1, x0, x1;
 	struct bus bus;
 	pid_t pid;
 	long i;
@@ -592,6 +617,7 @@ static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu
 	bench_pin(cpu_s);
 	/* Timed from a receiver ready to its last message read. */
 	bench_read(ready[0], &c, 1);
+	x0 = ctxt_switches();
 	c0 = bench_busy();
 	t0 = bench_now();
 	for (i = 0; i < count; i++) {
@@ -605,6 +631,7 @@ static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu
 	bench_read(done[0], &c, 1);
 	t1 = bench_now();
 	c1 = bench_busy();
+	x1 = ctxt_switches();
 	waitpid(pid, &status, 0);
 	for (i = 0; i < 2; i++) {
 		close(ready[i]);
@@ -619,6 +646,7 @@ static double tput_run(enum tkind k, size_t size, long count, int cpu_s, int cpu
 		close(bus.master);
 	free(payload);
 	*cpu = (c1 - c0) * 1e6 / count;
+	*switches = (x1 - x0) / count;
 	return count / (t1 - t0);
 }
 
@@ -634,7 +662,7 @@ static void bench_tput(void)
 		{ 0, 1, "2cpu" }, { 0, 0, "1cpu" },
 	};
 	double v[T_UNIX + 1][BENCH_MAX_REPS], c[T_UNIX + 1][BENCH_MAX_REPS];
-	double ratio[BENCH_MAX_REPS], cpu;
+	double x[T_UNIX + 1][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS], cpu, sw;
 	unsigned int s, g;
 	int r, k, j;
 
@@ -651,10 +679,11 @@ static void bench_tput(void)
 					if (only && strcmp(only, tkind_name[k]))
 						continue;
 					m = tput_run(k, sizes[s], r < 0 ? n / 4 + 2 : n, cfg[g].s,
-						     cfg[g].r, &cpu);
+						     cfg[g].r, &cpu, &sw);
 					if (r >= 0) {
 						v[k][r] = m;
 						c[k][r] = cpu;
+						x[k][r] = sw;
 					}
 				}
 			/* Before bench_report sorts them. */
@@ -667,6 +696,8 @@ static void bench_tput(void)
 					     "msg/s", v[k], opts.reps);
 				bench_report("tput", tkind_name[k], cfg[g].name, sizes[s], "cpu",
 					     "us/msg", c[k], opts.reps);
+				bench_report("tput", tkind_name[k], cfg[g].name, sizes[s], "ctxsw",
+					     "switches/msg", x[k], opts.reps);
 			}
 			if (!only)
 				bench_report("tput", "ring_over_recvmsg", cfg[g].name, sizes[s],
@@ -882,22 +913,83 @@ static int lowest_sent_bit(void)
 	return -1;
 }
 
+/*
+ * The D-Bus-shaped level (afbus-dbus's bloom mapping, bus-bloom.h): the
+ * signal is PropertiesChanged of org.freedesktop.DBus.Properties on
+ * /org/example/obj0 with arg0 org.example.Iface (its path, the path's
+ * prefixes and arg0 set bits too); the receiver's rule names interface,
+ * member and path; every other rule names the same interface and member
+ * and another object's path, so all the rules share 8 of their bits.
+ */
+#define DBUS_IFACE "org.freedesktop.DBus.Properties"
+#define DBUS_MEMBER "PropertiesChanged"
+static __u64 dbus_sent[8], dbus_match[8];
+
+static void dbus_rule(__u64 *mask, int obj)
+{
+	char path[64];
+
+	memset(mask, 0, 64);
+	snprintf(path, sizeof(path), "/org/example/obj%d", obj);
+	bus_bloom_add((uint64_t *)mask, "interface", DBUS_IFACE);
+	bus_bloom_add((uint64_t *)mask, "member", DBUS_MEMBER);
+	bus_bloom_add((uint64_t *)mask, "path", path);
+}
+
+static void make_dbus_bitmaps(void)
+{
+	static const char *const prefixes[] = { "/org/example/obj0", "/org/example",
+						"/org", "/" };
+	uint64_t *b = (uint64_t *)dbus_sent;
+	unsigned int i;
+
+	memset(dbus_sent, 0, sizeof(dbus_sent));
+	bus_bloom_add(b, "interface", DBUS_IFACE);
+	bus_bloom_add(b, "member", DBUS_MEMBER);
+	bus_bloom_add(b, "path", "/org/example/obj0");
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		bus_bloom_add(b, "path-prefix", prefixes[i]);
+	bus_bloom_add(b, "arg0", "org.example.Iface");
+	dbus_rule(dbus_match, 0);
+}
+
+enum mlevel_mode { ML_BLOOM4, ML_LOWBIT, ML_DBUS };
+
+static const __u64 *mode_sent(enum mlevel_mode mode)
+{
+	return mode == ML_DBUS ? dbus_sent : sent_bits;
+}
+
+static const __u64 *mode_match(enum mlevel_mode mode)
+{
+	return mode == ML_DBUS ? dbus_match : match_bits;
+}
+
 /* A grant mask that the sent bitmap does not match.  "bloom4": 4 random
  * bits, as a match rule's bloom sets; "lowbit": its lowest bit is the
- * sent bitmap's lowest, so the index files it where every send looks.
+ * sent bitmap's lowest, so the index files it where every send looks;
+ * "dbus": the rule of object @n + 1 (skipping any whose bits the signal
+ * happens to hold: a bloom false positive would be delivered).
  */
-static void filler_mask(int lowbit, __u64 *mask)
+static void filler_mask(enum mlevel_mode mode, int n, __u64 *mask)
 {
+	int lowbit = mode == ML_LOWBIT, obj = n + 1;
+	const __u64 *sent = mode_sent(mode);
 	int i, ok;
 
 	do {
 		memset(mask, 0, 64);
-		for (i = 0; i < 4; i++) {
-			unsigned int b = rand_bit();
+		if (mode == ML_DBUS) {
+			dbus_rule(mask, obj);
+			obj += 1000000;
+		} else {
+			for (i = 0; i < 4; i++) {
+				unsigned int b = rand_bit();
 
-			if (lowbit && b <= (unsigned int)lowest_sent_bit())
-				b = 511 - b % 64;
-			mask[b / 64] |= 1ULL << (b % 64);
+				if (lowbit && b <= (unsigned int)lowest_sent_bit())
+					b = 511 - b % 64;
+				mask[b / 64] |= 1ULL << (b % 64);
+			}
 		}
 		if (lowbit) {
 			int l = lowest_sent_bit();
@@ -905,7 +997,7 @@ static void filler_mask(int lowbit, __u64 *mask)
 			mask[l / 64] |= 1ULL << (l % 64);
 		}
 		for (i = 0, ok = 0; i < 8; i++)
-			ok |= (mask[i] & ~sent_bits[i]) != 0;
+			ok |= (mask[i] & ~sent[i]) != 0;
 	} while (!ok);
 }
 
@@ -920,7 +1012,7 @@ struct mlevel {
 	struct sockaddr_bus dst;
 };
 
-static void mlevel_open(struct mlevel *l, int grants, int lowbit)
+static void mlevel_open(struct mlevel *l, int grants, enum mlevel_mode mode)
 {
 	struct sockaddr_bus h, m, g[16];
 	char buf[128];
@@ -929,13 +1021,13 @@ static void mlevel_open(struct mlevel *l, int grants, int lowbit)
 	bus_new(&l->bus);
 	l->fill = calloc(grants / GRANTS_PER_MEMBER + 1, sizeof(int));
 	l->members = 0;
-	m = bus_mcast(&l->bus, match_bits);
+	m = bus_mcast(&l->bus, mode_match(mode));
 	l->rx = bus_member(&l->bus, "rx", &h);
 	bus_grant(&l->bus, &h, SCM_MULTICAST_MATCH, &m, 1);
 	if (recv(l->rx, buf, sizeof(buf), 0) < 0)
 		bench_die("match reply");
 	l->s = bus_member(&l->bus, "sender", NULL);
-	l->dst = bus_mcast(&l->bus, sent_bits);
+	l->dst = bus_mcast(&l->bus, mode_sent(mode));
 	while (have < grants) {
 		int in_member = 0, fd;
 
@@ -948,7 +1040,7 @@ static void mlevel_open(struct mlevel *l, int grants, int lowbit)
 			     j++, batch++, in_member++, have++) {
 				__u64 mask[8];
 
-				filler_mask(lowbit, mask);
+				filler_mask(mode, have, mask);
 				g[j] = bus_mcast(&l->bus, mask);
 			}
 			bus_grant(&l->bus, &h, SCM_MULTICAST_MATCH, g, batch);
@@ -1000,12 +1092,13 @@ static double mlevel_run(struct mlevel *l, long n)
  * (its software TLB is direct-mapped), so one set of buses would carry
  * one layout's luck into every round.
  */
-static void match_levels(int lowbit)
+static void match_levels(enum mlevel_mode mode)
 {
 	static const int levels[] = { 0, 100, 1000, 10000 };
+	static const char *const configs[] = { "bloom4", "lowbit", "dbus" };
 	double v[4][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
 	long k = bench_count(&opts, 2000);
-	const char *config = lowbit ? "lowbit" : "bloom4";
+	const char *config = configs[mode];
 	struct mlevel l[4];
 	int i, r;
 
@@ -1016,7 +1109,7 @@ static void match_levels(int lowbit)
 	 */
 	for (r = opts.scale < 0.1 ? 0 : -1; r < opts.reps; r++) {
 		for (i = 0; i < 4; i++)
-			mlevel_open(&l[i], levels[i], lowbit);
+			mlevel_open(&l[i], levels[i], mode);
 		bench_pin(0);
 		for (i = 0; i < 4; i++) {
 			double us;
@@ -1041,10 +1134,209 @@ static void match_levels(int lowbit)
 
 static void bench_match(void)
 {
+	make_dbus_bitmaps();
 	if (!only || !strcmp(only, "bloom4"))
-		match_levels(0);
+		match_levels(ML_BLOOM4);
 	if (!only || !strcmp(only, "lowbit"))
-		match_levels(1);
+		match_levels(ML_LOWBIT);
+	if (!only || !strcmp(only, "dbus"))
+		match_levels(ML_DBUS);
+}
+
+/* ---- a service and K clients -------------------------------------- */
+
+enum skind { S_BUS, S_DGRAM };
+static const char *const skind_name[] = { "af_bus", "unix_dgram" };
+
+#define SVC_MAX_CLIENTS 16
+
+struct svc {
+	enum skind k;
+	struct bus bus;
+	int srv, cl[SVC_MAX_CLIENTS], nclients;
+	union {
+		struct sockaddr_bus bus;
+		struct sockaddr_un un;
+	} dst;
+	socklen_t dstlen;
+	pid_t pid;
+	/* One round's work for each client thread. */
+	long per;
+	pthread_barrier_t start;
+};
+
+struct svc_client {
+	struct svc *s;
+	int i;
+};
+
+/* The service: every request answered to its source, until killed. */
+static void svc_serve(int fd)
+{
+	union {
+		struct sockaddr_bus bus;
+		struct sockaddr_un un;
+	} src;
+	char buf[128];
+
+	for (;;) {
+		socklen_t len = sizeof(src);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&src, &len);
+
+		if (n < 0)
+			bench_die("svc: recvfrom");
+		if (sendto(fd, buf, n, 0, (struct sockaddr *)&src, len) != n)
+			bench_die("svc: reply");
+	}
+}
+
+static void svc_open(struct svc *s, enum skind k, int nclients)
+{
+	int i;
+
+	memset(s, 0, sizeof(*s));
+	s->k = k;
+	s->nclients = nclients;
+	if (k == S_BUS) {
+		char name[16];
+
+		bus_new(&s->bus);
+		s->srv = bus_member(&s->bus, "svc", NULL);
+		for (i = 0; i < nclients; i++) {
+			snprintf(name, sizeof(name), "c%d", i);
+			s->cl[i] = bus_member(&s->bus, name, NULL);
+		}
+		s->dst.bus = bus_on(&s->bus, "svc");
+		s->dstlen = sizeof(s->dst.bus);
+	} else {
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
+			snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "bench-svc-%d-%d",
+				 getpid(), bus_serial++);
+
+		s->srv = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (s->srv < 0 || bind(s->srv, (struct sockaddr *)&un, len))
+			bench_die("svc: bind the AF_UNIX service");
+		for (i = 0; i < nclients; i++) {
+			/* Autobind: a reply needs an address to go to. */
+			s->cl[i] = socket(AF_UNIX, SOCK_DGRAM, 0);
+			if (s->cl[i] < 0 ||
+			    bind(s->cl[i], (struct sockaddr *)&un, sizeof(sa_family_t)))
+				bench_die("svc: autobind a client");
+		}
+		s->dst.un = un;
+		s->dstlen = len;
+	}
+	s->pid = fork();
+	if (s->pid < 0)
+		bench_die("fork");
+	if (s->pid == 0) {
+		svc_serve(s->srv);
+		_exit(0);
+	}
+}
+
+static void svc_close(struct svc *s)
+{
+	int i;
+
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	for (i = 0; i < s->nclients; i++)
+		close(s->cl[i]);
+	close(s->srv);
+	if (s->k == S_BUS)
+		close(s->bus.master);
+}
+
+static void *svc_client_run(void *arg)
+{
+	struct svc_client *c = arg;
+	struct svc *s = c->s;
+	char buf[128];
+	long j;
+
+	memset(buf, c->i, 64);
+	pthread_barrier_wait(&s->start);
+	for (j = 0; j < s->per; j++) {
+		if (sendto(s->cl[c->i], buf, 64, 0, (struct sockaddr *)&s->dst, s->dstlen) != 64)
+			bench_die("svc: request");
+		if (recv(s->cl[c->i], buf, sizeof(buf), 0) != 64)
+			bench_die("svc: answer");
+	}
+	pthread_barrier_wait(&s->start);
+	return NULL;
+}
+
+/* Microseconds per call, over all clients calling at once. */
+static double svc_run(struct svc *s, long per)
+{
+	struct svc_client c[SVC_MAX_CLIENTS];
+	pthread_t t[SVC_MAX_CLIENTS];
+	double t0;
+	int i;
+
+	s->per = per;
+	if (pthread_barrier_init(&s->start, NULL, s->nclients + 1))
+		bench_die("pthread_barrier_init");
+	for (i = 0; i < s->nclients; i++) {
+		c[i].s = s;
+		c[i].i = i;
+		if (pthread_create(&t[i], NULL, svc_client_run, &c[i]))
+			bench_die("pthread_create");
+	}
+	pthread_barrier_wait(&s->start);
+	t0 = bench_now();
+	pthread_barrier_wait(&s->start);
+	t0 = bench_now() - t0;
+	for (i = 0; i < s->nclients; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&s->start);
+	return t0 * 1e6 / (per * s->nclients);
+}
+
+static void bench_svc(void)
+{
+	static const int ks[] = { 1, 4, 16 };
+	double v[S_DGRAM + 1][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
+	long n = bench_count(&opts, 2000);
+	struct svc s[S_DGRAM + 1];
+	unsigned int q;
+	int j, k, r, want[S_DGRAM + 1];
+
+	for (q = 0; q < sizeof(ks) / sizeof(ks[0]); q++) {
+		long per = (n + ks[q] - 1) / ks[q];
+
+		for (k = S_BUS; k <= S_DGRAM; k++) {
+			want[k] = !only || !strcmp(only, skind_name[k]);
+			if (want[k])
+				svc_open(&s[k], k, ks[q]);
+		}
+		for (r = -1; r < opts.reps; r++) {
+			for (j = 0; j <= S_DGRAM; j++) {
+				double us;
+
+				k = (j + r + 1) % (S_DGRAM + 1);
+				if (!want[k])
+					continue;
+				us = svc_run(&s[k], r < 0 ? (per + 3) / 4 : per);
+				if (r >= 0)
+					v[k][r] = us;
+			}
+			if (r >= 0 && want[S_BUS] && want[S_DGRAM])
+				ratio[r] = v[S_BUS][r] / v[S_DGRAM][r];
+		}
+		for (k = S_BUS; k <= S_DGRAM; k++) {
+			if (!want[k])
+				continue;
+			svc_close(&s[k]);
+			bench_report("svc", skind_name[k], "free", ks[q], "call", "us", v[k],
+				     opts.reps);
+		}
+		if (want[S_BUS] && want[S_DGRAM])
+			bench_report("svc", "af_bus_over_unix_dgram", "free", ks[q], "ratio", "x",
+				     ratio, opts.reps);
+	}
 }
 
 /* ---- joining ------------------------------------------------------- */
@@ -1127,7 +1419,8 @@ int main(int argc, char **argv)
 	static const struct { const char *name; void (*fn)(void); } groups[] = {
 		{ "rtt", bench_rtt }, { "path", bench_path }, { "tput", bench_tput },
 		{ "mcast", bench_mcast },
-		{ "match", bench_match }, { "join", bench_join }, { "calib", bench_calib },
+		{ "match", bench_match }, { "svc", bench_svc }, { "join", bench_join },
+		{ "calib", bench_calib },
 	};
 	unsigned int g;
 	int c, i;

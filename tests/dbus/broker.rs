@@ -46,6 +46,12 @@ impl Broker {
         .env("LISTEN_FDS", "1")
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
         .stdin(Stdio::null());
+        // A kernel without inotify: the launcher gets a shim for it
+        // (tests/bench/dbus/no-inotify.c).  The broker it starts inherits
+        // the variable but calls no inotify function: it runs as shipped.
+        if let Ok(shim) = std::env::var("AFBUS_BROKER_PRELOAD") {
+            cmd.env("LD_PRELOAD", shim);
+        }
         // SAFETY: between fork and exec the closure only calls dup2 and
         // fcntl, which are async-signal-safe, on descriptors this process
         // owns (`fd` stays open in the parent until `l` drops below).
