@@ -692,6 +692,81 @@ fn declared_fds(bytes: &[u8]) -> Option<u32> {
         .and_then(|(_, v)| u32::try_from(v).ok())
 }
 
+/// Whether the header fields of the message in `b` hold a code other than
+/// the nine the D-Bus specification defines.  A quick walk: the known
+/// fields' types are fixed; anything it does not expect is left to the
+/// parser to judge (`false`).
+fn has_unknown_fields(b: &[u8]) -> bool {
+    let le = b.first() == Some(&b'l');
+    let u32_at = |i: usize| -> Option<usize> {
+        let x: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        } as usize)
+    };
+    let walk = || -> Option<bool> {
+        let end = 16 + u32_at(12)?;
+        let mut i: usize = 16;
+        loop {
+            i = i.div_ceil(8) * 8;
+            if i >= end {
+                return Some(false);
+            }
+            let code = *b.get(i)?;
+            if !(1..=9).contains(&code) {
+                return Some(true);
+            }
+            let sig_len = usize::from(*b.get(i + 1)?);
+            let sig = b.get(i + 2..i + 2 + sig_len)?;
+            i += 3 + sig_len;
+            i = match sig {
+                b"o" | b"s" => {
+                    let at = i.div_ceil(4) * 4;
+                    at + 4 + u32_at(at)? + 1
+                }
+                b"g" => i + 2 + usize::from(*b.get(i)?),
+                b"u" => i.div_ceil(4) * 4 + 4,
+                _ => return None,
+            };
+        }
+    };
+    walk().unwrap_or(false)
+}
+
+/// The message in `b` without its header fields of unknown codes, which
+/// the specification says a receiver must ignore and zbus refuses (as
+/// dbus-daemon does, the bus drops them before relaying); `None` if its
+/// header does not parse.
+fn without_unknown_fields(b: &[u8]) -> Option<Vec<u8>> {
+    use zbus::wire::serialized::{Context, Data};
+    use zbus::wire::Endian;
+    use zbus::Variant as Value;
+    type Header<'a> = (u8, u8, u8, u8, u32, u32, Vec<(u8, Value<'a>)>);
+    let endian = match b.first()? {
+        b'l' => Endian::Little,
+        b'B' => Endian::Big,
+        _ => return None,
+    };
+    let ctxt = Context::new(endian, 0);
+    let data = Data::new(b, ctxt);
+    let (mut h, _): (Header<'_>, usize) = data.deserialize().ok()?;
+    let old_fields = {
+        let x: [u8; 4] = b.get(12..16)?.try_into().ok()?;
+        match endian {
+            Endian::Little => u32::from_le_bytes(x),
+            Endian::Big => u32::from_be_bytes(x),
+        }
+    } as usize;
+    let body = b.get((16 + old_fields).div_ceil(8) * 8..)?;
+    h.6.retain(|(code, _)| (1..=9).contains(code));
+    let mut out = zbus::wire::to_bytes(ctxt, &h).ok()?.to_vec();
+    out.resize(out.len().div_ceil(8) * 8, 0);
+    out.extend_from_slice(body);
+    Some(out)
+}
+
 impl ClientIn {
     /// Takes descriptors that came with bytes.
     fn take_fds(&mut self, fds: Vec<OwnedFd>) -> io::Result<()> {
@@ -767,6 +842,15 @@ impl ClientIn {
                 .into());
             }
             fds = self.pending.drain(..declared).collect();
+        }
+        if has_unknown_fields(&bytes) {
+            match without_unknown_fields(&bytes) {
+                Some(b) => bytes = b,
+                None => {
+                    self.slot.release(len);
+                    return Err(io::Error::other("a message whose header does not parse").into());
+                }
+            }
         }
         let m = Replay.receive_message(seq, &mut bytes, &mut fds).await;
         if m.is_err() {
@@ -1093,5 +1177,50 @@ mod tests {
         }
         // Whatever the failed reads charged was given back.
         assert_eq!(slot.bytes.load(Ordering::Relaxed), 0);
+    }
+
+    /// `m` with an 8-byte field of unknown code 123 (type `u`) inserted at
+    /// the start (`at_end` false) or the end of its header fields.
+    fn with_weird_field(m: &Message, at_end: bool) -> Vec<u8> {
+        let mut b = m.data().bytes().to_vec();
+        let flen = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
+        let at = if at_end {
+            16 + flen.div_ceil(8) * 8
+        } else {
+            16
+        };
+        b.splice(at..at, [123u8, 1, b'u', 0, 0x12, 0x34, 0x56, 0x78]);
+        let nl = if at_end {
+            flen.div_ceil(8) * 8 + 8
+        } else {
+            flen + 8
+        } as u32;
+        b[12..16].copy_from_slice(&nl.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn unknown_header_fields_are_dropped_not_the_client() {
+        let m = call("Weird", None);
+        assert!(!has_unknown_fields(m.data().bytes()));
+        for at_end in [false, true] {
+            let b = with_weird_field(&m, at_end);
+            assert!(has_unknown_fields(&b));
+            // zbus refuses it as it is...
+            assert!(
+                zbus::block_on(Replay.receive_message(0, &mut b.clone(), &mut Vec::new())).is_err()
+            );
+            // ...and takes it without the field, the same message.
+            let s = without_unknown_fields(&b).unwrap();
+            assert!(!has_unknown_fields(&s));
+            let back =
+                zbus::block_on(Replay.receive_message(0, &mut s.clone(), &mut Vec::new())).unwrap();
+            assert_eq!(back.header().member().unwrap().as_str(), "Weird");
+            assert_eq!(
+                back.body().deserialize::<String>().unwrap(),
+                "no descriptor"
+            );
+            assert_eq!(s, m.data().bytes());
+        }
     }
 }
