@@ -495,9 +495,20 @@ impl Master {
                  sender to receiver through the kernel, never through the bus",
             ),
             ("" | BUS_NAME, m) => return self.bus_method(id, &me, m, call),
-            (i, m) => {
+            (
+                i @ ("org.freedesktop.DBus.Peer"
+                | "org.freedesktop.DBus.Introspectable"
+                | "org.freedesktop.DBus.Monitoring"),
+                m,
+            ) => {
                 let text = format!("Interface \"{i}\" of the bus has no method \"{m}\"");
                 self.error(call, "UnknownMethod", &text)
+            }
+            // As dbus-daemon: an interface the bus does not implement at
+            // all is UnknownInterface.
+            (i, _) => {
+                let text = format!("The bus does not implement the interface \"{i}\"");
+                self.error(call, "UnknownInterface", &text)
             }
         };
         vec![to_me(msg)]
@@ -1530,6 +1541,39 @@ mod tests {
         let (_, old, new): (String, String, String) = repair[1].msg.body().deserialize().unwrap();
         assert_eq!((old.as_str(), new.as_str()), (":1.1", ":1.3"));
         assert_eq!(owners(&mut m), [":1.3"]);
+    }
+
+    #[test]
+    fn unknown_interfaces_and_methods_of_the_bus() {
+        let mut m = master();
+        join(&mut m, 1);
+        let err = |out: Vec<Out>| summary(&out)[0].1.clone();
+        let on = |iface: &str, member: &str| {
+            Message::method_call(PATH, member)
+                .destination(BUS_NAME)
+                .interface(iface)
+                .build(&())
+                .unwrap()
+                .data()
+                .bytes()
+                .to_vec()
+        };
+        assert_eq!(
+            err(m.handle(
+                1,
+                root(),
+                &on("org.freedesktop.DBus.Containers1", "GetConnectionInstance")
+            )),
+            "error org.freedesktop.DBus.Error.UnknownInterface"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &on("org.freedesktop.DBus.Peer", "Nope"))),
+            "error org.freedesktop.DBus.Error.UnknownMethod"
+        );
+        assert_eq!(
+            err(m.handle(1, root(), &on(BUS_NAME, "Nope"))),
+            "error org.freedesktop.DBus.Error.UnknownMethod"
+        );
     }
 
     #[test]
