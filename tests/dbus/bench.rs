@@ -151,7 +151,21 @@ pub struct Opts {
     pub broker_config: Option<String>,
 }
 
+/// Raises the soft open-file limit to the hard one: 100 subscribers on
+/// each of three buses are several hundred connections in this process.
+fn raise_nofile() {
+    // SAFETY: an all-zero rlimit is valid; `r` is live for both calls.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 pub fn run(o: &Opts) -> Result<(), String> {
+    raise_nofile();
     let broker = match &o.broker_config {
         Some(c) => Some(crate::broker::Broker::launch("/tmp/bench-broker.sock", c)?),
         None => None,
@@ -172,6 +186,23 @@ pub fn run(o: &Opts) -> Result<(), String> {
     ];
     if let Some(b) = &broker {
         cases.push(("zbus_dbus_broker", b.address.as_str()));
+    }
+    // Memory first, while every bus is as fresh as the others (after the
+    // fan-out's hundreds of connections, a daemon's allocator has pools
+    // to reuse and 32 more clients cost it nothing to see).
+    let n = 32;
+    let mut pids = o.afbus_pids.clone();
+    pids.truncate(1);
+    let mut mem = vec![
+        ("zbus_afbus", memory(&o.afbus, &pids, n)?),
+        ("zbus_bridge", memory(&o.bridge, &o.afbus_pids, n)?),
+        ("zbus_dbus_daemon", memory(&o.daemon, &[o.daemon_pid], n)?),
+    ];
+    if let Some(b) = &broker {
+        mem.push(("zbus_dbus_broker", memory(&b.address, &b.pids(), n)?));
+    }
+    for (case, bytes) in mem {
+        report("dbusmem", case, "free", n, "bytes", "B", &mut [bytes]);
     }
     let count = ((400.0 * o.scale) as usize).max(10);
     let conns = zbus::block_on(async {
@@ -288,20 +319,6 @@ pub fn run(o: &Opts) -> Result<(), String> {
     for (i, (case, _)) in cases.iter().enumerate() {
         report("dbus16", case, "free", 16, "rate", "calls/s", &mut rates[i]);
     }
-    let n = 32;
-    let mut pids = o.afbus_pids.clone();
-    pids.truncate(1);
-    let mut mem = vec![
-        ("zbus_afbus", memory(&o.afbus, &pids, n)?),
-        ("zbus_bridge", memory(&o.bridge, &o.afbus_pids, n)?),
-        ("zbus_dbus_daemon", memory(&o.daemon, &[o.daemon_pid], n)?),
-    ];
-    if let Some(b) = &broker {
-        mem.push(("zbus_dbus_broker", memory(&b.address, &b.pids(), n)?));
-    }
-    for (case, bytes) in mem {
-        report("dbusmem", case, "free", n, "bytes", "B", &mut [bytes]);
-    }
     Ok(())
 }
 
@@ -328,28 +345,58 @@ impl Fan {
         let (tx, got) = async_channel::unbounded();
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let ready = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        // Subscribers connect one at a time: a burst of 100 handshakes
+        // would meet dbus-daemon's limit of 64 incomplete connections.
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let (setup_tx, setup_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let mut threads = Vec::new();
         for i in 0..n {
             let (via, tx, stopped, ready) =
                 (via.to_string(), tx.clone(), stopped.clone(), ready.clone());
+            let (gate, setup_tx) = (gate.clone(), setup_tx.clone());
             let want = if i % 2 == 0 {
                 "hit".to_string()
             } else {
                 format!("miss{i}")
             };
             threads.push(std::thread::spawn(move || {
-                zbus::block_on(subscriber(&via, want, tx, stopped, ready))
+                let setup = {
+                    let _one_at_a_time = gate.lock().unwrap_or_else(|e| e.into_inner());
+                    zbus::block_on(subscribe(&via, &want))
+                };
+                let _ = setup_tx.send(setup.as_ref().map(|_| ()).map_err(|e| e.clone()));
+                // Always meet the barrier, or a failed subscriber would
+                // hang the rest.
+                ready.wait();
+                let (conn, s) = setup?;
+                zbus::block_on(forward(conn, s, tx, stopped))
             }));
         }
         ready.wait();
-        let publisher = zbus::block_on(connect_via(via)).map_err(|e| e.to_string())?;
-        Ok(Fan {
-            publisher,
+        // Every subscriber said how its set-up went before the barrier.
+        let failed: Vec<String> = setup_rx.try_iter().filter_map(|r| r.err()).collect();
+        let publisher = zbus::block_on(connect_via(via)).map_err(|e| e.to_string());
+        let fan = Fan {
+            publisher: match publisher {
+                Ok(p) => p,
+                Err(e) => {
+                    drop(stop);
+                    return Err(format!("{via}: the publisher: {e}"));
+                }
+            },
             got,
             matching: n.div_ceil(2),
             stop,
             threads,
-        })
+        };
+        if let Some(e) = failed.first() {
+            let _ = fan.stop();
+            return Err(format!(
+                "{via}: {} of {n} subscribers could not subscribe: {e}",
+                failed.len()
+            ));
+        }
+        Ok(fan)
     }
 
     /// Microseconds from a signal's emission to its arrival at every
@@ -387,31 +434,29 @@ impl Fan {
     }
 }
 
-/// One subscriber: forwards each signal its rule matches to `tx` until
-/// `stopped` closes.  (zbus checks every rule itself too, so a subscriber
-/// whose rule does not match sees nothing here on any bus; what differs
-/// is what each bus sends it, which the receivers' CPU pays for.)
-async fn subscriber(
-    via: &str,
-    want: String,
+/// One subscriber's connection and its stream of the signals its rule
+/// (`arg0='want'`) matches.
+async fn subscribe(via: &str, want: &str) -> Result<(Connection, zbus::MessageStream), String> {
+    let conn = connect_via(via).await.map_err(|e| e.to_string())?;
+    let text = format!("type='signal',interface='{FAN_IFACE}',member='Tick',arg0='{want}'");
+    let rule = zbus::MatchRule::try_from(text.as_str()).map_err(|e| e.to_string())?;
+    let s = zbus::MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(1024))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((conn, s))
+}
+
+/// Forwards each signal `s` yields to `tx` until `stopped` closes.
+/// (zbus checks every rule itself too, so a subscriber whose rule does
+/// not match sees nothing here on any bus; what differs is what each bus
+/// sends it, which the receivers' CPU pays for.)
+async fn forward(
+    _conn: Connection,
+    mut s: zbus::MessageStream,
     tx: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
-    ready: std::sync::Arc<std::sync::Barrier>,
 ) -> Result<(), String> {
     use futures_lite::StreamExt;
-    let setup = async {
-        let conn = connect_via(via).await.map_err(|e| e.to_string())?;
-        let text = format!("type='signal',interface='{FAN_IFACE}',member='Tick',arg0='{want}'");
-        let rule = zbus::MatchRule::try_from(text.as_str()).map_err(|e| e.to_string())?;
-        let s = zbus::MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(1024))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((conn, s))
-    }
-    .await;
-    // Always meet the barrier, or a failed subscriber would hang the rest.
-    ready.wait();
-    let (_conn, mut s) = setup?;
     loop {
         let next = futures_lite::future::or(async { s.next().await.map(|m| m.ok()) }, async {
             let _ = stopped.recv().await;

@@ -1478,7 +1478,8 @@ fn check_bad_input(bus: &str) -> Check {
                 )
                 .await,
             )?,
-            "org.freedesktop.DBus.Error.UnknownMethod".into(),
+            // As dbus-daemon answers.
+            "org.freedesktop.DBus.Error.UnknownInterface".into(),
         )?;
         same(
             "RequestName with the wrong arguments",

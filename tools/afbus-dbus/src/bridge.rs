@@ -33,7 +33,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_io::Async;
+use zruntime::{AsyncIo, Shared as SharedMode, SharedRuntime};
+
+/// A stream watched by zbus's own runtime.
+type Async<T> = AsyncIo<T, SharedMode>;
 use zbus::connection::socket::{ReadHalf, Socket, WriteHalf};
 use zbus::message::Message;
 
@@ -517,7 +520,7 @@ fn relay(
     stream.set_write_timeout(None)?;
     let socket = AfBus::for_client(&cfg.bus, who)?;
     let (mut from_bus, mut to_bus) = socket.split().take();
-    let stream = Arc::new(Async::new(stream)?);
+    let stream = Arc::new(Async::new(&SharedRuntime::current()?, stream)?);
     let queued = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = async_channel::unbounded::<Message>();
     // The serial of the client's Hello, and word when its answer came: until
@@ -1115,7 +1118,7 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         b.set_nonblocking(true).unwrap();
         let mut c = ClientIn {
-            stream: Arc::new(Async::new(b).unwrap()),
+            stream: Arc::new(Async::new(&SharedRuntime::current().unwrap(), b).unwrap()),
             unix_fd: true,
             slot: slot.clone(),
             pending: std::collections::VecDeque::new(),
@@ -1161,7 +1164,7 @@ mod tests {
             let (a, b) = UnixStream::pair().unwrap();
             b.set_nonblocking(true).unwrap();
             let mut c = ClientIn {
-                stream: Arc::new(Async::new(b).unwrap()),
+                stream: Arc::new(Async::new(&SharedRuntime::current().unwrap(), b).unwrap()),
                 unix_fd,
                 slot: slot.clone(),
                 pending: std::collections::VecDeque::new(),

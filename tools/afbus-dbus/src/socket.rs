@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use zbus::connection::socket::{ReadHalf, Socket, Split, WriteHalf};
 use zbus::export::async_trait::async_trait;
 use zbus::message::{Flags, Message, Type};
 use zbus::{MatchRule, OwnedMatchRule};
+use zruntime::{AsyncIo, Shared as SharedMode, SharedRuntime};
 
 /// Match rules a connection keeps for its exact check.
 pub const MAX_RULES: usize = 4096;
@@ -92,7 +92,9 @@ enum Local {
 
 struct Shared {
     bus: BusPath,
-    fd: Async<OwnedFd>,
+    /// Watched by zbus's own runtime (zruntime), so that a datagram's
+    /// arrival wakes the task that reads it with no other thread between.
+    fd: AsyncIo<OwnedFd, SharedMode>,
     /// The match rules this connection asked the master for, which a
     /// broadcast must match exactly to be delivered.
     rules: Mutex<Vec<OwnedMatchRule>>,
@@ -161,7 +163,7 @@ impl AfBus {
             BusPath::parse(bus).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let fd = dgram::socket()?;
         // The descriptor stays blocking: every call passes MSG_DONTWAIT.
-        let fd = Async::new_nonblocking(fd)?;
+        let fd = AsyncIo::new_nonblocking(&SharedRuntime::current()?, fd)?;
         let (tx, rx) = async_channel::unbounded();
         Ok(AfBus {
             shared: Arc::new(Shared {
@@ -409,7 +411,7 @@ impl Writer {
                             format!("{} has not read its messages for 25 s", dst.display()),
                         ));
                     }
-                    Timer::after(backoff).await;
+                    SharedRuntime::current()?.sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(50));
                 }
                 r => {
