@@ -151,21 +151,10 @@ pub struct Opts {
     pub broker_config: Option<String>,
 }
 
-/// Raises the soft open-file limit to the hard one: 100 subscribers on
-/// each of three buses are several hundred connections in this process.
-fn raise_nofile() {
-    // SAFETY: an all-zero rlimit is valid; `r` is live for both calls.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 pub fn run(o: &Opts) -> Result<(), String> {
-    raise_nofile();
+    // 100 subscribers on each of three buses are several hundred
+    // connections in this process.
+    afbus_dbus::bridge::raise_nofile();
     let broker = match &o.broker_config {
         Some(c) => Some(crate::broker::Broker::launch("/tmp/bench-broker.sock", c)?),
         None => None,

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use zbus::fdo::DBusProxy;
 use zbus::{MatchRule, MessageStream};
 
-use crate::{connect, echo, same, start_service, timed, zerr, Check, Services, ECHO, NOBODY, PATH};
+use crate::{
+    bus_call, connect, echo, same, start_service, timed, zerr, Check, Services, ECHO, NOBODY, PATH,
+};
 
 /// Where the test run's bridge listens.
 pub const BRIDGE: &str = "/tmp/afbus-dbus-test-bridge";
@@ -480,11 +482,7 @@ pub fn check_fds_across_the_bridge(bus: &str) -> Check {
     for together in [false, true] {
         let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(20))).ok();
-        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-            .destination("org.freedesktop.DBus")
-            .interface("org.freedesktop.DBus")
-            .build(&())
-            .map_err(|e| e.to_string())?;
+        let hello = bus_call("Hello", &())?;
         let mut bytes = b"\0AUTH EXTERNAL 30\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n".to_vec();
         bytes.extend_from_slice(hello.data().bytes());
         let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
@@ -550,16 +548,8 @@ pub fn check_a_client_that_stops_reading(bus: &str) -> Check {
     // A raw legacy client: handshake, Hello, a match on the service's
     // signals, then it never reads again.
     let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
-    let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-        .destination("org.freedesktop.DBus")
-        .interface("org.freedesktop.DBus")
-        .build(&())
-        .map_err(|e| e.to_string())?;
-    let add = zbus::Message::method_call("/org/freedesktop/DBus", "AddMatch")
-        .destination("org.freedesktop.DBus")
-        .interface("org.freedesktop.DBus")
-        .build(&"type='signal',interface='org.example.Echo'")
-        .map_err(|e| e.to_string())?;
+    let hello = bus_call("Hello", &())?;
+    let add = bus_call("AddMatch", &"type='signal',interface='org.example.Echo'")?;
     let mut bytes = b"\0AUTH EXTERNAL 30\r\nBEGIN\r\n".to_vec();
     bytes.extend_from_slice(hello.data().bytes());
     bytes.extend_from_slice(add.data().bytes());
@@ -609,23 +599,20 @@ pub fn check_a_client_that_stops_reading(bus: &str) -> Check {
 /// Sends `data` on `s` with `fd` attached (`SCM_RIGHTS`); what sendmsg
 /// returned.
 fn send_with_fd(s: &UnixStream, data: &[u8], fd: std::os::fd::RawFd) -> isize {
-    // SAFETY: the buffers outlive the call; CMSG_* do arithmetic on `ctl`.
+    let mut ctl = Vec::new();
+    afbus_dbus::dgram::push_rights(&mut ctl, &[fd]);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; it then describes `iov` and
+    // `ctl`, which outlive the call.
     unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        let mut ctl = [0u8; 64];
         let mut m: libc::msghdr = std::mem::zeroed();
         m.msg_iov = &mut iov;
         m.msg_iovlen = 1;
         m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
-        m.msg_controllen = libc::CMSG_SPACE(4) as usize;
-        let c = libc::CMSG_FIRSTHDR(&m);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, fd);
+        m.msg_controllen = ctl.len();
         libc::sendmsg(s.as_raw_fd(), &m, 0)
     }
 }
@@ -653,11 +640,7 @@ fn closed_within(s: &mut UnixStream, secs: u64, what: &str) -> Check {
 pub fn check_oversize_and_unasked_fds(bus: &str) -> Check {
     let (c, _) = start_service(bus, ECHO, "svc")?;
     let _s = Services { children: vec![c] };
-    let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-        .destination("org.freedesktop.DBus")
-        .interface("org.freedesktop.DBus")
-        .build(&())
-        .map_err(|e| e.to_string())?;
+    let hello = bus_call("Hello", &())?;
     // Descriptors without NEGOTIATE_UNIX_FD.
     let mut s = UnixStream::connect(BRIDGE).map_err(|e| e.to_string())?;
     let mut bytes = b"\0AUTH EXTERNAL 30\r\nBEGIN\r\n".to_vec();

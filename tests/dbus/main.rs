@@ -344,11 +344,7 @@ fn probe(bus: &str, dest: &str) -> Result<(), String> {
         // Past zbus and the socket crate: a raw endpoint, joined, sends
         // a call straight to the service's addresses.
         let raw = afbus_dbus::dgram::socket().map_err(|e| e.to_string())?;
-        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-            .destination("org.freedesktop.DBus")
-            .interface("org.freedesktop.DBus")
-            .build(&())
-            .map_err(|e| e.to_string())?;
+        let hello = bus_call("Hello", &())?;
         raw_send(&raw, bus, "org.freedesktop.DBus", hello.data().bytes())
             .map_err(|e| e.to_string())?;
         raw_recv(&raw, 5000)?;
@@ -521,6 +517,38 @@ impl Drop for Services {
             let _ = c.wait();
         }
     }
+}
+
+/// Copies `child`'s output lines into `log` from a thread; whether it
+/// said "serving" within 10 s.
+fn follow_log(child: &mut Child, log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> bool {
+    let Some(out) = child.stdout.take() else {
+        return false;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = log.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if l.contains("serving") {
+                let _ = tx.send(());
+            }
+            log.lock().unwrap().push(l);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).is_ok()
+}
+
+/// A call of the bus's own `org.freedesktop.DBus` method `member`, as a
+/// raw client sends it.
+fn bus_call<B>(member: &str, body: &B) -> Result<zbus::Message, String>
+where
+    B: serde::Serialize + zbus::wire::DynamicType,
+{
+    zbus::Message::method_call("/org/freedesktop/DBus", member)
+        .destination("org.freedesktop.DBus")
+        .interface("org.freedesktop.DBus")
+        .build(body)
+        .map_err(|e| e.to_string())
 }
 
 /// Starts a service process and waits for its "ready" line.
@@ -1505,17 +1533,9 @@ fn check_bad_input(bus: &str) -> Check {
             raw_send(&raw, bus, "org.freedesktop.DBus", junk)
                 .map_err(|e| format!("raw send: {e}"))?;
         }
-        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-            .destination("org.freedesktop.DBus")
-            .interface("org.freedesktop.DBus")
-            .build(&())
-            .map_err(|e| e.to_string())?;
+        let hello = bus_call("Hello", &())?;
         // Not Hello first: AccessDenied; then Hello.
-        let list = zbus::Message::method_call("/org/freedesktop/DBus", "ListNames")
-            .destination("org.freedesktop.DBus")
-            .interface("org.freedesktop.DBus")
-            .build(&())
-            .map_err(|e| e.to_string())?;
+        let list = bus_call("ListNames", &())?;
         raw_send(&raw, bus, "org.freedesktop.DBus", list.data().bytes())
             .map_err(|e| e.to_string())?;
         let d = raw_recv(&raw, 5000)?;
@@ -1600,11 +1620,7 @@ fn check_sender(bus: &str) -> Check {
         // A raw endpoint joins, then writes the service's own name as the
         // SENDER of its call: the service must see the raw endpoint's.
         let raw = afbus_dbus::dgram::socket().map_err(|e| e.to_string())?;
-        let hello = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
-            .destination("org.freedesktop.DBus")
-            .interface("org.freedesktop.DBus")
-            .build(&())
-            .map_err(|e| e.to_string())?;
+        let hello = bus_call("Hello", &())?;
         raw_send(&raw, bus, "org.freedesktop.DBus", hello.data().bytes())
             .map_err(|e| e.to_string())?;
         let me: String = parse(&raw_recv(&raw, 5000)?)?
@@ -1767,20 +1783,7 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
     };
     // The master's log, kept for failures.
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let out = master.stdout.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if l.contains("serving") {
-                    let _ = ready_tx.send(());
-                }
-                log.lock().unwrap().push(l);
-            }
-        });
-    }
-    if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+    if !follow_log(&mut master, &log) {
         println!("Bail out! the master did not start");
         let _ = master.kill();
         return ExitCode::FAILURE;
@@ -1800,24 +1803,11 @@ fn run(bus: &str, only: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    {
-        let log = log.clone();
-        let out = bridge.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if l.contains("serving") {
-                    let _ = tx.send(());
-                }
-                log.lock().unwrap().push(l);
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
-            println!("Bail out! the bridge did not start");
-            let _ = master.kill();
-            let _ = bridge.kill();
-            return ExitCode::FAILURE;
-        }
+    if !follow_log(&mut bridge, &log) {
+        println!("Bail out! the bridge did not start");
+        let _ = master.kill();
+        let _ = bridge.kill();
+        return ExitCode::FAILURE;
     }
     println!("TAP version 13");
     println!("1..{}", checks.len());

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -61,6 +61,9 @@ const SASL_TIMEOUT: Duration = Duration::from_secs(30);
 const SASL_MAX: usize = 16 * 1024;
 /// Descriptors one message may carry (the D-Bus reference's limit).
 const MAX_FDS: usize = 253;
+/// `CMSG_SPACE` of `MAX_FDS` descriptors.
+const RIGHTS_SPACE: usize =
+    size_of::<libc::cmsghdr>() + (MAX_FDS * size_of::<RawFd>()).next_multiple_of(8);
 
 /// How the bridge runs.
 #[derive(Clone, Debug)]
@@ -274,7 +277,7 @@ pub fn serve(
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit.
-fn raise_nofile() -> usize {
+pub fn raise_nofile() -> usize {
     // SAFETY: an all-zero rlimit is valid.
     let mut r: libc::rlimit = unsafe { zeroed() };
     // SAFETY: `r` is live.
@@ -531,12 +534,7 @@ fn relay(
 
     // The client's messages, to the bus.
     let inbound = async {
-        let mut client = ClientIn {
-            stream: stream.clone(),
-            unix_fd: auth.unix_fd,
-            slot: slot.clone(),
-            pending: std::collections::VecDeque::new(),
-        };
+        let mut client = ClientIn::new(stream.clone(), auth.unix_fd, slot.clone());
         // The handshake is fed a line at a time, so nothing follows BEGIN
         // in what it was given.
         if !auth.rest.is_empty() {
@@ -679,20 +677,33 @@ pub fn message_length(h: &[u8; 16]) -> Option<u64> {
 
 /// The UNIX_FDS header field of the message in `bytes`, if it has one.
 fn declared_fds(bytes: &[u8]) -> Option<u32> {
+    with_header(bytes, |_, h| {
+        h.6.iter()
+            .find(|(code, _)| *code == 9)
+            .and_then(|(_, v)| u32::try_from(v).ok())
+    })
+}
+
+/// A message's fixed header and header fields, as zvariant reads them.
+type Header<'a> = (u8, u8, u8, u8, u32, u32, Vec<(u8, zbus::Variant<'a>)>);
+
+/// `f` of the header of the message in `b` and the context it is encoded
+/// in (the header borrows from what it was read from, hence a closure).
+fn with_header<R>(
+    b: &[u8],
+    f: impl FnOnce(zbus::wire::serialized::Context, Header<'_>) -> Option<R>,
+) -> Option<R> {
     use zbus::wire::serialized::{Context, Data};
     use zbus::wire::Endian;
-    use zbus::Variant as Value;
-    type Header<'a> = (u8, u8, u8, u8, u32, u32, Vec<(u8, Value<'a>)>);
-    let endian = match bytes.first()? {
+    let endian = match b.first()? {
         b'l' => Endian::Little,
         b'B' => Endian::Big,
         _ => return None,
     };
-    let data = Data::new(bytes, Context::new(endian, 0));
+    let ctxt = Context::new(endian, 0);
+    let data = Data::new(b, ctxt);
     let (h, _): (Header<'_>, usize) = data.deserialize().ok()?;
-    h.6.iter()
-        .find(|(code, _)| *code == 9)
-        .and_then(|(_, v)| u32::try_from(v).ok())
+    f(ctxt, h)
 }
 
 /// Whether the header fields of the message in `b` hold a code other than
@@ -743,34 +754,27 @@ fn has_unknown_fields(b: &[u8]) -> bool {
 /// dbus-daemon does, the bus drops them before relaying); `None` if its
 /// header does not parse.
 fn without_unknown_fields(b: &[u8]) -> Option<Vec<u8>> {
-    use zbus::wire::serialized::{Context, Data};
-    use zbus::wire::Endian;
-    use zbus::Variant as Value;
-    type Header<'a> = (u8, u8, u8, u8, u32, u32, Vec<(u8, Value<'a>)>);
-    let endian = match b.first()? {
-        b'l' => Endian::Little,
-        b'B' => Endian::Big,
-        _ => return None,
-    };
-    let ctxt = Context::new(endian, 0);
-    let data = Data::new(b, ctxt);
-    let (mut h, _): (Header<'_>, usize) = data.deserialize().ok()?;
-    let old_fields = {
-        let x: [u8; 4] = b.get(12..16)?.try_into().ok()?;
-        match endian {
-            Endian::Little => u32::from_le_bytes(x),
-            Endian::Big => u32::from_be_bytes(x),
-        }
-    } as usize;
-    let body = b.get((16 + old_fields).div_ceil(8) * 8..)?;
-    h.6.retain(|(code, _)| (1..=9).contains(code));
-    let mut out = zbus::wire::to_bytes(ctxt, &h).ok()?.to_vec();
-    out.resize(out.len().div_ceil(8) * 8, 0);
-    out.extend_from_slice(body);
-    Some(out)
+    with_header(b, |ctxt, mut h| {
+        // The body is the message's last `h.4` bytes.
+        let body = b.get(b.len().checked_sub(usize::try_from(h.4).ok()?)?..)?;
+        h.6.retain(|(code, _)| (1..=9).contains(code));
+        let mut out = zbus::wire::to_bytes(ctxt, &h).ok()?.to_vec();
+        out.resize(out.len().div_ceil(8) * 8, 0);
+        out.extend_from_slice(body);
+        Some(out)
+    })
 }
 
 impl ClientIn {
+    fn new(stream: Arc<Async<UnixStream>>, unix_fd: bool, slot: Arc<Slot>) -> ClientIn {
+        ClientIn {
+            stream,
+            unix_fd,
+            slot,
+            pending: std::collections::VecDeque::new(),
+        }
+    }
+
     /// Takes descriptors that came with bytes.
     fn take_fds(&mut self, fds: Vec<OwnedFd>) -> io::Result<()> {
         if fds.is_empty() {
@@ -869,9 +873,8 @@ fn recv_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    // SAFETY: CMSG_SPACE is arithmetic.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
-    let mut ctl = vec![0u8; space];
+    // Room for one SCM_RIGHTS message of MAX_FDS descriptors, on the stack.
+    let mut ctl = [0u8; RIGHTS_SPACE];
     // SAFETY: an all-zero msghdr is valid.
     let mut m: libc::msghdr = unsafe { zeroed() };
     m.msg_iov = &mut iov;
@@ -883,22 +886,9 @@ fn recv_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut fds = Vec::new();
-    // SAFETY: the kernel wrote `msg_controllen` bytes of control messages;
-    // each SCM_RIGHTS descriptor is ours to own.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&m);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c) as *const libc::c_int;
-                let dlen = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
-                for i in 0..dlen / size_of::<libc::c_int>() {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&m, c);
-        }
-    }
+    // SAFETY: recvmsg just wrote the first `msg_controllen` bytes of `ctl`
+    // for this process (MSG_CMSG_CLOEXEC): its descriptors are ours alone.
+    let fds = unsafe { crate::dgram::take_rights(&ctl[..m.msg_controllen.min(ctl.len())]) };
     if m.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other("more than 253 descriptors in one message"));
     }
@@ -922,25 +912,15 @@ fn send_fds(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usize> {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
     };
-    let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-    let mut ctl = vec![0u8; if fds.is_empty() { 0 } else { space }];
+    let mut ctl = Vec::new();
+    crate::dgram::push_rights(&mut ctl, fds);
     // SAFETY: an all-zero msghdr is valid.
     let mut m: libc::msghdr = unsafe { zeroed() };
     m.msg_iov = &mut iov;
     m.msg_iovlen = 1;
-    if !fds.is_empty() {
+    if !ctl.is_empty() {
         m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
         m.msg_controllen = ctl.len();
-        // SAFETY: `ctl` has room for one header and `fds`.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&m);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), fd_bytes);
-        }
     }
     // SAFETY: `m` describes live buffers.
     let n = unsafe { libc::sendmsg(fd, &m, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
@@ -1087,6 +1067,14 @@ mod tests {
         assert_eq!(message_length(&h), None);
     }
 
+    /// A client's end of a stream, and the bridge's reader of the other.
+    fn client_pair(unix_fd: bool, slot: &Arc<Slot>) -> (UnixStream, ClientIn) {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let stream = Arc::new(Async::new(&SharedRuntime::current().unwrap(), b).unwrap());
+        (a, ClientIn::new(stream, unix_fd, slot.clone()))
+    }
+
     /// Sends `bytes` on `s` with `fds` attached.
     fn send_with(s: &UnixStream, bytes: &[u8], fds: &[RawFd]) {
         let mut off = 0;
@@ -1115,14 +1103,7 @@ mod tests {
     fn descriptors_go_to_the_message_that_declares_them() {
         let p = Arc::new(PerUid::default());
         let slot = Arc::new(p.take(0, &config_big()).unwrap());
-        let (a, b) = UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut c = ClientIn {
-            stream: Arc::new(Async::new(&SharedRuntime::current().unwrap(), b).unwrap()),
-            unix_fd: true,
-            slot: slot.clone(),
-            pending: std::collections::VecDeque::new(),
-        };
+        let (a, mut c) = client_pair(true, &slot);
         let (r, _w) = std::io::pipe().unwrap();
         let r = OwnedFd::from(r);
         // A message without, then one with a descriptor in its own sendmsg.
@@ -1161,14 +1142,7 @@ mod tests {
         let (r, _w) = std::io::pipe().unwrap();
         let r = OwnedFd::from(r);
         for (unix_fd, member) in [(false, "Plain"), (true, "Declares")] {
-            let (a, b) = UnixStream::pair().unwrap();
-            b.set_nonblocking(true).unwrap();
-            let mut c = ClientIn {
-                stream: Arc::new(Async::new(&SharedRuntime::current().unwrap(), b).unwrap()),
-                unix_fd,
-                slot: slot.clone(),
-                pending: std::collections::VecDeque::new(),
-            };
+            let (a, mut c) = client_pair(unix_fd, &slot);
             // Without NEGOTIATE_UNIX_FD any descriptor drops the client;
             // with it, a message declaring one that never came does.
             if unix_fd {

@@ -8,8 +8,8 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::sys::{
-    push_cmsg, push_cmsg_at, SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR, SCM_EXPECT_REPLY,
-    SOL_BUS,
+    cmsgs, push_cmsg, push_cmsg_at, SockaddrBus, AF_BUS, BUS_PATH_MAX, SCM_DST_ADDR,
+    SCM_EXPECT_REPLY, SOL_BUS,
 };
 
 /// Messages longer than this travel in a sealed memfd: a datagram must fit
@@ -69,14 +69,8 @@ pub fn send(
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),
     };
-    let fd_bytes = std::mem::size_of_val(fds);
-    let space = if fds.is_empty() {
-        0
-    } else {
-        // SAFETY: CMSG_SPACE is arithmetic.
-        unsafe { libc::CMSG_SPACE(fd_bytes as u32) as usize }
-    };
-    let mut ctl = vec![0u8; space];
+    let mut ctl = Vec::new();
+    push_rights(&mut ctl, fds);
     if expect_reply {
         push_cmsg(&mut ctl, SCM_EXPECT_REPLY, &[]);
     }
@@ -99,16 +93,6 @@ pub fn send(
         m.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
         m.msg_controllen = ctl.len();
     }
-    if !fds.is_empty() {
-        // SAFETY: `ctl` starts with room for one header and `fds`.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&m);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), fd_bytes);
-        }
-    }
     // SAFETY: `m` describes live buffers.
     cvt(unsafe { libc::sendmsg(fd, &m, flags | libc::MSG_NOSIGNAL) })?;
     Ok(())
@@ -128,7 +112,7 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
         )
     })?;
     let mut buf = vec![0u8; len.max(1)];
-    let mut ctl = vec![0u8; 4096];
+    let mut ctl = [0u8; 4096];
     let mut src = SockaddrBus::empty();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
@@ -151,27 +135,18 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
         fds: Vec::new(),
         multicast: false,
     };
-    // SAFETY: the kernel wrote `msg_controllen` bytes of control messages.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&m);
-        while !c.is_null() {
-            let data = libc::CMSG_DATA(c);
-            let dlen = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                for i in 0..dlen / size_of::<libc::c_int>() {
-                    let f = std::ptr::read_unaligned((data as *const libc::c_int).add(i));
-                    out.fds.push(OwnedFd::from_raw_fd(f));
-                }
-            } else if (*c).cmsg_level == SOL_BUS
-                && (*c).cmsg_type == SCM_DST_ADDR
-                && dlen >= size_of::<SockaddrBus>()
+    let ctl = &ctl[..m.msg_controllen.min(ctl.len())];
+    // SAFETY: recvmsg just wrote `ctl` for this process: its descriptors
+    // (MSG_CMSG_CLOEXEC) are open and nobody else's.
+    out.fds = unsafe { take_rights(ctl) };
+    for (level, kind, data) in cmsgs(ctl) {
+        if level == SOL_BUS && kind == SCM_DST_ADDR {
+            if let Some(a) = data
+                .get(..size_of::<SockaddrBus>())
+                .and_then(SockaddrBus::from_bytes)
             {
-                let b = std::slice::from_raw_parts(data, size_of::<SockaddrBus>());
-                if let Some(a) = SockaddrBus::from_bytes(b) {
-                    out.multicast = a.path[BUS_PATH_MAX - 1] == b'*';
-                }
+                out.multicast = a.path[BUS_PATH_MAX - 1] == b'*';
             }
-            c = libc::CMSG_NXTHDR(&m, c);
         }
     }
     if m.msg_flags & libc::MSG_TRUNC != 0 {
@@ -185,6 +160,38 @@ pub fn recv(fd: RawFd) -> io::Result<Datagram> {
         ));
     }
     Ok(out)
+}
+
+/// Appends `fds` to `ctl` as one `SCM_RIGHTS` control message (nothing
+/// for none).
+pub fn push_rights(ctl: &mut Vec<u8>, fds: &[RawFd]) {
+    if fds.is_empty() {
+        return;
+    }
+    let bytes: Vec<u8> = fds.iter().flat_map(|f| f.to_ne_bytes()).collect();
+    push_cmsg_at(ctl, libc::SOL_SOCKET, libc::SCM_RIGHTS, &bytes);
+}
+
+/// The descriptors of the `SCM_RIGHTS` messages in `ctl`, owned.
+///
+/// # Safety
+///
+/// `ctl` is control data `recvmsg` just wrote for this process, and
+/// nothing else takes its descriptors: each is open and becomes the
+/// returned `OwnedFd`'s alone.
+pub unsafe fn take_rights(ctl: &[u8]) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    for (level, kind, data) in cmsgs(ctl) {
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            for f in data.chunks_exact(size_of::<libc::c_int>()) {
+                let raw = libc::c_int::from_ne_bytes([f[0], f[1], f[2], f[3]]);
+                // SAFETY: by this function's contract, `raw` is an open
+                // descriptor that nothing else owns.
+                out.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+    }
+    out
 }
 
 /// A sealed memfd holding `bytes`.
