@@ -24,7 +24,7 @@ use kernel::sync::{Arc, Mutex, UniqueArc};
 use kernel::types::ARef;
 
 use crate::addr::{AddrPart, BusAddr, BusPath, NamePrefix, PathKind};
-use crate::bloom::{self, Bitmap, MONITOR_KEY};
+use crate::bloom::{self, Bitmap, IndexKey, MONITOR_KEY};
 use crate::cmsg::{Access, BusCmsgs, GrantKind};
 use crate::sys::{errno, ListedSock, NewSocketNode, PathRef, PeerCred, Sock};
 use crate::uapi::{BUS_PATH_MAX, SOCKADDR_BUS_SIZE};
@@ -53,8 +53,8 @@ struct Member<T> {
     /// The number in `handle`: never reused on its bus.
     id: u64,
     owned: KVec<AddrPart>,
-    /// Match grants: their index ids and masks.
-    matches: KVec<(u64, Bitmap)>,
+    /// Match grants.
+    matches: KVec<Match>,
     /// Send grants.
     sends: KVec<Bitmap>,
     /// Its classes (`SCM_POLICY_CLASSES`).
@@ -115,11 +115,23 @@ impl<T> Member<T> {
     }
 }
 
+/// A member's match grant.
+#[derive(Clone, Copy)]
+struct Match {
+    /// Its id in the bus's index, in the order granted.
+    id: u64,
+    mask: Bitmap,
+    /// Where it is filed: chosen when it is (see [`Bitmap::index_key`]).
+    key: IndexKey,
+}
+
 /// A match grant in the bus's multicast index.
 #[derive(Clone, Copy)]
 struct MatchGrant {
     mask: Bitmap,
     member: usize,
+    /// Its third key bit, for rebuilding the filter of third bits.
+    third: u16,
 }
 
 /// The paths of a message resolved before any lock is taken: whether its
@@ -229,10 +241,12 @@ struct BusInner<T> {
     owners: RBTree<AddrPart, usize>,
     /// Members by socket address.
     members: RBTree<usize, Member<T>>,
-    /// Match grants, filed under the two lowest bits of their mask (the
-    /// zero masks under `(MONITOR_KEY, MONITOR_KEY)`) in a hash table of
-    /// small trees: bucket [`index_bucket`]`(k1, k2)` holds the grants
-    /// of that pair by (k1, k2, id).  A message with
+    /// Match grants, filed under a pair of bits of their mask (the two
+    /// lower of its three least held bits when filed, see
+    /// [`Bitmap::index_key`]; the zero masks under `(MONITOR_KEY,
+    /// MONITOR_KEY)`) in a hash table of small trees: bucket
+    /// [`index_bucket`]`(k1, k2)` holds the grants of that pair by (k1,
+    /// k2, id).  A message with
     /// bitmap `B` only looks at the grants filed under two bits set in
     /// `B`, and monitors.  Empty until the bus's first match grant (see
     /// `reserve_index`), and holds about two grants per bucket.
@@ -252,6 +266,9 @@ struct BusInner<T> {
     thirds: KVVec<u64>,
     /// Grants taken out since `thirds` was last rebuilt.
     thirds_stale: usize,
+    /// For each bit, how many grants filed have it in their mask: what
+    /// a new grant's key avoids.
+    held: KVVec<u32>,
     next_match: u64,
 }
 
@@ -267,6 +284,7 @@ impl<T: Send + Sync> BusInner<T> {
         if self.seconds.is_empty() {
             self.thirds = KVVec::from_elem(0u64, THIRDS_WORDS, gfp)?;
             self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, gfp)?;
+            self.held = KVVec::from_elem(0u32, bloom::BITS, gfp)?;
         }
         let want = self
             .nfiled
@@ -304,18 +322,28 @@ impl<T: Send + Sync> BusInner<T> {
         self.filed.get_mut(at)
     }
 
-    /// Files match grants of `member` in the index; `reserve_index` has
-    /// succeeded before.
-    fn index(
+    /// Files match grants of `member` in the index, and records in each
+    /// where it went; `reserve_index` has succeeded before.
+    fn index<'a>(
         &mut self,
         member: usize,
-        grants: &[(u64, Bitmap)],
+        grants: impl Iterator<Item = &'a mut Match>,
         nodes: KVec<RBTreeNodeReservation<FiledKey, MatchGrant>>,
     ) {
-        for (&(id, mask), node) in grants.iter().zip(nodes) {
-            let (k1, k2) = mask.index_pair();
+        for (m, node) in grants.zip(nodes) {
+            let held = &self.held;
+            let key = m
+                .mask
+                .index_key(|bit| held.get(usize::from(bit)).copied().unwrap_or(0));
+            m.key = key;
+            let IndexKey { k1, k2, k3 } = key;
+            let grant = MatchGrant {
+                mask: m.mask,
+                member,
+                third: k3,
+            };
             if let Some(tree) = self.bucket(k1, k2) {
-                tree.insert(node.into_node((k1, k2, id), MatchGrant { mask, member }));
+                tree.insert(node.into_node((k1, k2, m.id), grant));
                 self.nfiled += 1;
                 self.monitors += usize::from(k1 == MONITOR_KEY);
             }
@@ -323,7 +351,12 @@ impl<T: Send + Sync> BusInner<T> {
                 seconds.set(k2);
                 self.firsts.set(k1);
             }
-            self.note_third(k1, k2, mask.index_third());
+            self.note_third(k1, k2, k3);
+            for bit in m.mask.bits() {
+                if let Some(h) = self.held.get_mut(usize::from(bit)) {
+                    *h = h.saturating_add(1);
+                }
+            }
         }
     }
 
@@ -349,7 +382,7 @@ impl<T: Send + Sync> BusInner<T> {
         }
         for tree in filed.iter() {
             for (k, g) in tree.iter() {
-                let (word, bit) = third_bit(k.0, k.1, g.mask.index_third());
+                let (word, bit) = third_bit(k.0, k.1, g.third);
                 if let Some(w) = thirds.get_mut(word) {
                     *w |= bit;
                 }
@@ -368,14 +401,19 @@ impl<T: Send + Sync> BusInner<T> {
     }
 
     /// Takes match grants out of the index.
-    fn unindex(&mut self, grants: &[(u64, Bitmap)]) {
-        for (id, mask) in grants {
-            let (k1, k2) = mask.index_pair();
+    fn unindex(&mut self, grants: &[Match]) {
+        for m in grants {
+            let IndexKey { k1, k2, .. } = m.key;
             if let Some(tree) = self.bucket(k1, k2) {
-                if tree.remove(&(k1, k2, *id)).is_some() {
+                if tree.remove(&(k1, k2, m.id)).is_some() {
                     self.nfiled -= 1;
                     self.monitors -= usize::from(k1 == MONITOR_KEY);
                     self.thirds_stale += 1;
+                    for bit in m.mask.bits() {
+                        if let Some(h) = self.held.get_mut(usize::from(bit)) {
+                            *h = h.saturating_sub(1);
+                        }
+                    }
                 }
             }
             if self.filed(k1, k2) {
@@ -755,6 +793,7 @@ impl<T: Send + Sync> Bus<T> {
         inner.seconds = KVVec::new();
         inner.thirds = KVVec::new();
         inner.thirds_stale = 0;
+        inner.held = KVVec::new();
         inner.firsts = Bitmap::default();
         Members(core::mem::take(&mut inner.members))
     }
@@ -1115,12 +1154,20 @@ impl<T: Send + Sync> Bus<T> {
                     if matches.len() >= max_matches {
                         return Err(ENOSPC);
                     }
-                    matches.push((next_match, mask), GFP_KERNEL)?;
+                    matches.push(
+                        Match {
+                            id: next_match,
+                            mask,
+                            // Chosen when filed, by `BusInner::index`.
+                            key: IndexKey::MONITOR,
+                        },
+                        GFP_KERNEL,
+                    )?;
                     next_match += 1;
                 }
                 GrantKind::Unmatch => {
                     // The oldest grant of that mask goes.
-                    let pos = matches.iter().position(|(_, m)| *m == mask).ok_or(ENOENT)?;
+                    let pos = matches.iter().position(|m| m.mask == mask).ok_or(ENOENT)?;
                     matches = copy_list(
                         matches
                             .iter()
@@ -1139,25 +1186,24 @@ impl<T: Send + Sync> Bus<T> {
         }
         // Index nodes for the match grants that are new.
         let mut nodes = KVec::new();
-        let mut fresh = KVec::new();
-        for m in matches.iter().filter(|(id, _)| *id >= inner.next_match) {
+        let fresh = matches.iter().filter(|m| m.id >= inner.next_match).count();
+        for _ in 0..fresh {
             nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
-            fresh.push(*m, GFP_KERNEL)?;
         }
-        if owned.is_empty() && !fresh.is_empty() {
+        if owned.is_empty() && fresh > 0 {
             // A pending endpoint (or one left pending by this message)
             // receives from its master only: no multicast.
             return Err(EINVAL);
         }
         let mut gone = KVec::new();
         for m in target.matches.iter() {
-            if !matches.iter().any(|(id, _)| *id == m.0) {
+            if !matches.iter().any(|x| x.id == m.id) {
                 gone.push(*m, GFP_KERNEL)?;
             }
         }
         let mut inner = inner;
-        if !fresh.is_empty() {
-            inner.reserve_index(fresh.len())?;
+        if fresh > 0 {
+            inner.reserve_index(fresh)?;
         }
 
         // Before the message is queued: its receiver, once woken, and
@@ -1180,7 +1226,6 @@ impl<T: Send + Sync> Bus<T> {
             removes,
             next_match,
             nodes,
-            fresh,
             gone,
         })
     }
@@ -1262,7 +1307,7 @@ pub(crate) struct Granting<'a, T: Send + Sync> {
     key: usize,
     moved: KVec<Moved>,
     owned: KVec<AddrPart>,
-    matches: KVec<(u64, Bitmap)>,
+    matches: KVec<Match>,
     sends: KVec<Bitmap>,
     classes: u64,
     access: KVec<(AddrPart, Access)>,
@@ -1270,8 +1315,8 @@ pub(crate) struct Granting<'a, T: Send + Sync> {
     removes: KVec<AddrPart>,
     next_match: u64,
     nodes: KVec<RBTreeNodeReservation<FiledKey, MatchGrant>>,
-    fresh: KVec<(u64, Bitmap)>,
-    gone: KVec<(u64, Bitmap)>,
+    /// The grants the message takes out.
+    gone: KVec<Match>,
 }
 
 impl<T: Send + Sync> Granting<'_, T> {
@@ -1284,7 +1329,7 @@ impl<T: Send + Sync> Granting<'_, T> {
             key,
             moved,
             owned,
-            matches,
+            mut matches,
             sends,
             classes,
             access,
@@ -1292,7 +1337,6 @@ impl<T: Send + Sync> Granting<'_, T> {
             removes,
             next_match,
             nodes,
-            fresh,
             gone,
             ..
         } = self;
@@ -1312,7 +1356,10 @@ impl<T: Send + Sync> Granting<'_, T> {
             }
         }
         inner.unindex(&gone);
-        inner.index(key, &fresh, nodes);
+        // The grants this message added: ids from the bus's next.
+        let first_new = inner.next_match;
+        let fresh = matches.iter_mut().filter(|m| m.id >= first_new);
+        inner.index(key, fresh, nodes);
         inner.next_match = next_match;
         if let Some(target) = inner.members.get_mut(&key) {
             target.owned = owned;
@@ -1481,6 +1528,7 @@ impl<T: Send + Sync> Registry<T> {
                     seconds: KVVec::new(),
                     thirds: KVVec::new(),
                     thirds_stale: 0,
+                    held: KVVec::new(),
                     next_match: 1,
                 },
                 "BusInner"

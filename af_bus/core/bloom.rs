@@ -14,6 +14,29 @@ pub const BITS: usize = BUS_ADDR_COMP_MAX * 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Bitmap(pub [u64; BUS_ADDR_COMP_MAX]);
 
+/// Where a match grant is filed (see [`Bitmap::index_key`]): under the
+/// pair `k1 <= k2` of its bits, and its third bit `k3 > k2` in the
+/// bus's filter of third bits ([`MONITOR_KEY`] for none).  A message
+/// that matches the grant has all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexKey {
+    /// The pair's first bit.
+    pub k1: u16,
+    /// The pair's second bit, not below `k1`.
+    pub k2: u16,
+    /// The third bit, above `k2`, or [`MONITOR_KEY`].
+    pub k3: u16,
+}
+
+impl IndexKey {
+    /// The key of the zero mask, a monitor's: every message looks.
+    pub const MONITOR: IndexKey = IndexKey {
+        k1: MONITOR_KEY,
+        k2: MONITOR_KEY,
+        k3: MONITOR_KEY,
+    };
+}
+
 /// The index key of the match grants that every message matches (the
 /// all-zero mask, a monitor).
 pub const MONITOR_KEY: u16 = BITS as u16;
@@ -36,24 +59,56 @@ impl Bitmap {
         self.0.iter().zip(grant.0.iter()).all(|(b, g)| b & !g == 0)
     }
 
-    /// The key a match grant of this mask is indexed under: its two
-    /// lowest set bits (the lowest twice for a one-bit mask), or
-    /// [`MONITOR_KEY`] twice for the zero mask.  A message can only match
-    /// grants whose two key bits it has both set (or monitors).
-    pub fn index_pair(&self) -> (u16, u16) {
-        let mut bits = self.bits();
-        match (bits.next(), bits.next()) {
-            (None, _) => (MONITOR_KEY, MONITOR_KEY),
-            (Some(a), None) => (a, a),
-            (Some(a), Some(b)) => (a, b),
+    /// Where a match grant of this mask is filed, given how many grants
+    /// already filed hold each bit (`held`): under the pair of the lower
+    /// two of its three least held bits (the lower bit first among
+    /// equals), with the highest of the three as its third key bit.  A
+    /// message can only match it if it has all three, and the rarer the
+    /// bits the fewer messages look: D-Bus rules on one interface and
+    /// member share those bits, and are filed under their paths' bits.
+    /// A one-bit mask is filed under its bit twice, with no third; a
+    /// two-bit mask under its bits, with no third; the zero mask (a
+    /// monitor) under [`MONITOR_KEY`] three times.
+    pub fn index_key(&self, held: impl Fn(u16) -> u32) -> IndexKey {
+        let none = (u32::MAX, MONITOR_KEY);
+        let mut least = [none; 3];
+        let mut n = 0;
+        for bit in self.bits() {
+            n += 1;
+            let c = (held(bit), bit);
+            // Bits come lowest first: among equals, the earlier stays.
+            if c < least[2] {
+                least[2] = c;
+                if least[2] < least[1] {
+                    least.swap(1, 2);
+                    if least[1] < least[0] {
+                        least.swap(0, 1);
+                    }
+                }
+            }
         }
-    }
-
-    /// The third-lowest set bit, past the two [`Bitmap::index_pair`]
-    /// gives: a message can only match a grant whose third bit it has
-    /// too.  [`MONITOR_KEY`] for a mask of fewer than three bits.
-    pub fn index_third(&self) -> u16 {
-        self.bits().nth(2).unwrap_or(MONITOR_KEY)
+        let mut k = [least[0].1, least[1].1, least[2].1];
+        match n {
+            0 => IndexKey::MONITOR,
+            1 => IndexKey {
+                k1: k[0],
+                k2: k[0],
+                k3: MONITOR_KEY,
+            },
+            2 => IndexKey {
+                k1: k[0].min(k[1]),
+                k2: k[0].max(k[1]),
+                k3: MONITOR_KEY,
+            },
+            _ => {
+                k.sort_unstable();
+                IndexKey {
+                    k1: k[0],
+                    k2: k[1],
+                    k3: k[2],
+                }
+            }
+        }
     }
 
     /// The bits set in both.

@@ -320,7 +320,7 @@ fn notifications() {
 
 #[test]
 fn bloom_matching() {
-    use af_bus_core::bloom::{Bitmap, MONITOR_KEY};
+    use af_bus_core::bloom::{Bitmap, IndexKey, MONITOR_KEY};
     let b = Bitmap([0b1011, 0, 0, 0, 0, 0, 0, 1 << 63]);
     // Subset matches, superset and disjoint do not, zero always does.
     assert!(b.matches(&Bitmap([0b0011, 0, 0, 0, 0, 0, 0, 0])));
@@ -331,26 +331,39 @@ fn bloom_matching() {
     // Send grants: the message's bits within the grant.
     assert!(Bitmap([0b0011, 0, 0, 0, 0, 0, 0, 0]).within(&b));
     assert!(!Bitmap([0b0100, 0, 0, 0, 0, 0, 0, 0]).within(&b));
-    // Index keys and bits.
-    assert_eq!(b.index_pair(), (0, 1));
+    // Index keys and bits: with no bit held, the lowest three.
+    let none = |_| 0;
+    let key = |k1, k2, k3| IndexKey { k1, k2, k3 };
+    assert_eq!(b.index_key(none), key(0, 1, 3));
     assert_eq!(
-        Bitmap([0, 0, 0b100, 0, 0, 0, 0, 0]).index_pair(),
-        (130, 130)
+        Bitmap([0, 0, 0b100, 0, 0, 0, 0, 0]).index_key(none),
+        key(130, 130, MONITOR_KEY)
     );
-    assert_eq!(Bitmap::default().index_pair(), (MONITOR_KEY, MONITOR_KEY));
-    assert_eq!(b.index_third(), 3);
     assert_eq!(
-        Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]).index_third(),
-        MONITOR_KEY
+        Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]).index_key(none),
+        key(1, 3, MONITOR_KEY)
     );
-    assert_eq!(Bitmap::default().index_third(), MONITOR_KEY);
+    assert_eq!(Bitmap::default().index_key(none), IndexKey::MONITOR);
     assert_eq!(b.bits().collect::<Vec<_>>(), vec![0, 1, 3, 511]);
-    // A mask matches a message only if the message has both key bits.
+    // The least held bits, in order whatever their counts' order; the
+    // lower bit among equals.
+    let held = |bit: u16| match bit {
+        0 => 9,
+        1 => 5,
+        3 => 1,
+        _ => 5,
+    };
+    assert_eq!(b.index_key(held), key(1, 3, 511));
+    assert_eq!(b.index_key(|bit| u32::from(511 - bit)), key(1, 3, 511));
+    assert_eq!(
+        Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]).index_key(|bit| u32::from(9 - bit)),
+        key(1, 3, MONITOR_KEY)
+    );
+    // A mask matches a message only if the message has its key bits.
     let m = Bitmap([0b1010, 0, 0, 0, 0, 0, 0, 0]);
     assert!(b.matches(&m));
-    let (k1, k2) = m.index_pair();
-    assert!(b.bits().any(|x| x == k1) && b.bits().any(|x| x == k2) && k1 <= k2);
-    assert_eq!((k1, k2), (1, 3));
+    let k = m.index_key(none);
+    assert!(b.test(k.k1) && b.test(k.k2) && k.k1 <= k.k2);
     // The summary operations.
     let mut s = Bitmap::default();
     s.set(511);
@@ -364,6 +377,98 @@ fn bloom_matching() {
     s.clear(3);
     s.clear(511);
     assert!(s.is_zero() && !b.is_zero());
+}
+
+/// A xorshift generator for the index tests.
+fn next(rng: &mut u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
+}
+
+#[test]
+fn index_keys_are_bits_of_the_mask() {
+    use af_bus_core::bloom::{Bitmap, MONITOR_KEY};
+    let mut rng = 88172645463325252u64;
+    for round in 0..20000 {
+        let mut m = Bitmap::default();
+        for _ in 0..round % 14 {
+            m.set((next(&mut rng) % 512) as u16);
+        }
+        let salt = next(&mut rng);
+        let held = |bit: u16| (u64::from(bit).wrapping_mul(salt) >> 59) as u32;
+        let k = m.index_key(held);
+        let n = m.bits().count();
+        match n {
+            0 => assert_eq!((k.k1, k.k2, k.k3), (MONITOR_KEY, MONITOR_KEY, MONITOR_KEY)),
+            1 => assert!(m.test(k.k1) && k.k1 == k.k2 && k.k3 == MONITOR_KEY),
+            2 => assert!(m.test(k.k1) && m.test(k.k2) && k.k1 < k.k2 && k.k3 == MONITOR_KEY),
+            _ => {
+                assert!(m.test(k.k1) && m.test(k.k2) && m.test(k.k3));
+                assert!(k.k1 < k.k2 && k.k2 < k.k3);
+                // No bit outside the key is held less than one in it.
+                let most = [k.k1, k.k2, k.k3].map(held).into_iter().max().unwrap();
+                let keyed = [k.k1, k.k2, k.k3];
+                assert!(m
+                    .bits()
+                    .filter(|b| !keyed.contains(b))
+                    .all(|b| held(b) >= most));
+            }
+        }
+    }
+}
+
+/// 10,000 rules sharing 8 bits (one interface and member, as the D-Bus
+/// mapping sets them) and 4 bits of their own (a path), filed with the
+/// counts of bits held growing as the bus's do: a signal on that
+/// interface and member to another path looks at a handful of them,
+/// where filing under the two lowest bits put nearly all under one pair.
+#[test]
+fn shared_bits_do_not_crowd_one_pair() {
+    use af_bus_core::bloom::{Bitmap, IndexKey};
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut shared = Bitmap::default();
+    while shared.bits().count() < 8 {
+        shared.set((next(&mut rng) % 512) as u16);
+    }
+    let own = |rng: &mut u64| {
+        let mut m = shared;
+        for _ in 0..4 {
+            m.set((next(rng) % 512) as u16);
+        }
+        m
+    };
+    let mut held = vec![0u32; 512];
+    let mut keys = Vec::new();
+    let mut lowest = Vec::new();
+    for _ in 0..10000 {
+        let m = own(&mut rng);
+        keys.push(m.index_key(|b| held[usize::from(b)]));
+        lowest.push(m.index_key(|_| 0));
+        for b in m.bits() {
+            held[usize::from(b)] += 1;
+        }
+    }
+    // A signal: the shared bits and another path's, plus 16 bits more
+    // (the path's prefixes, arg0).  How many grants it looks at, filed
+    // both ways.
+    let (mut now, mut before) = (0, 0);
+    for _ in 0..100 {
+        let mut sig = own(&mut rng);
+        for _ in 0..16 {
+            sig.set((next(&mut rng) % 512) as u16);
+        }
+        let looks = |keys: &[IndexKey]| {
+            keys.iter()
+                .filter(|k| sig.test(k.k1) && sig.test(k.k2))
+                .count()
+        };
+        now += looks(&keys);
+        before += looks(&lowest);
+    }
+    assert!(before / 100 > 1000, "by the lowest bits: {}", before / 100);
+    assert!(now / 100 < 20, "by the least held bits: {}", now / 100);
 }
 
 #[test]

@@ -285,9 +285,10 @@ TEST_F(bus, unmatch_and_revoke_take_effect_for_the_next_message)
 }
 
 /*
- * Grants are indexed by the two lowest bits of their mask.  Grants that
- * share those bits, one-bit masks, and a key whose last grant goes away
- * (and comes back) must all keep matching exactly.
+ * Grants are indexed by a pair of bits of their mask (on an empty bus,
+ * the two lowest).  Grants that share those bits, one-bit masks, and a
+ * key whose last grant goes away (and comes back) must all keep
+ * matching exactly.
  */
 TEST_F(bus, grants_sharing_an_index_key)
 {
@@ -440,6 +441,114 @@ TEST_F(bus, index_grows_and_keeps_every_grant)
 	ASSERT_EQ(2, bus_send_str(self->s, &filler, "x", 0));
 	ASSERT_EQ(0, pending(self->r1));
 	ASSERT_EQ(0, pending(self->r2));
+}
+
+#define MODEL_MEMBERS 8
+#define MODEL_MASKS 24
+#define MODEL_STEPS 300
+
+static unsigned long long model_rng = 0x9e3779b97f4a7c15ULL;
+
+static unsigned int model_rand(unsigned int n)
+{
+	model_rng ^= model_rng << 13;
+	model_rng ^= model_rng >> 7;
+	model_rng ^= model_rng << 17;
+	return model_rng % n;
+}
+
+/* Bit @i of the 32 the model's masks draw from, spread over 8 words:
+ * 0-7 are the bits every rule shares (an interface and member).
+ */
+static void model_set(__u64 *m, unsigned int i)
+{
+	unsigned int b = (i * 83 + 5) % 512;
+
+	m[b / 64] |= 1ULL << (b % 64);
+}
+
+static int model_matches(const __u64 *b, const __u64 *m)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		if ((b[i] & m[i]) != m[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Rules shaped like D-Bus ones (8 shared bits, 1 to 4 of their own)
+ * granted and taken out at random while the counts of bits held move,
+ * so that grants of one mask are filed under different pairs: after
+ * every step each of a few multicasts reaches exactly the members a
+ * model of (B & M) == M says, once each.
+ */
+TEST_F(bus, the_index_agrees_with_a_model_under_churn)
+{
+	static __u64 masks[MODEL_MEMBERS][MODEL_MASKS][8];
+	int fd[MODEL_MEMBERS], n[MODEL_MEMBERS] = { 0 };
+	struct sockaddr_bus h[MODEL_MEMBERS], a;
+	int i, j, k, step, sends = 0, hits = 0;
+	char name[8], buf[8];
+
+	for (i = 0; i < MODEL_MEMBERS; i++) {
+		fd[i] = socket(AF_BUS, SOCK_DGRAM, 0);
+		snprintf(name, sizeof(name), "d%d", i);
+		ASSERT_EQ(0, bus_join(self->master, &self->maddr, fd[i], name, &h[i]));
+	}
+	for (step = 0; step < MODEL_STEPS; step++) {
+		i = model_rand(MODEL_MEMBERS);
+		if (n[i] < MODEL_MASKS && (n[i] == 0 || model_rand(3))) {
+			__u64 *m = masks[i][n[i]];
+
+			memset(m, 0, 64);
+			for (k = 0; k < 8 && model_rand(8); k++)
+				model_set(m, k);
+			for (k = 1 + model_rand(4); k > 0; k--)
+				model_set(m, 8 + model_rand(24));
+			a = mcast(&self->maddr, m, 8);
+			ASSERT_EQ(0, match(self->master, fd[i], &h[i], &a));
+			n[i]++;
+		} else {
+			/* The oldest grant of that mask goes: the model's first. */
+			j = model_rand(n[i]);
+			a = mcast(&self->maddr, masks[i][j], 8);
+			ASSERT_EQ(0, grant_mcast(self->master, &h[i], SCM_MULTICAST_UNMATCH, &a));
+			ASSERT_EQ(1, recv(fd[i], buf, sizeof(buf), 0));
+			for (k = 0; k < n[i]; k++)
+				if (!memcmp(masks[i][k], masks[i][j], 64))
+					break;
+			memmove(masks[i][k], masks[i][k + 1], (n[i] - k - 1) * 64);
+			n[i]--;
+		}
+		for (j = 0; j < 4; j++) {
+			__u64 b[8] = { 0 };
+
+			for (k = 0; k < 8; k++)
+				if (model_rand(6))
+					model_set(b, k);
+			for (k = 8 + model_rand(3); k < 32; k += 1 + model_rand(3))
+				model_set(b, k);
+			a = mcast(&self->maddr, b, 8);
+			ASSERT_EQ(2, bus_send_str(self->s, &a, "m", 0));
+			sends++;
+			for (i = 0; i < MODEL_MEMBERS; i++) {
+				int want = 0;
+
+				for (k = 0; k < n[i]; k++)
+					want |= model_matches(b, masks[i][k]);
+				hits += want;
+				ASSERT_EQ(want, pending(fd[i])) {
+					TH_LOG("step %d, member %d, %d grants", step, i, n[i]);
+				}
+			}
+		}
+	}
+	TH_LOG("%d multicasts, %d deliveries checked", sends, hits);
+	ASSERT_LT(sends / 10, hits);
+	for (i = 0; i < MODEL_MEMBERS; i++)
+		close(fd[i]);
 }
 
 TEST_F(bus, match_grant_errors)

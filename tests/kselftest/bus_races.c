@@ -12,7 +12,11 @@
  * - sends to an address that SCM_MOVE_ADDR moves back and forth from
  *   another thread: each finds an owner, and lands once;
  * - a ring sender whose copy stalls does not hide later frames nor pin
- *   the ring.
+ *   the ring;
+ * - multicasts against the master filing, taking out and re-filing
+ *   D-Bus-shaped match grants (under pairs that move with the counts of
+ *   bits held) and members with grants leaving: a grant that stays
+ *   keeps every message, one that never matches gets none.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -569,6 +573,146 @@ TEST_F(bus, a_stalled_ring_copy_hides_no_frame_and_pins_no_ring)
 	ASSERT_TRUE(done);
 	ASSERT_EQ(6, st.ret);
 	ASSERT_TRUE(first_seen);
+}
+
+/* A multicast address on @bus with the bits @bits of 512 set. */
+static struct sockaddr_bus mcast_bits(const struct sockaddr_bus *bus, const int *bits, int n)
+{
+	struct sockaddr_bus a = *bus;
+	__u64 m[8] = { 0 };
+	int i;
+
+	for (i = 0; i < n; i++)
+		m[bits[i] / 64] |= 1ULL << (bits[i] % 64);
+	memset(a.sbus_addr, 0, sizeof(a.sbus_addr));
+	memcpy(a.sbus_addr, m, sizeof(m));
+	a.sbus_addr_ncomp = 8;
+	a.sbus_path[BUS_PATH_MAX - 1] = '*';
+	return a;
+}
+
+/* The bits every rule below shares: one interface and member. */
+static const int shared_bits[8] = { 17, 66, 130, 199, 260, 333, 401, 477 };
+
+/* Rule @i: the shared bits and two of its own below 500, which no
+ * message below has (they set the shared bits and 500-511).
+ */
+static struct sockaddr_bus churn_rule(const struct sockaddr_bus *bus, int i)
+{
+	int bits[10], k, j;
+
+	memcpy(bits, shared_bits, sizeof(shared_bits));
+	bits[8] = (i * 7) % 499;
+	bits[9] = (i * 13 + 3) % 499;
+	/* Shared bits are never adjacent: the next bit is the rule's own. */
+	for (k = 8; k < 10; k++)
+		for (j = 0; j < 8; j++)
+			if (bits[k] == shared_bits[j])
+				bits[k]++;
+	return mcast_bits(bus, bits, 10);
+}
+
+struct churn {
+	int master, filler, rounds, err;
+	struct sockaddr_bus maddr, fh;
+};
+
+/*
+ * Grants rules 0..15 to the filler, takes out the even ones, grants
+ * 16..31, takes out those even and 1, 3, ... 15, ...: each filing sees
+ * other counts of bits held, and the filler never holds more than 24
+ * (max_matches is 64).  Every 8th round a member joins, is granted a
+ * rule and closes.
+ */
+static void *churn_main(void *p)
+{
+	struct churn *c = p;
+	char ctl[CMSG_SPACE(sizeof(struct sockaddr_bus))], buf[256];
+	struct sockaddr_bus a, h;
+	int r, i, next = 0;
+
+	for (r = 0; r < c->rounds && !c->err; r++) {
+		for (i = 0; i < 16; i++) {
+			a = churn_rule(&c->maddr, next + i);
+			if (grant(c->master, &c->fh, c->filler, SCM_MULTICAST_MATCH, &a))
+				c->err = errno ? errno : EIO;
+		}
+		/* This round's even rules go, and the last round's odd ones. */
+		for (i = 0; i < 16; i++) {
+			if (i % 2 && r == 0)
+				continue;
+			a = churn_rule(&c->maddr, next + i - (i % 2) * 16);
+			if (grant(c->master, &c->fh, c->filler, SCM_MULTICAST_UNMATCH, &a))
+				c->err = errno ? errno : EIO;
+		}
+		next += 16;
+		if (r % 8 == 7) {
+			int fd = socket(AF_BUS, SOCK_DGRAM, 0);
+			size_t off = 0;
+
+			if (bus_join(c->master, &c->maddr, fd, "leaver", &h)) {
+				c->err = errno;
+				break;
+			}
+			a = churn_rule(&c->maddr, next + 1000);
+			bus_cmsg_add(ctl, &off, SCM_MULTICAST_MATCH, &a);
+			if (bus_send(c->master, &h, "g", 1, ctl, off, 0) != 1 ||
+			    recv(fd, buf, sizeof(buf), 0) != 1)
+				c->err = errno ? errno : EIO;
+			close(fd);
+			/* Its leaving, told to the master. */
+			if (recv(c->master, buf, sizeof(buf), 0) < 0)
+				c->err = errno;
+		}
+	}
+	return NULL;
+}
+
+#define CHURN_SENDS 3000
+#define CHURN_ROUNDS 48
+
+/*
+ * s multicasts to the receiver's rule (shared bits and 500-503) while
+ * the master churns the filler's grants and members come and go on
+ * another vCPU: b has every message once; the filler a, whose rules
+ * each hold a bit below 500 that no message has, has none.
+ */
+TEST_F(bus, multicasts_race_grants_filed_under_moving_pairs)
+{
+	struct churn c = { .master = self->master, .filler = self->a, .rounds = CHURN_ROUNDS,
+			   .maddr = self->maddr, .fh = self->ahandle };
+	int rx_bits[20], i, failed = 0, err = 0, big = 8 << 20;
+	struct drain db = { .fd = self->b };
+	struct sockaddr_bus rule, to;
+	char payload[16] = "signal";
+	pthread_t tc, tb;
+
+	memcpy(rx_bits, shared_bits, sizeof(shared_bits));
+	for (i = 0; i < 12; i++)
+		rx_bits[8 + i] = 500 + i;
+	rule = mcast_bits(&self->maddr, rx_bits, 12);	/* shared, 500-503 */
+	ASSERT_EQ(0, grant(self->master, &self->bhandle, self->b, SCM_MULTICAST_MATCH, &rule));
+	to = mcast_bits(&self->maddr, rx_bits, 20);	/* shared, 500-511 */
+	ASSERT_EQ(0, setsockopt(self->b, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)));
+	ASSERT_EQ(0, pthread_create(&tb, NULL, drain_main, &db));
+	ASSERT_EQ(0, pthread_create(&tc, NULL, churn_main, &c));
+	for (i = 0; i < CHURN_SENDS; i++) {
+		if (bus_send(self->s, &to, payload, 16, NULL, 0, 0) != 16) {
+			failed++;
+			err = errno;
+		}
+	}
+	pthread_join(tc, NULL);
+	__atomic_store_n(&db.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(tb, NULL);
+	TH_LOG("b got %ld; %d sends failed (errno %d); churn errno %d", db.got, failed, err,
+	       c.err);
+	ASSERT_EQ(0, c.err);
+	ASSERT_EQ(0, failed);
+	ASSERT_EQ(CHURN_SENDS, db.got);
+	/* The filler read its grants' messages: no multicast is left. */
+	ASSERT_EQ(-1, recv(self->a, payload, sizeof(payload), MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
 }
 
 TEST_HARNESS_MAIN
