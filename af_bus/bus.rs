@@ -186,6 +186,10 @@ enum Sender<'a, T> {
 /// one by one.
 const MATCHING_BITS: usize = 64;
 
+/// The most bits of a message above a pair's that
+/// [`BusInner::matching`] looks up in the filter of third bits.
+const THIRDS_MAX_ABOVE: usize = 6;
+
 /// Fewest and most buckets of a bus's multicast index.
 const INDEX_MIN_BUCKETS: usize = 64;
 const INDEX_MAX_BUCKETS: usize = 16384;
@@ -477,9 +481,9 @@ impl<T: Send + Sync> BusInner<T> {
                 &mut out,
             )?;
         }
-        // A message sets a few bits (a D-Bus signal's bloom about a dozen):
-        // test the pairs of them against the summaries bit by bit.  A
-        // bitmap with more bits set takes the summaries word by word.
+        // A message sets a few bits (a D-Bus signal's bloom about 30): its
+        // bits are listed for the filter of third bits.  A bitmap with
+        // more bits set skips the filter.
         let mut bits = [0u16; MATCHING_BITS];
         let mut n = 0;
         for bit in b.bits() {
@@ -497,17 +501,33 @@ impl<T: Send + Sync> BusInner<T> {
             thirds,
             ..
         } = self;
-        for (i, &k1) in bits.iter().enumerate() {
-            if !firsts.test(k1) {
-                continue;
-            }
-            let Some(row) = seconds.get(usize::from(k1)) else {
-                break;
-            };
-            // From `k1` itself: a one-bit mask is filed under (k1, k1).
-            for (j, &k2) in bits.iter().enumerate().skip(i) {
-                if row.test(k2) && may_match(thirds, k1, k2, &bits[j + 1..]) {
-                    Self::scan(filed, k1, k2, b, except, &mut out)?;
+        // The first and second index bits with grants filed under them
+        // that the message has, a word at a time.
+        // Plain indexing: iterator adapters here cost a multicast more
+        // than the index saves it.
+        let words = b.0.len();
+        for w1 in 0..words {
+            let mut m1 = b.0[w1] & firsts.0[w1];
+            while m1 != 0 {
+                // `w1 < 8`: below 512.
+                let k1 = (w1 * 64) as u16 + m1.trailing_zeros() as u16;
+                m1 &= m1 - 1;
+                let Some(row) = seconds.get(usize::from(k1)) else {
+                    break;
+                };
+                // From `k1` itself: a one-bit mask is filed under (k1, k1).
+                for w2 in w1..words {
+                    let mut m2 = b.0[w2] & row.0[w2];
+                    while m2 != 0 {
+                        let k2 = (w2 * 64) as u16 + m2.trailing_zeros() as u16;
+                        m2 &= m2 - 1;
+                        // The filter costs a hash per bit above `k2`:
+                        // past a few, looking at the pair is cheaper.
+                        let above = &bits[bits.partition_point(|&x| x <= k2)..];
+                        if above.len() > THIRDS_MAX_ABOVE || may_match(thirds, k1, k2, above) {
+                            Self::scan(filed, k1, k2, b, except, &mut out)?;
+                        }
+                    }
                 }
             }
         }
