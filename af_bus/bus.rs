@@ -1097,7 +1097,7 @@ impl<T: Send + Sync> Bus<T> {
         }
         let target = inner.members.get(&key).ok_or(errno::ehostunreach())?;
         let max_matches = crate::params::MAX_MATCHES.get();
-        let mut owned = copy_addrs(target.owned.iter())?;
+        let mut owned = copy_list(target.owned.iter())?;
         let mut matches = copy_list(target.matches.iter())?;
         let mut sends = copy_list(target.sends.iter())?;
         let mut access = copy_list(target.access.iter())?;
@@ -1131,7 +1131,7 @@ impl<T: Send + Sync> Bus<T> {
                                 let m = inner.members.get(&from).ok_or(errno::ehostunreach())?;
                                 let m = Moved {
                                     key: from,
-                                    owned: copy_addrs(m.owned.iter())?,
+                                    owned: copy_list(m.owned.iter())?,
                                     access: copy_list(m.access.iter())?,
                                 };
                                 moved.push(m, GFP_KERNEL)?;
@@ -1139,7 +1139,7 @@ impl<T: Send + Sync> Bus<T> {
                             }
                         };
                         let m = &mut moved[i];
-                        m.owned = copy_addrs(m.owned.iter().filter(|x| **x != a))?;
+                        m.owned = copy_list(m.owned.iter().filter(|x| **x != a))?;
                         // The address's masks come with it.
                         if let Some(&(_, masks)) = m.access.iter().find(|(x, _)| *x == a) {
                             m.access = copy_list(m.access.iter().filter(|(x, _)| *x != a))?;
@@ -1154,7 +1154,7 @@ impl<T: Send + Sync> Bus<T> {
                     if !owned.contains(&a) {
                         return Err(errno::eaddrnotavail());
                     }
-                    owned = copy_addrs(owned.iter().filter(|x| **x != a))?;
+                    owned = copy_list(owned.iter().filter(|x| **x != a))?;
                     removes.push(a, GFP_KERNEL)?;
                     if access.iter().any(|(x, _)| *x == a) {
                         access = copy_list(access.iter().filter(|(x, _)| *x != a))?;
@@ -1404,15 +1404,6 @@ fn copy_list<'a, T: Copy + 'a>(from: impl Iterator<Item = &'a T>) -> Result<KVec
     let mut out = KVec::new();
     for x in from {
         out.push(*x, GFP_KERNEL)?;
-    }
-    Ok(out)
-}
-
-/// A fresh list of addresses, with room for the most a member may own.
-fn copy_addrs<'a>(from: impl Iterator<Item = &'a AddrPart>) -> Result<KVec<AddrPart>> {
-    let mut out = KVec::with_capacity(crate::params::MAX_OWNED_ADDRS.get(), GFP_KERNEL)?;
-    for a in from {
-        out.push(*a, GFP_KERNEL)?;
     }
     Ok(out)
 }

@@ -7,7 +7,7 @@
 #
 #   sh bench-guest.sh [--perf] [--case CASE] [--size SIZE] REPS SCALE [GROUP...]
 #
-# GROUPs are bus_bench's (rtt path tput mcast match svc join) and dbus (the
+# GROUPs are bus_bench's (rtt path tput mcast match svc join mem) and dbus (the
 # same-library group: zbus over AF_BUS, dbus-daemon, dbus-broker and the
 # bridge); the
 # dbus-daemon peer runs for rtt and mcast.  No GROUP: all of them.  CASE keeps one
@@ -67,7 +67,7 @@ if [ $perf -eq 1 ]; then
 	# TCG makes every sample slow: keep perf from lowering the rate.
 	echo 0 >/proc/sys/kernel/perf_cpu_time_max_percent
 	echo 100000 >/proc/sys/kernel/perf_event_max_sample_rate
-	for g in ${*:-rtt path tput mcast match svc join}; do
+	for g in ${*:-rtt path tput mcast match svc join mem}; do
 		perf record -q -a -g -F 4999 -e cpu-clock -o "/tmp/perf-$g.data" -- \
 			bus_bench -r "$reps" -s "$scale" ${kase:+-k "$kase"} ${size:+-z "$size"} "$g" >/dev/null ||
 			{ echo "# bench: bus_bench $g failed under perf"; rc=1; }

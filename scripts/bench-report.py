@@ -181,6 +181,18 @@ table("Multicast fan-out, 64 B: delivered msg/s, then busy CPU us per delivered 
       "(sender CPU 0, receivers CPU 1)",
       ["receivers"] + ["af_bus msg/s", "unix_n_sends msg/s", "dbus_signal msg/s",
                        "af_bus cpu", "unix_n_sends cpu", "dbus_signal cpu"], lines)
+lines = []
+for n in (1, 8, 64):
+    lines.append(["%d rx, %d match" % (n, (n + 3) // 4)] +
+                 [get("mcast", c, "some", n, "delivered") for c in mc_cases[:2]] +
+                 [get("mcast", c, "some", n, "cpu") for c in mc_cases[:2]] +
+                 [get("mcast", "af_bus_over_unix_cpu", "some", n, "ratio")])
+if any(x is not None for line in lines for x in line[1:]):
+    table("Multicast fan-out where a quarter of the receivers match (the others' rules miss by "
+          "one bit), against AF_UNIX sends to the matching ones only: delivered msg/s, busy "
+          "CPU us per delivered message, AF_BUS over AF_UNIX CPU round by round",
+          ["receivers"] + ["af_bus msg/s", "unix_n_sends msg/s", "af_bus cpu",
+                           "unix_n_sends cpu", "cpu ratio"], lines)
 ratio_target("one AF_BUS multicast to 64 receivers cheaper than 64 AF_UNIX sends (CPU)",
              get("mcast", "af_bus_over_unix_cpu", "2cpu", 64, "ratio"), "< 1x",
              lambda r: r < 1)
@@ -206,6 +218,15 @@ r = get("match", "grants_10000_over_0", "dbus", 10000, "ratio")
 if r:
     targets.append("  %-66s %6.2fx [%.2f..%.2f] (information)" % (
         "10,000 non-matching D-Bus-shaped grants over none", r[0], r[1], r[2]))
+
+lines = [["member", get("mem", "af_bus", "kernel", 400, "member"),
+          get("mem", "unix_dgram", "kernel", 400, "member")],
+         ["match grant", get("mem", "af_bus", "kernel", 10000, "grant"), None],
+         ["queued 64 B", get("mem", "af_bus", "kernel", 64, "queued"),
+          get("mem", "unix_dgram", "kernel", 64, "queued")]]
+if any(x is not None for line in lines for x in line[1:]):
+    table("Memory, bytes (the fall of MemFree over 400 members or sockets, 10,000 D-Bus-shaped "
+          "match grants, 4,800 queued messages)", ["per", "af_bus", "unix_dgram"], lines)
 
 lines = [["join", get("join", "af_bus", "2cpu", 0, "join")]]
 table("Joining: first sendmsg to holding a granted address, us (master on CPU 1)",
@@ -337,6 +358,11 @@ def icount_report():
         b = scale(get("mcast", "af_bus", "2cpu", n, "cpu"), 1000)
         u = scale(get("mcast", "unix_dgram_n_sends", "2cpu", n, "cpu"), 1000)
         lines.append(["mcast %d rx" % n, b, u])
+    for n in (1, 8, 64):
+        b = scale(get("mcast", "af_bus", "some", n, "cpu"), 1000)
+        u = scale(get("mcast", "unix_dgram_n_sends", "some", n, "cpu"), 1000)
+        if b or u:
+            lines.append(["mcast %d rx, %d match" % (n, (n + 3) // 4), b, u])
     judge("multicast to 1 receiver over one AF_UNIX send",
           over(get("mcast", "af_bus", "2cpu", 1, "cpu"),
                get("mcast", "unix_dgram_n_sends", "2cpu", 1, "cpu")), 1.2, True)

@@ -62,7 +62,7 @@ if [ "$icount" != 0 ]; then
 	# Instruction counting is TCG's: no KVM for this run.
 	export AF_BUS_ACCEL=tcg
 	export AF_BUS_QEMU_ARGS="-icount shift=0,sleep=off"
-	[ -n "$groups" ] || groups="rtt path tput mcast match svc join calib dbus"
+	[ -n "$groups" ] || groups="rtt path tput mcast match svc join mem calib dbus"
 fi
 
 # The dbus-daemon peer is linked against libdbus (Debian ships no static

@@ -49,6 +49,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -738,35 +739,45 @@ static void mcast_receiver(int fd, long count, int ack)
 	}
 }
 
-/* One way of reaching @nrecv receivers: one AF_BUS multicast, or one
- * AF_UNIX SOCK_DGRAM send to each.
+/* One way of reaching @nmatch receivers: one AF_BUS multicast on a bus
+ * of @nrecv members with match grants, of which the first @nmatch
+ * match, or one AF_UNIX SOCK_DGRAM send to each of @nmatch (a sender
+ * that knew who matches).
  */
 struct fanout {
-	int bus_case, nrecv, s;
+	int bus_case, nrecv, nmatch, s;
 	int *rx, *tx;
 	struct sockaddr_bus dst;
 	struct bus bus;
 };
 
-static void fanout_open(struct fanout *f, int bus_case, int nrecv)
+static void fanout_open(struct fanout *f, int bus_case, int nrecv, int nmatch)
 {
 	int i;
 
 	memset(f, 0, sizeof(*f));
 	f->bus_case = bus_case;
-	f->nrecv = nrecv;
+	f->nrecv = bus_case ? nrecv : nmatch;
+	f->nmatch = nmatch;
 	f->rx = calloc(nrecv, sizeof(int));
 	f->tx = calloc(nrecv, sizeof(int));
 	if (bus_case) {
-		struct sockaddr_bus h, m;
+		struct sockaddr_bus h, m, miss;
+		__u64 other[8];
 		char name[16];
 
 		bus_new(&f->bus);
 		m = bus_mcast(&f->bus, match_bits);
 		for (i = 0; i < nrecv; i++) {
+			/* A rule sharing the receivers' bits but for one the
+			 * message lacks (another object path, say).
+			 */
+			memcpy(other, match_bits, sizeof(other));
+			other[7] |= 1ULL << (i % 52);
+			miss = bus_mcast(&f->bus, other);
 			snprintf(name, sizeof(name), "r%d", i);
 			f->rx[i] = bus_member(&f->bus, name, &h);
-			bus_grant(&f->bus, &h, SCM_MULTICAST_MATCH, &m, 1);
+			bus_grant(&f->bus, &h, SCM_MULTICAST_MATCH, i < nmatch ? &m : &miss, 1);
 			if (recv(f->rx[i], name, sizeof(name), 0) < 0)
 				bench_die("match reply");
 		}
@@ -774,7 +785,7 @@ static void fanout_open(struct fanout *f, int bus_case, int nrecv)
 		f->dst = bus_mcast(&f->bus, sent_bits);
 		return;
 	}
-	for (i = 0; i < nrecv; i++) {
+	for (i = 0; i < nmatch; i++) {
 		int sv[2];
 
 		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
@@ -813,7 +824,7 @@ static double fanout_run(struct fanout *f, long n, double *cpu)
 
 	if (pipe(ack))
 		bench_die("pipe");
-	for (i = 0; i < f->nrecv; i++) {
+	for (i = 0; i < f->nmatch; i++) {
 		if (fork() == 0) {
 			close(ack[0]);
 			bench_pin(1);
@@ -835,60 +846,71 @@ static double fanout_run(struct fanout *f, long n, double *cpu)
 					bench_die("multicast");
 				continue;
 			}
-			for (i = 0; i < f->nrecv; i++)
+			for (i = 0; i < f->nmatch; i++)
 				bench_write(f->tx[i], payload, 64);
 		}
-		bench_read(ack[0], acks, f->nrecv);
+		bench_read(ack[0], acks, f->nmatch);
 	}
 	t1 = bench_now();
 	c1 = bench_busy();
 	bench_pin(-1);
-	for (i = 0; i < f->nrecv; i++) {
+	for (i = 0; i < f->nmatch; i++) {
 		wait(&status);
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			bench_die("mcast: a receiver failed");
 	}
 	close(ack[0]);
-	*cpu = (c1 - c0) * 1e6 / ((double)n * f->nrecv);
-	return (double)n * f->nrecv / (t1 - t0);
+	*cpu = (c1 - c0) * 1e6 / ((double)n * f->nmatch);
+	return (double)n * f->nmatch / (t1 - t0);
 }
 
+/*
+ * Fan-out to 1, 8 and 64 receivers: "2cpu", every one matching; "some",
+ * a quarter of them matching (at least one), the others holding a rule
+ * the message misses by one bit, against AF_UNIX sends to the matching
+ * ones only.
+ */
 static void bench_mcast(void)
 {
 	static const int nrecv[] = { 1, 8, 64 };
+	static const char *const configs[] = { "2cpu", "some" };
 	static const char *const name[] = { "unix_dgram_n_sends", "af_bus" };
 	double v[2][BENCH_MAX_REPS], c[2][BENCH_MAX_REPS], ratio[BENCH_MAX_REPS];
 	struct fanout f[2];
-	unsigned int i;
+	unsigned int i, g;
 	int r, b;
 
-	for (i = 0; i < 3; i++) {
-		long k = bench_count(&opts, 20000 / nrecv[i] + 200);
+	for (g = 0; g < 2; g++)
+		for (i = 0; i < 3; i++) {
+			int nmatch = g ? (nrecv[i] + 3) / 4 : nrecv[i];
+			long k = bench_count(&opts, 20000 / nmatch + 200);
 
-		k = (k + WINDOW - 1) / WINDOW * WINDOW;
-		fanout_open(&f[0], 0, nrecv[i]);
-		fanout_open(&f[1], 1, nrecv[i]);
-		for (r = -1; r < opts.reps; r++)
-			for (b = 0; b < 2; b++) {
-				double cpu, m = fanout_run(&f[b], r < 0 ? WINDOW * 2 : k, &cpu);
+			k = (k + WINDOW - 1) / WINDOW * WINDOW;
+			fanout_open(&f[0], 0, nrecv[i], nmatch);
+			fanout_open(&f[1], 1, nrecv[i], nmatch);
+			for (r = -1; r < opts.reps; r++)
+				for (b = 0; b < 2; b++) {
+					/* The order of the two rotates by round. */
+					int x = (b + r + 1) % 2;
+					double cpu, m = fanout_run(&f[x], r < 0 ? WINDOW * 2 : k, &cpu);
 
-				if (r >= 0) {
-					v[b][r] = m;
-					c[b][r] = cpu;
+					if (r >= 0) {
+						v[x][r] = m;
+						c[x][r] = cpu;
+					}
 				}
+			for (r = 0; r < opts.reps; r++)
+				ratio[r] = c[1][r] / c[0][r];
+			for (b = 1; b >= 0; b--) {
+				bench_report("mcast", name[b], configs[g], nrecv[i], "delivered",
+					     "msg/s", v[b], opts.reps);
+				bench_report("mcast", name[b], configs[g], nrecv[i], "cpu",
+					     "us/delivered", c[b], opts.reps);
+				fanout_close(&f[b]);
 			}
-		for (r = 0; r < opts.reps; r++)
-			ratio[r] = c[1][r] / c[0][r];
-		for (b = 1; b >= 0; b--) {
-			bench_report("mcast", name[b], "2cpu", nrecv[i], "delivered", "msg/s", v[b],
-				     opts.reps);
-			bench_report("mcast", name[b], "2cpu", nrecv[i], "cpu", "us/delivered",
-				     c[b], opts.reps);
-			fanout_close(&f[b]);
+			bench_report("mcast", "af_bus_over_unix_cpu", configs[g], nrecv[i], "ratio",
+				     "x", ratio, opts.reps);
 		}
-		bench_report("mcast", "af_bus_over_unix_cpu", "2cpu", nrecv[i], "ratio", "x", ratio,
-			     opts.reps);
-	}
 }
 
 /* ---- match scaling ------------------------------------------------- */
@@ -1414,12 +1436,150 @@ static void bench_join(void)
 	bench_report("join", "af_bus", "2cpu", 0, "join", "us", v, opts.reps);
 }
 
+/* ---- memory -------------------------------------------------------- */
+
+/* The guest's free memory, bytes (/proc/meminfo's MemFree). */
+static double mem_free(void)
+{
+	char line[256];
+	double kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		bench_die("/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "MemFree:", 8))
+			kb = atof(line + 8);
+	fclose(f);
+	return kb * 1024;
+}
+
+#define MEM_MEMBERS 400
+#define MEM_GRANT_MEMBERS 200	/* GRANTS_PER_MEMBER each: 10,000 grants */
+#define MEM_QUEUES 40
+#define MEM_QUEUED 120		/* per queue: a user may fill half of max_queue_msgs (256) */
+
+/*
+ * Kernel memory per member, per match grant and per queued 64 B message,
+ * from the fall of MemFree over many of them (all kernel and user memory
+ * the guest uses, so a quiet guest is assumed): AF_BUS members (each with
+ * an address) against AF_UNIX SOCK_DGRAM sockets (socketpairs, per
+ * socket); D-Bus-shaped match grants; messages queued on AF_BUS members
+ * and on one AF_UNIX socket (its sender's buffer raised, as tput's).
+ */
+static void bench_mem(void)
+{
+	double member[2][BENCH_MAX_REPS], grant[BENCH_MAX_REPS], queued[2][BENCH_MAX_REPS];
+	static int fds[2 * MEM_MEMBERS];
+	static struct sockaddr_bus handle[MEM_GRANT_MEMBERS];
+	char payload[64] = "queued", name[16];
+	struct rlimit rl = { 4096, 4096 };
+	int r, i, j, big = 64 << 20;
+
+	setrlimit(RLIMIT_NOFILE, &rl);
+	make_dbus_bitmaps();
+	for (r = 0; r < opts.reps; r++) {
+		struct sockaddr_bus g[16], dst;
+		struct bus b;
+		double m0;
+		int sv[2];
+
+		/* Members, then sockets. */
+		bus_new(&b);
+		m0 = mem_free();
+		for (i = 0; i < MEM_MEMBERS; i++) {
+			snprintf(name, sizeof(name), "m%d", i);
+			fds[i] = bus_member(&b, name, NULL);
+		}
+		member[0][r] = (m0 - mem_free()) / MEM_MEMBERS;
+		for (i = 0; i < MEM_MEMBERS; i++)
+			close(fds[i]);
+		close(b.master);
+		m0 = mem_free();
+		for (i = 0; i < MEM_MEMBERS; i++) {
+			if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+				bench_die("socketpair");
+			fds[2 * i] = sv[0];
+			fds[2 * i + 1] = sv[1];
+		}
+		member[1][r] = (m0 - mem_free()) / (2 * MEM_MEMBERS);
+		for (i = 0; i < 2 * MEM_MEMBERS; i++)
+			close(fds[i]);
+
+		/* 10,000 D-Bus-shaped match grants on 200 members. */
+		bus_new(&b);
+		for (i = 0; i < MEM_GRANT_MEMBERS; i++) {
+			snprintf(name, sizeof(name), "g%d", i);
+			fds[i] = bus_member(&b, name, &handle[i]);
+		}
+		m0 = mem_free();
+		for (i = 0; i < MEM_GRANT_MEMBERS; i++) {
+			for (j = 0; j < GRANTS_PER_MEMBER; j++) {
+				__u64 mask[8];
+
+				filler_mask(ML_DBUS, i * GRANTS_PER_MEMBER + j, mask);
+				g[j % 16] = bus_mcast(&b, mask);
+				if (j % 16 == 15 || j == GRANTS_PER_MEMBER - 1) {
+					bus_grant(&b, &handle[i], SCM_MULTICAST_MATCH, g, j % 16 + 1);
+					if (recv(fds[i], name, sizeof(name), 0) < 0)
+						bench_die("grant reply");
+				}
+			}
+		}
+		grant[r] = (m0 - mem_free()) / (MEM_GRANT_MEMBERS * GRANTS_PER_MEMBER);
+		for (i = 0; i < MEM_GRANT_MEMBERS; i++)
+			close(fds[i]);
+		close(b.master);
+
+		/* Queued 64 B messages. */
+		bus_new(&b);
+		fds[MEM_QUEUES] = bus_member(&b, "sender", NULL);
+		for (i = 0; i < MEM_QUEUES; i++) {
+			snprintf(name, sizeof(name), "q%d", i);
+			fds[i] = bus_member(&b, name, NULL);
+		}
+		m0 = mem_free();
+		for (i = 0; i < MEM_QUEUES; i++) {
+			snprintf(name, sizeof(name), "q%d", i);
+			dst = bus_on(&b, name);
+			for (j = 0; j < MEM_QUEUED; j++)
+				if (sendto(fds[MEM_QUEUES], payload, 64, MSG_DONTWAIT,
+					   (struct sockaddr *)&dst, sizeof(dst)) != 64)
+					bench_die("queue a message");
+		}
+		queued[0][r] = (m0 - mem_free()) / (MEM_QUEUES * MEM_QUEUED);
+		for (i = 0; i <= MEM_QUEUES; i++)
+			close(fds[i]);
+		close(b.master);
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			bench_die("socketpair");
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+		m0 = mem_free();
+		for (j = 0; j < MEM_QUEUES * MEM_QUEUED; j++)
+			if (send(sv[0], payload, 64, MSG_DONTWAIT) != 64)
+				bench_die("queue an AF_UNIX message");
+		queued[1][r] = (m0 - mem_free()) / (MEM_QUEUES * MEM_QUEUED);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	bench_report("mem", "af_bus", "kernel", MEM_MEMBERS, "member", "B/member", member[0],
+		     opts.reps);
+	bench_report("mem", "unix_dgram", "kernel", MEM_MEMBERS, "member", "B/socket", member[1],
+		     opts.reps);
+	bench_report("mem", "af_bus", "kernel", MEM_GRANT_MEMBERS * GRANTS_PER_MEMBER, "grant",
+		     "B/grant", grant, opts.reps);
+	bench_report("mem", "af_bus", "kernel", 64, "queued", "B/message", queued[0], opts.reps);
+	bench_report("mem", "unix_dgram", "kernel", 64, "queued", "B/message", queued[1],
+		     opts.reps);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } groups[] = {
 		{ "rtt", bench_rtt }, { "path", bench_path }, { "tput", bench_tput },
 		{ "mcast", bench_mcast },
 		{ "match", bench_match }, { "svc", bench_svc }, { "join", bench_join },
+		{ "mem", bench_mem },
 		{ "calib", bench_calib },
 	};
 	unsigned int g;
