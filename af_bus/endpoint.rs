@@ -1523,10 +1523,18 @@ impl Endpoint {
             flags: crate::meta::META_MULTICAST,
         };
         crate::meta::write(skb.meta_mut(), &meta, None, core::iter::empty());
-        for r in receivers.iter() {
-            // No memory for this receiver's copy: a counted drop for it
-            // (as netlink does), and the others still get theirs.
-            let Ok(copy) = skb.clone_for_receiver() else {
+        let mut skb = Some(skb);
+        let last = receivers.len().saturating_sub(1);
+        for (i, r) in receivers.iter().enumerate() {
+            // The last receiver gets the message itself, the others
+            // copies.  No memory for a copy: a counted drop for that
+            // receiver (as netlink does), and the others still get theirs.
+            let copy = match (i == last, skb.as_ref()) {
+                (true, _) => skb.take(),
+                (false, Some(skb)) => skb.clone_for_receiver().ok(),
+                (false, None) => None,
+            };
+            let Some(copy) = copy else {
                 r.state().overrun(r);
                 continue;
             };
