@@ -288,6 +288,10 @@ impl<T: Send + Sync> BusInner<T> {
         if self.seconds.is_empty() {
             self.thirds = KVVec::from_elem(0u64, THIRDS_WORDS, gfp)?;
             self.seconds = KVVec::from_elem(Bitmap::default(), bloom::BITS, gfp)?;
+        }
+        // On its own: a failure above must not leave a bus without counts
+        // for good (its grants would all go under their lowest bits).
+        if self.held.is_empty() {
             self.held = KVVec::from_elem(0u32, bloom::BITS, gfp)?;
         }
         let want = self
