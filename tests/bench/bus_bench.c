@@ -892,7 +892,8 @@ static void bench_mcast(void)
 				for (b = 0; b < 2; b++) {
 					/* The order of the two rotates by round. */
 					int x = (b + r + 1) % 2;
-					double cpu, m = fanout_run(&f[x], r < 0 ? WINDOW * 2 : k, &cpu);
+					long count = r < 0 ? WINDOW * 2 : k;
+					double cpu, m = fanout_run(&f[x], count, &cpu);
 
 					if (r >= 0) {
 						v[x][r] = m;
@@ -1520,7 +1521,8 @@ static void bench_mem(void)
 				filler_mask(ML_DBUS, i * GRANTS_PER_MEMBER + j, mask);
 				g[j % 16] = bus_mcast(&b, mask);
 				if (j % 16 == 15 || j == GRANTS_PER_MEMBER - 1) {
-					bus_grant(&b, &handle[i], SCM_MULTICAST_MATCH, g, j % 16 + 1);
+					bus_grant(&b, &handle[i], SCM_MULTICAST_MATCH, g,
+						  j % 16 + 1);
 					if (recv(fds[i], name, sizeof(name), 0) < 0)
 						bench_die("grant reply");
 				}
