@@ -1470,6 +1470,10 @@ static double mem_free(void)
  */
 static void bench_mem(void)
 {
+	/* A smoke run (make check) makes a tenth of everything. */
+	int div = opts.scale < 0.1 ? 10 : 1;
+	int nmembers = MEM_MEMBERS / div, ngrant = MEM_GRANT_MEMBERS / div;
+	int nqueues = MEM_QUEUES / div;
 	double member[2][BENCH_MAX_REPS], grant[BENCH_MAX_REPS], queued[2][BENCH_MAX_REPS];
 	static int fds[2 * MEM_MEMBERS];
 	static struct sockaddr_bus handle[MEM_GRANT_MEMBERS];
@@ -1488,33 +1492,33 @@ static void bench_mem(void)
 		/* Members, then sockets. */
 		bus_new(&b);
 		m0 = mem_free();
-		for (i = 0; i < MEM_MEMBERS; i++) {
+		for (i = 0; i < nmembers; i++) {
 			snprintf(name, sizeof(name), "m%d", i);
 			fds[i] = bus_member(&b, name, NULL);
 		}
-		member[0][r] = (m0 - mem_free()) / MEM_MEMBERS;
-		for (i = 0; i < MEM_MEMBERS; i++)
+		member[0][r] = (m0 - mem_free()) / nmembers;
+		for (i = 0; i < nmembers; i++)
 			close(fds[i]);
 		close(b.master);
 		m0 = mem_free();
-		for (i = 0; i < MEM_MEMBERS; i++) {
+		for (i = 0; i < nmembers; i++) {
 			if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 				bench_die("socketpair");
 			fds[2 * i] = sv[0];
 			fds[2 * i + 1] = sv[1];
 		}
-		member[1][r] = (m0 - mem_free()) / (2 * MEM_MEMBERS);
-		for (i = 0; i < 2 * MEM_MEMBERS; i++)
+		member[1][r] = (m0 - mem_free()) / (2 * nmembers);
+		for (i = 0; i < 2 * nmembers; i++)
 			close(fds[i]);
 
 		/* 10,000 D-Bus-shaped match grants on 200 members. */
 		bus_new(&b);
-		for (i = 0; i < MEM_GRANT_MEMBERS; i++) {
+		for (i = 0; i < ngrant; i++) {
 			snprintf(name, sizeof(name), "g%d", i);
 			fds[i] = bus_member(&b, name, &handle[i]);
 		}
 		m0 = mem_free();
-		for (i = 0; i < MEM_GRANT_MEMBERS; i++) {
+		for (i = 0; i < ngrant; i++) {
 			for (j = 0; j < GRANTS_PER_MEMBER; j++) {
 				__u64 mask[8];
 
@@ -1528,39 +1532,39 @@ static void bench_mem(void)
 				}
 			}
 		}
-		grant[r] = (m0 - mem_free()) / (MEM_GRANT_MEMBERS * GRANTS_PER_MEMBER);
-		for (i = 0; i < MEM_GRANT_MEMBERS; i++)
+		grant[r] = (m0 - mem_free()) / (ngrant * GRANTS_PER_MEMBER);
+		for (i = 0; i < ngrant; i++)
 			close(fds[i]);
 		close(b.master);
 
 		/* Queued 64 B messages. */
 		bus_new(&b);
-		fds[MEM_QUEUES] = bus_member(&b, "sender", NULL);
-		for (i = 0; i < MEM_QUEUES; i++) {
+		fds[nqueues] = bus_member(&b, "sender", NULL);
+		for (i = 0; i < nqueues; i++) {
 			snprintf(name, sizeof(name), "q%d", i);
 			fds[i] = bus_member(&b, name, NULL);
 		}
 		m0 = mem_free();
-		for (i = 0; i < MEM_QUEUES; i++) {
+		for (i = 0; i < nqueues; i++) {
 			snprintf(name, sizeof(name), "q%d", i);
 			dst = bus_on(&b, name);
 			for (j = 0; j < MEM_QUEUED; j++)
-				if (sendto(fds[MEM_QUEUES], payload, 64, MSG_DONTWAIT,
+				if (sendto(fds[nqueues], payload, 64, MSG_DONTWAIT,
 					   (struct sockaddr *)&dst, sizeof(dst)) != 64)
 					bench_die("queue a message");
 		}
-		queued[0][r] = (m0 - mem_free()) / (MEM_QUEUES * MEM_QUEUED);
-		for (i = 0; i <= MEM_QUEUES; i++)
+		queued[0][r] = (m0 - mem_free()) / (nqueues * MEM_QUEUED);
+		for (i = 0; i <= nqueues; i++)
 			close(fds[i]);
 		close(b.master);
 		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 			bench_die("socketpair");
 		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 		m0 = mem_free();
-		for (j = 0; j < MEM_QUEUES * MEM_QUEUED; j++)
+		for (j = 0; j < nqueues * MEM_QUEUED; j++)
 			if (send(sv[0], payload, 64, MSG_DONTWAIT) != 64)
 				bench_die("queue an AF_UNIX message");
-		queued[1][r] = (m0 - mem_free()) / (MEM_QUEUES * MEM_QUEUED);
+		queued[1][r] = (m0 - mem_free()) / (nqueues * MEM_QUEUED);
 		close(sv[0]);
 		close(sv[1]);
 	}
