@@ -38,6 +38,7 @@ pub(crate) enum BusKey {
 }
 
 impl BusKey {
+    #[inline(always)]
     fn of_abstract(net_id: usize, path: &BusPath) -> BusKey {
         let mut name = [0u8; BUS_PATH_MAX];
         name[..path.name().len()].copy_from_slice(path.name());
@@ -151,6 +152,7 @@ impl Resolved {
     /// Walks the paths `dst` and `cmsgs` name, as seen from `sock`, with
     /// none of the module's locks held (a walk may sleep on any
     /// filesystem).  A path with the destination's text is walked once.
+    #[inline]
     pub(crate) fn of<T: Send + Sync>(
         sock: &Sock<T>,
         dst: &BusAddr,
@@ -1466,6 +1468,7 @@ impl<T: Send + Sync> Registry<T> {
     /// needs write permission on its inode.
     ///
     /// Walks the filesystem: never call it with a lock of the module held.
+    #[inline]
     pub(crate) fn key_of(sock: &Sock<T>, path: &BusPath) -> Result<BusKey> {
         match path.kind() {
             PathKind::Abstract => Ok(BusKey::of_abstract(sock.net_id(), path)),

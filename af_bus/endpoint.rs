@@ -139,6 +139,7 @@ impl<'a> Owed<'a> {
     /// Follows the message's latest route: an answer held from another
     /// receiver, or no longer needed, is given back.  (The one noted was
     /// withdrawn before the route was looked up again: see `reroute`.)
+    #[inline]
     fn track(&mut self, r: &Route) {
         let same = self
             .taken
@@ -163,6 +164,7 @@ impl<'a> Owed<'a> {
         }
     }
 
+    #[inline]
     fn give_back(&mut self) {
         if let Some(r) = self.taken.take() {
             self.bus.refund_answer(self.sender, &r);
@@ -171,6 +173,7 @@ impl<'a> Owed<'a> {
 
     /// The message was delivered: the answer taken is spent, the one
     /// noted stays owed.
+    #[inline]
     fn spent(mut self) {
         self.taken = None;
         self.noted = None;
@@ -752,6 +755,7 @@ impl Endpoint {
     }
 
     /// Charges `size` to `uid` in `users`.
+    #[inline]
     fn charge(users: &mut RBTree<u32, Usage>, uid: u32, size: usize) -> Result {
         if let Some(u) = users.get_mut(&uid) {
             u.add(size);
@@ -1095,6 +1099,7 @@ impl Endpoint {
 
     /// Whether a message may go into a ring: not one carrying files or
     /// grants, which need the queue's control messages.
+    #[inline]
     fn ring_eligible(skb: &Skb) -> bool {
         !skb.has_files() && crate::meta::grants(skb.meta()).next().is_none()
     }

@@ -152,6 +152,7 @@ impl AddrPart {
     }
 
     /// The `ncomp * 8` bytes that identify the address.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..self.ncomp * 8]
     }
@@ -243,6 +244,7 @@ pub struct BusAddr {
     pub multicast: bool,
 }
 
+#[inline(always)]
 fn read_u16(raw: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([raw[at], raw[at + 1]])
 }
@@ -250,7 +252,7 @@ fn read_u16(raw: &[u8], at: usize) -> u16 {
 impl BusAddr {
     /// Parses an address of `raw.len()` bytes, in whichever layout its
     /// length selects.
-    #[inline]
+    #[inline(always)]
     pub fn parse(raw: &[u8]) -> Result<BusAddr, AddrError> {
         if raw.len() < SBUS_PATH_OFFSET {
             return Err(AddrError::Short);
@@ -303,7 +305,7 @@ impl BusAddr {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn parse_path(body: &[u8]) -> Result<BusPath, AddrError> {
         let (kind, rest) = match body.first() {
             None => return Err(AddrError::EmptyPath),

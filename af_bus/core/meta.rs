@@ -51,6 +51,7 @@ fn get_part(ncomp: u8, raw: &[u8]) -> Option<AddrPart> {
 /// `len(n)` bytes for `n` records.  Every byte is written once (the
 /// address parts whole, padding zeroed on its own): this runs for every
 /// message.
+#[inline]
 pub fn write(
     out: &mut [u8],
     meta: &Meta,

@@ -53,6 +53,7 @@ pub enum Admit {
 /// A user may hold at most half of what the other users leave free:
 /// `user + size <= (limit - (total - user)) / 2`, for bytes and for
 /// messages alike (rounding up, so that a one-message queue is usable).
+#[inline]
 pub fn admit(limits: Limits, total: Usage, user: Option<Usage>, size: usize) -> Admit {
     let (share_bytes, share_msgs) = match user {
         None => (limits.bytes, limits.msgs),
