@@ -1534,10 +1534,9 @@ impl Endpoint {
             // The last receiver gets the message itself, the others
             // copies.  No memory for a copy: a counted drop for that
             // receiver (as netlink does), and the others still get theirs.
-            let copy = match (i == last, skb.as_ref()) {
-                (true, _) => skb.take(),
-                (false, Some(skb)) => skb.clone_for_receiver().ok(),
-                (false, None) => None,
+            let copy = match i == last {
+                true => skb.take(),
+                false => skb.as_ref().and_then(|s| s.clone_for_receiver().ok()),
             };
             let Some(copy) = copy else {
                 r.state().overrun(r);
